@@ -1,0 +1,41 @@
+/** pino logger: JSON lines by default, or human-readable text (`logger.fmt: text`). */
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+
+export type { Logger };
+
+/** Config paths whose values are secrets; pino replaces them wherever they are logged. */
+const REDACT = ['password', '*.password', '*.*.password', 'sentryDSN', '*.sentryDSN', 'connectionString', '*.connectionString'];
+
+export function createLogger(options: Config['logger'], destination: NodeJS.WritableStream = process.stderr): Logger {
+  const base = { level: options.level, base: { app: 'wal-listener' }, redact: { paths: REDACT, censor: '[redacted]' } };
+  if (options.fmt === 'text') {
+    return pino({ ...base, formatters: { level: (label) => ({ level: label }) } }, textStream(destination));
+  }
+  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } }, pino.destination({ dest: fdOf(destination), sync: true }));
+}
+
+function fdOf(stream: NodeJS.WritableStream): number {
+  return (stream as unknown as { fd?: number }).fd ?? 2;
+}
+
+/** One readable line per record: `2024-02-29T08:15:56.123Z INFO message key=value ...`. */
+function textStream(out: NodeJS.WritableStream): NodeJS.WritableStream & { write(line: string): boolean } {
+  const SKIP = new Set(['level', 'time', 'msg', 'app']);
+  return {
+    write(line: string): boolean {
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return out.write(line);
+      }
+      const time = new Date(Number(record.time)).toISOString();
+      const fields = Object.entries(record)
+        .filter(([k]) => !SKIP.has(k))
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ');
+      return out.write(`${time} ${String(record.level).toUpperCase()} ${String(record.msg ?? '')}${fields ? ` ${fields}` : ''}\n`);
+    },
+  } as unknown as NodeJS.WritableStream & { write(line: string): boolean };
+}

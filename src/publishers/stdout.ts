@@ -1,0 +1,32 @@
+/** Writes one JSON event per line to standard output; for trying the daemon out and debugging. */
+import type { Writable } from 'node:stream';
+import { PublishError } from '../errors.js';
+import type { OutboundMessage, Publisher } from './publisher.js';
+
+export class StdoutPublisher implements Publisher {
+  readonly kind = 'stdout';
+  readonly needsKey = false;
+  private closed = false;
+
+  constructor(private readonly out: Writable = process.stdout) {}
+
+  async connect(): Promise<void> {}
+
+  publish(batch: readonly OutboundMessage[]): Promise<void> {
+    if (this.closed) return Promise.reject(new PublishError('stdout publisher is closed', true));
+    let text = '';
+    for (const message of batch) text += `${message.payload}\n`;
+    // The write callback fires once the data has been handed to the OS: that is stdout's "ack".
+    return new Promise((resolve, reject) => {
+      this.out.write(text, (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));
+    });
+  }
+
+  healthy(): boolean {
+    return !this.closed && this.out.writable;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

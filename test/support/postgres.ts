@@ -1,0 +1,87 @@
+/**
+ * A private database (and slot/publication names) on the machine's PostgreSQL for one test file.
+ * The machine's server is shared with CI and other tests: every name is unique, and cleanup drops
+ * the slots and the database so no WAL is kept forever.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const PG_HOST = process.env.PGHOST_TEST ?? '127.0.0.1';
+export const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
+export const PG_USER = process.env.PGUSER_TEST ?? 'postgres';
+
+export interface TestDatabase {
+  readonly name: string;
+  /** A slot name unique to this database (call again for more). */
+  slotName(tag?: string): string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** Runs SQL on the test database (new connection per call; fine for tests). */
+  sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  client(): Promise<pg.Client>;
+  /** confirmed_flush_lsn of a slot as "X/Y", or null. */
+  confirmedFlush(slot: string): Promise<string | null>;
+  drop(): Promise<void>;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+}
+
+async function adminQuery(text: string, params: unknown[] = [], port = PG_PORT, host = PG_HOST): Promise<pg.QueryResult> {
+  const client = new pg.Client({ host, port, user: PG_USER, database: 'postgres' });
+  await client.connect();
+  try {
+    return await client.query(text, params);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createTestDatabase(prefix = 'wl', opts: { host?: string; port?: number } = {}): Promise<TestDatabase> {
+  const host = opts.host ?? PG_HOST;
+  const port = opts.port ?? PG_PORT;
+  const name = uniqueName(prefix);
+  await adminQuery(`CREATE DATABASE ${name}`, [], port, host);
+  let slots = 0;
+  const client = async (): Promise<pg.Client> => {
+    const c = new pg.Client({ host, port, user: PG_USER, database: name });
+    await c.connect();
+    return c;
+  };
+  const db: TestDatabase = {
+    name,
+    host,
+    port,
+    user: PG_USER,
+    slotName: (tag = 's') => `${name}_${tag}${++slots}`.slice(0, 63),
+    client,
+    async sql(text, params) {
+      const c = await client();
+      try {
+        return await c.query(text, params);
+      } finally {
+        await c.end();
+      }
+    },
+    async confirmedFlush(slot) {
+      const r = await adminQuery('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot], port, host);
+      return (r.rows[0]?.lsn as string | undefined) ?? null;
+    },
+    async drop() {
+      // Terminate walsenders still using our slots, then drop slots and the database.
+      for (let attempt = 0; attempt < 20; attempt++) {
+        await adminQuery('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [name], port, host);
+        try {
+          await adminQuery('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [name], port, host);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, [], port, host);
+    },
+  };
+  return db;
+}
