@@ -21,7 +21,7 @@ import { formatLsn, parseLsn, type RelationMessage } from './postgres/pgoutput.j
 import { ReplicationConnection } from './postgres/replication.js';
 import { checkWalLevel, ensurePublication, ensureSlot, primaryKeyColumns } from './postgres/setup.js';
 import { SqlClient } from './postgres/sql-client.js';
-import { createBasicConverters, type ConvertProblem, type ValueConverters } from './postgres/values.js';
+import { createValueConverters, type ConvertProblem, type ValueConverters } from './postgres/values.js';
 import { createPublisher } from './publishers/index.js';
 import type { Publisher } from './publishers/publisher.js';
 
@@ -38,7 +38,7 @@ export interface DaemonOptions {
   config: Config;
   logger: Logger;
   observer?: DaemonObserver;
-  /** Builds the value converters; defaults to the built-in basic mapping. */
+  /** Builds the value converters; defaults to the full mapping with pg_type lookups for user types. */
   converters?: (sql: SqlClient, onProblem: ConvertProblem) => ValueConverters;
   publisher?: Publisher;
 }
@@ -101,7 +101,9 @@ export class Daemon {
       this.observer.convertProblem?.(typeOid, text);
       log.warn({ typeOid, length: text.length }, 'value could not be converted; published as PostgreSQL text');
     };
-    const converters = (this.options.converters ?? ((_sql, problem) => createBasicConverters(problem)))(sql, onProblem);
+    const converters = (
+      this.options.converters ?? ((client, problem) => createValueConverters({ query: (text, params) => client.query(text, params), onProblem: problem }))
+    )(sql, onProblem);
     let announcedSetup = false;
 
     while (!signal.aborted) {

@@ -202,16 +202,19 @@ export class Dispatcher {
     void this.retryLoop();
   }
 
+  /**
+   * Re-sends the oldest failed batch until the broker takes it (with backoff); that batch is the
+   * probe. Then the other failed batches and those held meanwhile go out pipelined, in order.
+   */
   private async retryLoop(): Promise<void> {
     const log = this.options.logger;
-    while (this.failed.length > 0 && !this.stopped) {
-      const batch = this.failed[0]!;
+    const batch = this.failed[0]!;
+    for (;;) {
       await sleep(this.backoff.next(), this.abort.signal);
-      if (this.stopped) break;
+      if (this.stopped) return;
       try {
         await this.publisher.publish(batch.messages);
-        this.failed.shift();
-        this.acknowledge(batch);
+        break;
       } catch (err) {
         const error = err instanceof WalListenerError ? err : new PublishError(describeError(err), true, { cause: err });
         if (!(error instanceof PublishError) || !error.retryable) {
@@ -224,10 +227,12 @@ export class Dispatcher {
       }
     }
     if (this.stopped) return;
-    log.info({ attempts: this.backoff.attempts }, 'publishing recovered');
+    this.failed.shift();
+    this.acknowledge(batch);
+    log.info({ attempts: this.backoff.attempts, resending: this.failed.length }, 'publishing recovered');
     this.backoff.reset();
     this.retrying = false;
-    const held = this.held.splice(0);
-    for (const batch of held) this.send(batch);
+    const next = [...this.failed.splice(0), ...this.held.splice(0)];
+    for (const b of next) this.send(b);
   }
 }

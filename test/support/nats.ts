@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, waitFor } from './ports.js';
 
 export interface NatsServer {
@@ -48,4 +49,40 @@ export async function startNats(): Promise<NatsServer> {
     },
     connect: () => connect({ servers: `127.0.0.1:${port}` }),
   };
+}
+
+export interface StoredMessage {
+  seq: number;
+  subject: string;
+  msgId: string | undefined;
+  /** The payload as sent (JSON.parse loses int8 digits; assert on this for exact numbers). */
+  raw: string;
+  json: Record<string, unknown>;
+}
+
+/** Number of messages in a JetStream stream (0 when it does not exist yet). */
+export async function streamCount(nc: NatsConnection, stream: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    return (await jsm.streams.info(stream)).state.messages;
+  } catch {
+    return 0;
+  }
+}
+
+/** Every message stored in the stream right now, in stream order (ordered consumer). */
+export async function readStream(nc: NatsConnection, stream: string): Promise<StoredMessage[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(stream);
+  const last = info.state.last_seq;
+  const out: StoredMessage[] = [];
+  if (info.state.messages === 0) return out;
+  const consumer = await jetstream(nc).consumers.get(stream);
+  const messages = await consumer.consume({ max_messages: 1000 });
+  for await (const m of messages) {
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), raw: m.string(), json: m.json() });
+    if (m.seq >= last) break;
+  }
+  await messages.close();
+  return out;
 }

@@ -1,0 +1,91 @@
+/**
+ * Bad config and usage stop the daemon with exit code 2 and a message naming the problem, before
+ * it connects to anything: the database and broker addresses point at listeners that count
+ * connections, and they must count none.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { startDaemon } from '../support/daemon.js';
+
+let pgTrap: Server;
+let brokerTrap: Server;
+let connections = 0;
+let pgPort = 0;
+let brokerPort = 0;
+
+async function trap(): Promise<[Server, number]> {
+  const server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return [server, typeof address === 'object' && address ? address.port : 0];
+}
+
+before(async () => {
+  [pgTrap, pgPort] = await trap();
+  [brokerTrap, brokerPort] = await trap();
+});
+after(() => {
+  pgTrap.close();
+  brokerTrap.close();
+});
+
+const valid = () => `listener:
+  slotName: never_used
+database:
+  host: 127.0.0.1
+  port: ${pgPort}
+  name: test
+  user: postgres
+publisher:
+  type: nats
+  address: 127.0.0.1:${brokerPort}
+  topic: wal_listener
+`;
+
+async function expectExit2(rawConfig: string | null, pattern: RegExp, args?: string[], env?: Record<string, string>): Promise<void> {
+  const before = connections;
+  const daemon = await startDaemon(null, { rawConfig: rawConfig ?? '', ...(args ? { args } : {}), ...(env ? { env } : {}), waitForStreaming: false });
+  const code = await daemon.exited;
+  assert.equal(code, 2, `exit code; stderr: ${daemon.stderr()}`);
+  assert.match(daemon.stderr(), pattern);
+  assert.equal(connections, before, 'no connection was made');
+}
+
+describe('bad config exits 2 naming the problem, before connecting', () => {
+  test('unknown key', () => expectExit2(valid().replace('slotName: never_used', 'slotName: never_used\n  slotNmae: typo'), /unknown key listener\.slotNmae/));
+  test('wrong type', () => expectExit2(valid().replace('port: ' + pgPort, 'port: "not a port"'), /database\.port: .*expected number/i));
+  test('missing slotName', () => expectExit2(valid().replace('  slotName: never_used\n', '  serverPort: 0\n'), /listener\.slotName: is required/));
+  test('broken YAML', () => expectExit2(`${valid()}\nlistener: [\n`, /not valid YAML/));
+  test('missing file', () => expectExit2(null, /config file \/nonexistent\/config\.yml does not exist/, ['-c', '/nonexistent/config.yml']));
+  test('bad duration', () => expectExit2(valid().replace('slotName: never_used', 'slotName: never_used\n  heartbeatInterval: soon'), /listener\.heartbeatInterval: expected a duration/));
+  test('unknown WAL_ environment variable', () => expectExit2(valid(), /WAL_LISTENER_SLOTNAM names no config key/, undefined, { WAL_LISTENER_SLOTNAM: 'x' }));
+  test('environment override with the wrong type', () => expectExit2(valid(), /WAL_DATABASE_PORT: expected a number/, undefined, { WAL_DATABASE_PORT: 'abc' }));
+  test('environment override of a key the file lacks is validated', () =>
+    expectExit2(valid(), /publisher\.exchangeKind/, undefined, { WAL_PUBLISHER_EXCHANGEKIND: 'sideways' }));
+  test('unknown flag is a usage error', () => expectExit2(null, /Unknown option '--bogus'/, ['--bogus']));
+});
+
+describe('usage', () => {
+  test('--help and --version exit 0', async () => {
+    const help = await startDaemon(null, { args: ['--help'], waitForStreaming: false });
+    assert.equal(await help.exited, 0);
+    assert.match(help.stdout(), /Usage: wal-listener/);
+    const version = await startDaemon(null, { args: ['--version'], waitForStreaming: false });
+    assert.equal(await version.exited, 0);
+    assert.match(version.stdout(), /^wal-listener \d+\.\d+\.\d+/);
+  });
+
+  test('ignored wal-listener keys are accepted with a warning', async () => {
+    const text = valid().replace('slotName: never_used', 'slotName: never_used\n  ackTimeout: 10s').replace('user: postgres', 'user: postgres\n  debug: true');
+    // The config is valid, so the daemon starts and tries to connect; stop it once it warned.
+    const daemon = await startDaemon(null, { rawConfig: text, waitForStreaming: false });
+    await daemon.waitForLog(/listener\.ackTimeout is accepted for compatibility/);
+    await daemon.waitForLog(/database\.debug is accepted for compatibility/);
+    assert.equal(await daemon.stop(), 0);
+  });
+});
+

@@ -1,0 +1,118 @@
+/**
+ * At-least-once under faults, with JetStream dedup making duplicates invisible:
+ *  - kill -9 of the daemon in the middle of a 20,000-row transaction;
+ *  - nats-server killed and restarted mid-stream, while the slot's confirmed_flush_lsn must never
+ *    pass a commit that is not in the stream.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
+import { waitFor } from '../support/ports.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+
+let db: TestDatabase;
+let nats: NatsServer;
+let nc: NatsConnection;
+const daemons: DaemonProcess[] = [];
+
+before(async () => {
+  db = await createTestDatabase('wl_faults');
+  nats = await startNats();
+  nc = await nats.connect();
+});
+
+after(async () => {
+  for (const d of daemons) await d.kill();
+  await nc?.close();
+  await nats?.stop();
+  await db?.drop();
+});
+
+function lsn(text: string): bigint {
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+async function currentLsn(): Promise<bigint> {
+  return lsn((await db.sql<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
+}
+
+async function start(slot: string, topic: string, listener: Record<string, unknown> = {}, publisher: Record<string, unknown> = {}): Promise<DaemonProcess> {
+  const d = await startDaemon({
+    listener: { slotName: slot, ...listener },
+    database: databaseSection(db),
+    publisher: { type: 'nats', address: nats.url, topic, ackTimeout: '2s', ...publisher },
+  });
+  daemons.push(d);
+  return d;
+}
+
+test('kill -9 in the middle of a 20,000-row transaction: every change in the stream, no duplicate', async () => {
+  const topic = 'crash_events';
+  const slot = db.slotName('crash');
+  await db.sql('CREATE TABLE big (id int PRIMARY KEY, payload text)');
+  // A small window slows publishing down enough to kill the daemon mid-transaction.
+  const first = await start(slot, topic, { maxInFlight: 64, filter: { tables: { big: null } } });
+  const before = await currentLsn();
+  await db.sql("INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+  const atKill = await waitFor('part of the transaction in the stream', async () => {
+    const n = await streamCount(nc, topic);
+    return n >= 1000 ? n : undefined;
+  }, 30_000, 5);
+  await first.kill();
+  assert.ok(atKill < 20_000, `killed mid-transaction (had ${atKill} of 20000)`);
+  const confirmedAtKill = await db.confirmedFlush(slot);
+  assert.ok(confirmedAtKill === null || lsn(confirmedAtKill) <= before, 'the unfinished transaction was not confirmed');
+
+  await start(slot, topic, { filter: { tables: { big: null } } });
+  await waitFor('all 20,000 changes', async () => (await streamCount(nc, topic)) >= 20_000, 60_000);
+  const end = await currentLsn();
+  await waitFor('slot confirmed past the transaction', async () => lsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 20_000);
+  const stored = await readStream(nc, topic);
+  assert.equal(stored.length, 20_000, 'no duplicate stored');
+  const ids = new Set(stored.map((m) => m.json.id));
+  assert.equal(ids.size, 20_000);
+  const rows = stored.map((m) => (m.json.data as { id: number }).id).sort((a, b) => a - b);
+  assert.deepEqual(rows, Array.from({ length: 20_000 }, (_, i) => i + 1));
+  assert.equal(new Set(stored.map((m) => m.json.lsn)).size, 1, 'one transaction');
+  for (const d of daemons.splice(0)) assert.equal(d === first ? 0 : await d.stop(), 0);
+});
+
+test('nats-server killed and restarted mid-stream: nothing lost, nothing confirmed early', async () => {
+  const topic = 'outage_events';
+  const slot = db.slotName('outage');
+  await db.sql('CREATE TABLE ledger (id int PRIMARY KEY, n int)');
+  const daemon = await start(slot, topic, { filter: { tables: { ledger: null } } });
+  for (let i = 1; i <= 100; i++) await db.sql('INSERT INTO ledger VALUES ($1, $1)', [i]);
+  await waitFor('first 100 in the stream', async () => (await streamCount(nc, topic)) >= 100, 30_000);
+
+  await nats.kill();
+  const beforeOutage = await currentLsn();
+  for (let i = 101; i <= 300; i++) await db.sql('INSERT INTO ledger VALUES ($1, $1)', [i]);
+  // While the broker is down, several heartbeats (1s) pass: the confirmed LSN must stay behind
+  // every commit made during the outage.
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const confirmed = await db.confirmedFlush(slot);
+    assert.ok(confirmed !== null && lsn(confirmed) <= beforeOutage, `confirmed ${confirmed} passed an unpublished commit (outage began at ${beforeOutage})`);
+  }
+  assert.equal(daemon.child.exitCode, null, 'the daemon keeps running while NATS is down');
+
+  await nats.restart();
+  for (let i = 301; i <= 400; i++) await db.sql('INSERT INTO ledger VALUES ($1, $1)', [i]);
+  await nc.close();
+  nc = await nats.connect();
+  await waitFor('all 400 in the stream', async () => (await streamCount(nc, topic)) >= 400, 60_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- daemon log ---\n${daemon.stderr().slice(-4000)}`);
+  });
+  const end = await currentLsn();
+  await waitFor('slot confirmed to the end', async () => lsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 30_000);
+  const stored = await readStream(nc, topic);
+  assert.equal(stored.length, 400, 'no duplicate stored');
+  const rows = stored.map((m) => (m.json.data as { id: number }).id);
+  assert.deepEqual([...rows].sort((a, b) => a - b), Array.from({ length: 400 }, (_, i) => i + 1));
+  assert.ok(daemon.logs().some((r) => /publish failed|publish retry failed/.test(String(r.msg))), 'the outage was noticed and retried');
+  assert.equal(await daemon.stop(), 0);
+});

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import { parseDuration } from '../../src/config/duration.js';
+import { ConfigError } from '../../src/errors.js';
+
+const MINIMAL = 'listener: { slotName: s1 }\npublisher: { type: nats, topic: wal_listener }\n';
+
+test('defaults are applied', () => {
+  const { config } = parseConfig(MINIMAL, 'test');
+  assert.equal(config.listener.publication, 'wal-listener');
+  assert.equal(config.listener.refreshConnection, 30_000);
+  assert.equal(config.listener.heartbeatInterval, 10_000);
+  assert.equal(config.listener.serverPort, 0);
+  assert.deepEqual(config.listener.topicsMap, {});
+  assert.equal(config.logger.level, 'info');
+  assert.equal(config.logger.fmt, 'json');
+  assert.equal(config.database.port, 5432);
+  assert.equal(config.publisher.exchangeKind, 'topic');
+  assert.equal(config.monitoring.promAddr, '');
+});
+
+test('WAL_ overrides reach every section, also keys the file lacks', () => {
+  const { config } = parseConfig(MINIMAL, 'test', {
+    WAL_DATABASE_PORT: '5433',
+    WAL_DATABASE_PASSWORD: '0123',
+    WAL_LOGGER_LEVEL: 'debug',
+    WAL_MONITORING_PROMADDR: ':2112',
+    WAL_LISTENER_SLOTNAME: 'other',
+    WAL_LISTENER_HEARTBEATINTERVAL: '1m30s',
+    WAL_LISTENER_FILTER_TABLES: '{"users": ["insert"]}',
+    WAL_LISTENER_TOPICSMAP: 'public_users: notifier',
+    WAL_PUBLISHER_ENABLETLS: 'true',
+    WAL_PUBLISHER_SASL_MECHANISM: 'plain',
+    WAL_PUBLISHER_SASL_USERNAME: 'u',
+    WAL_PUBLISHER_SASL_PASSWORD: 'p',
+    UNRELATED: 'ignored',
+  });
+  assert.equal(config.database.port, 5433);
+  assert.equal(config.database.password, '0123', 'a numeric-looking password stays a string');
+  assert.equal(config.logger.level, 'debug');
+  assert.equal(config.monitoring.promAddr, ':2112');
+  assert.equal(config.listener.slotName, 'other');
+  assert.equal(config.listener.heartbeatInterval, 90_000);
+  assert.deepEqual(config.listener.filter.tables, { users: ['insert'] });
+  assert.deepEqual(config.listener.topicsMap, { public_users: 'notifier' });
+  assert.equal(config.publisher.enableTLS, true);
+  assert.deepEqual(config.publisher.sasl, { mechanism: 'plain', username: 'u', password: 'p' });
+});
+
+test("ihippik/wal-listener's snake_case TLS keys are read as the camelCase ones", () => {
+  const { config } = parseConfig(`${MINIMAL.replace('topic: wal_listener', 'topic: wal_listener, enable_tls: true, ca_cert: ca.pem')}`, 'test');
+  assert.equal(config.publisher.enableTLS, true);
+  assert.equal(config.publisher.caCert, 'ca.pem');
+});
+
+test('errors name the key', () => {
+  const cases: [string, RegExp][] = [
+    ['listener: { slotName: s1, filter: { tables: { users: [upsert] } } }\npublisher: { type: nats, topic: t }', /listener\.filter\.tables\.users\.0: expected one of insert, update, delete, truncate/],
+    ['listener: { slotName: "Bad-Name" }\npublisher: { type: nats, topic: t }', /listener\.slotName: must be/],
+    ['listener: { slotName: s1 }\npublisher: { type: carrier_pigeon, topic: t }', /publisher\.type/],
+    ['listener: { slotName: s1 }\npublisher: { type: nats }', /publisher\.topic: is required/],
+    ['listener: { slotName: s1 }\npublisher: { type: nats, topic: t }\nextra: 1', /unknown key extra/],
+    ['- just\n- a list', /must be a mapping/],
+  ];
+  for (const [text, pattern] of cases) {
+    assert.throws(() => parseConfig(text, 'test'), (err: unknown) => err instanceof ConfigError && pattern.test(err.message), text);
+  }
+});
+
+test('durations', () => {
+  assert.equal(parseDuration('30s'), 30_000);
+  assert.equal(parseDuration('1m30s'), 90_000);
+  assert.equal(parseDuration('250ms'), 250);
+  assert.equal(parseDuration('2h'), 7_200_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('10'), 10_000);
+  assert.equal(parseDuration('soon'), undefined);
+  assert.equal(parseDuration('10x'), undefined);
+  assert.equal(parseDuration(''), undefined);
+});
