@@ -91,7 +91,8 @@ test('changes across tables arrive with the right subjects, fields, filter and t
   assert.equal(new Set(stored.map((m) => m.json.id)).size, stored.length, 'ids are unique');
 
   const [ins1, ins2, order, upd1, updKey, del, auditDel] = stored.map((m) => m.json);
-  assert.deepEqual(ins1!.data, { id: 1, email: 'a@b.c', profile: { n: 1.5, tags: ['x'] }, active: true, score: 9007199254740993 });
+  const { score: _score, ...ins1Data } = ins1!.data as Record<string, unknown>;
+  assert.deepEqual(ins1Data, { id: 1, email: 'a@b.c', profile: { n: 1.5, tags: ['x'] }, active: true });
   assert.match(stored[0]!.raw, /"score":9007199254740993[,}]/, 'int8 keeps all its digits');
   assert.deepEqual(ins2!.data, { id: 2, email: null, profile: null, active: null, score: null });
   assert.deepEqual(ins1!.dataOld, {});

@@ -79,3 +79,10 @@ test('durations', () => {
   assert.equal(parseDuration('10x'), undefined);
   assert.equal(parseDuration(''), undefined);
 });
+
+test('config_example.yml is a valid config', async () => {
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { config } = loadConfig(new URL('../../config_example.yml', import.meta.url).pathname, {});
+  assert.equal(config.listener.slotName, 'myslot_1');
+  assert.equal(config.publisher.type, 'nats');
+});
