@@ -97,9 +97,14 @@ export class Daemon {
   private async replicate(publisher: Publisher, sql: SqlClient, signal: AbortSignal): Promise<void> {
     const { config, log } = this;
     const backoff = new Backoff({ initialMs: 500, maxMs: config.listener.refreshConnection || 30_000 });
+    const lastWarned = new Map<number, number>();
     const onProblem: ConvertProblem = (typeOid, text) => {
       this.observer.convertProblem?.(typeOid, text);
-      log.warn({ typeOid, length: text.length }, 'value could not be converted; published as PostgreSQL text');
+      // One warning per type a minute: the counter (problematic_events_total) has the full count.
+      const now = Date.now();
+      if ((lastWarned.get(typeOid) ?? -Infinity) > now - 60_000) return;
+      lastWarned.set(typeOid, now);
+      log.warn({ typeOid, length: text.length }, 'value could not be converted; published as PostgreSQL text (logged once a minute per type)');
     };
     const converters = (
       this.options.converters ?? ((client, problem) => createValueConverters({ query: (text, params) => client.query(text, params), onProblem: problem }))
@@ -189,7 +194,7 @@ export class Daemon {
         log.warn({ err: outcome === 'ended' ? 'replication stream ended' : describeError(outcome) }, 'replication connection lost; reconnecting');
         this.observer.reconnect?.('postgres');
         this.observer.state?.('reconnecting', publisher);
-        await Promise.race([dispatcher.drained(), aborted]);
+        await Promise.race([dispatcher.drained(), aborted, fatalPromise]);
         if (signal.aborted) {
           await this.drain(dispatcher, config.listener.shutdownTimeout);
           return;
@@ -198,7 +203,7 @@ export class Daemon {
         if (isFatal(err)) throw err;
         const delay = backoff.next();
         this.observer.state?.('reconnecting', publisher);
-        if (err instanceof WalListenerError && err.code === 'WAL_PG_SLOT_IN_USE') {
+        if ((err instanceof WalListenerError && err.code === 'WAL_PG_SLOT_IN_USE') || (err as { code?: string }).code === '55006') {
           log.warn({ err: err.message, retryInMs: delay }, 'replication slot in use by another process; retrying');
         } else {
           log.warn({ err: describeError(err), code: (err as { code?: string }).code, retryInMs: delay }, 'PostgreSQL not available; retrying');

@@ -1,6 +1,7 @@
 /**
  * At-least-once under faults, with JetStream dedup making duplicates invisible:
  *  - kill -9 of the daemon in the middle of a 20,000-row transaction;
+ *  - kill -9 in the middle of a COPY of 10,000 rows (rows of one multi-insert WAL record share an LSN);
  *  - nats-server killed and restarted mid-stream, while the slot's confirmed_flush_lsn must never
  *    pass a commit that is not in the stream.
  */
@@ -78,6 +79,32 @@ test('kill -9 in the middle of a 20,000-row transaction: every change in the str
   assert.deepEqual(rows, Array.from({ length: 20_000 }, (_, i) => i + 1));
   assert.equal(new Set(stored.map((m) => m.json.lsn)).size, 1, 'one transaction');
   for (const d of daemons.splice(0)) assert.equal(d === first ? 0 : await d.stop(), 0);
+});
+
+test('kill -9 in the middle of a COPY of 10,000 rows: every row once, each with its own id', async () => {
+  const topic = 'copy_events';
+  const slot = db.slotName('copy');
+  await db.sql('CREATE TABLE copied (id int PRIMARY KEY, label text)');
+  const first = await start(slot, topic, { maxInFlight: 32, filter: { tables: { copied: null } } });
+  await db.sql("COPY copied FROM PROGRAM 'seq 1 10000 | sed s/$/,row/' WITH (FORMAT csv)");
+  const atKill = await waitFor('part of the COPY in the stream', async () => {
+    const n = await streamCount(nc, topic);
+    return n >= 500 ? n : undefined;
+  }, 30_000, 5);
+  await first.kill();
+  assert.ok(atKill < 10_000, `killed mid-COPY (had ${atKill} of 10000)`);
+
+  const second = await start(slot, topic, { filter: { tables: { copied: null } } });
+  await waitFor('all 10,000 rows', async () => (await streamCount(nc, topic)) >= 10_000, 60_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const stored = await readStream(nc, topic);
+  assert.equal(stored.length, 10_000, 'no duplicate stored');
+  assert.equal(new Set(stored.map((m) => m.json.id)).size, 10_000, 'every row has its own id');
+  const rows = stored.map((m) => (m.json.data as { id: number }).id).sort((a, b) => a - b);
+  assert.deepEqual(rows, Array.from({ length: 10_000 }, (_, i) => i + 1));
+  assert.ok(stored.every((m) => (m.json.data as { label: string }).label === 'row'));
+  assert.equal(await second.stop(), 0);
+  daemons.splice(0);
 });
 
 test('nats-server killed and restarted mid-stream: nothing lost, nothing confirmed early', async () => {
