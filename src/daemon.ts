@@ -204,7 +204,7 @@ export class Daemon {
         const delay = backoff.next();
         this.observer.state?.('reconnecting', publisher);
         if ((err instanceof WalListenerError && err.code === 'WAL_PG_SLOT_IN_USE') || (err as { code?: string }).code === '55006') {
-          log.warn({ err: err.message, retryInMs: delay }, 'replication slot in use by another process; retrying');
+          log.warn({ err: describeError(err), retryInMs: delay }, 'replication slot in use by another process; retrying');
         } else {
           log.warn({ err: describeError(err), code: (err as { code?: string }).code, retryInMs: delay }, 'PostgreSQL not available; retrying');
         }
