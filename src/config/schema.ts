@@ -98,6 +98,13 @@ const publisher = z.strictObject({
   duplicateWindow: duration('1h'),
   /** + How long to wait for a broker acknowledgement before the publish counts as failed and is retried. */
   ackTimeout: duration('30s'),
+}).superRefine((value, ctx) => {
+  if (value.type === 'google_pubsub' && value.pubSubProjectId === '') {
+    ctx.addIssue({ code: 'custom', path: ['pubSubProjectId'], message: 'is required for publisher.type google_pubsub' });
+  }
+  if ((value.type === 'kafka' || value.type === 'rabbitmq') && value.address === '') {
+    ctx.addIssue({ code: 'custom', path: ['address'], message: `is required for publisher.type ${value.type}` });
+  }
 });
 
 const monitoring = z

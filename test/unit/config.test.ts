@@ -86,3 +86,10 @@ test('config_example.yml is a valid config', async () => {
   assert.equal(config.listener.slotName, 'myslot_1');
   assert.equal(config.publisher.type, 'nats');
 });
+
+test('publisher settings that a broker needs are required for that broker', () => {
+  assert.throws(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: google_pubsub, topic: t }', 'test'), /publisher\.pubSubProjectId: is required for publisher\.type google_pubsub/);
+  assert.throws(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: kafka, topic: t }', 'test'), /publisher\.address: is required for publisher\.type kafka/);
+  assert.throws(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: rabbitmq, topic: t }', 'test'), /publisher\.address: is required for publisher\.type rabbitmq/);
+  assert.doesNotThrow(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: nats, topic: t }', 'test'));
+});
