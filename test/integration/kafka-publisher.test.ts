@@ -1,0 +1,329 @@
+/**
+ * KafkaPublisher against a real Kafka protocol implementation: librdkafka's mock cluster (3
+ * brokers, hosted by kcat; see test/support/kafka.ts). Everything published is read back with a
+ * kafkajs consumer.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { configSchema, type PublisherConfig } from '../../src/config/schema.js';
+import { PublishError, WalListenerError } from '../../src/errors.js';
+import { KafkaPublisher, publishError } from '../../src/publishers/kafka.js';
+import type { OutboundMessage } from '../../src/publishers/publisher.js';
+import { consumeAll, javaPartition, murmur2, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
+
+const log = pino({ level: 'silent' });
+
+function publisherConfig(address: string, extra: Record<string, unknown> = {}): PublisherConfig {
+  const parsed = configSchema.parse({ listener: { slotName: 'x' }, publisher: { type: 'kafka', address, topic: 'wal', ...extra } });
+  return parsed.publisher;
+}
+
+let lsnCounter = 0x1000000;
+function nextLsn(): string {
+  lsnCounter += 0x100;
+  return `0/${lsnCounter.toString(16).toUpperCase()}`;
+}
+
+function change(topic: string, table: string, action: string, row: number, lsn: string, extra: Record<string, unknown> = {}): OutboundMessage {
+  const id = randomUUID();
+  const data = action === 'DELETE' ? {} : { id: row, ...extra };
+  const dataOld = action === 'INSERT' ? {} : { id: row };
+  return {
+    id,
+    subject: `${topic}.public_${table}`,
+    key: JSON.stringify({ id: row }),
+    payload: JSON.stringify({ id, schema: 'public', table, action, data, dataOld, lsn }),
+    lsn,
+    schema: 'public',
+    table,
+    action,
+  };
+}
+
+/** Publishes batches the way the pipeline does: up to `window` publish() calls in flight. */
+async function publishWindowed(publisher: KafkaPublisher, batches: readonly OutboundMessage[][], window: number): Promise<void> {
+  const inFlight: Promise<void>[] = [];
+  for (const batch of batches) {
+    inFlight.push(publisher.publish(batch));
+    if (inFlight.length >= window) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+}
+
+/** Per topic+key: every message arrived once, on one partition (the Java client's), in publish order, with its headers. */
+async function assertDelivered(bootstrap: string, published: readonly OutboundMessage[], records: readonly ConsumedRecord[]): Promise<void> {
+  assert.equal(records.length, published.length, 'every published message arrives exactly once');
+  const byId = new Map(published.map((m) => [m.id, m]));
+  for (const record of records) {
+    const sent = byId.get(record.headers.id ?? '');
+    assert.ok(sent, `record with unknown id header ${record.headers.id}`);
+    assert.equal(record.topic, sent.subject);
+    assert.equal(record.key, sent.key);
+    assert.equal(record.value, sent.payload);
+    assert.deepEqual(record.headers, { id: sent.id, lsn: sent.lsn, table: `${sent.schema}.${sent.table}`, action: sent.action });
+  }
+  const expected = new Map<string, string[]>();
+  for (const m of published) {
+    const k = `${m.subject} ${m.key}`;
+    const list = expected.get(k) ?? [];
+    list.push(m.id);
+    expected.set(k, list);
+  }
+  const partitions = new Map<string, number>();
+  for (const topic of new Set(published.map((m) => m.subject))) partitions.set(topic, await partitionCount(bootstrap, topic));
+  const seen = new Map<string, ConsumedRecord[]>();
+  for (const r of records) {
+    const k = `${r.topic} ${r.key}`;
+    const list = seen.get(k) ?? [];
+    list.push(r);
+    seen.set(k, list);
+  }
+  assert.equal(seen.size, expected.size);
+  for (const [k, ids] of expected) {
+    const got = seen.get(k) ?? [];
+    const onPartitions = new Set(got.map((r) => r.partition));
+    assert.equal(onPartitions.size, 1, `${k}: all messages on one partition`);
+    const [topic, key] = [got[0]!.topic, got[0]!.key];
+    assert.equal(got[0]!.partition, javaPartition(key, partitions.get(topic)!), `${k}: the partition Java's murmur2 partitioner picks`);
+    const inOrder = [...got].sort((a, b) => a.offset - b.offset).map((r) => r.headers.id);
+    assert.deepEqual(inOrder, ids, `${k}: messages in publish order`);
+  }
+}
+
+describe('KafkaPublisher', () => {
+  let mock: KafkaMock;
+  before(async () => {
+    mock = await startKafkaMock();
+  });
+  after(async () => {
+    await mock?.stop();
+  });
+
+  test('murmur2 of the test helper matches the Java client', () => {
+    // Vectors from Kafka's UtilsTest.testMurmur2.
+    const cases: [string, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ];
+    for (const [text, hash] of cases) assert.equal(murmur2(Buffer.from(text)), hash, text);
+  });
+
+  test('inserts, many updates of the same rows in separate batches and deletes arrive complete, keyed, in order per key (dead broker first in the list)', async (t) => {
+    // The first address refuses connections: connecting must move on to the next one.
+    const publisher = new KafkaPublisher(publisherConfig(`127.0.0.1:1,${mock.bootstrap}`), log);
+    t.after(() => publisher.close());
+    assert.equal(publisher.needsKey, true);
+    assert.equal(publisher.healthy(), false);
+    await publisher.connect();
+    assert.equal(publisher.healthy(), true);
+
+    const topic = `wl${randomBytes(3).toString('hex')}`;
+    const users = Array.from({ length: 12 }, (_, i) => i + 1);
+    const orders = Array.from({ length: 6 }, (_, i) => i + 1);
+    const batches: OutboundMessage[][] = [];
+    // One transaction inserting everything (two tables: two topics in one batch).
+    let lsn = nextLsn();
+    batches.push([...users.map((r) => change(topic, 'users', 'INSERT', r, lsn)), ...orders.map((r) => change(topic, 'orders', 'INSERT', r, lsn))]);
+    // 25 transactions updating every row, rows 1 and 2 of users twice in the same transaction.
+    for (let round = 1; round <= 25; round++) {
+      lsn = nextLsn();
+      const batch = users.map((r) => change(topic, 'users', 'UPDATE', r, lsn, { round }));
+      batch.push(change(topic, 'users', 'UPDATE', 1, lsn, { round, again: true }), change(topic, 'users', 'UPDATE', 2, lsn, { round, again: true }));
+      batch.push(...orders.map((r) => change(topic, 'orders', 'UPDATE', r, lsn, { round })));
+      batches.push(batch);
+    }
+    lsn = nextLsn();
+    batches.push([...users.map((r) => change(topic, 'users', 'DELETE', r, lsn)), ...orders.map((r) => change(topic, 'orders', 'DELETE', r, lsn))]);
+
+    await publishWindowed(publisher, batches, 6);
+    const published = batches.flat();
+    const records = await consumeAll(mock.bootstrap, [`${topic}.public_users`, `${topic}.public_orders`], published.length);
+    await assertDelivered(mock.bootstrap, published, records);
+    assert.equal(publisher.healthy(), true);
+  });
+
+  test('a batch larger than one Kafka request (1,500 messages of 1 KB, one key) arrives whole and in order', async (t) => {
+    const publisher = new KafkaPublisher(publisherConfig(mock.bootstrap), log);
+    t.after(() => publisher.close());
+    await publisher.connect();
+    const topic = `wl${randomBytes(3).toString('hex')}`;
+    const lsn = nextLsn();
+    // A table without a primary key: every change has the key "<schema>.<table>", so one partition.
+    const batch = Array.from({ length: 1500 }, (_, i) => ({ ...change(topic, 'nokey', 'INSERT', i, lsn, { pad: 'x'.repeat(1000) }), key: 'public.nokey' }));
+    await publisher.publish(batch);
+    const records = await consumeAll(mock.bootstrap, [`${topic}.public_nokey`], batch.length);
+    await assertDelivered(mock.bootstrap, batch, records);
+  });
+
+  test('stopping the broker mid-stream rejects publishes as retryable within ackTimeout, never hangs', async (t) => {
+    const doomed = await startKafkaMock();
+    t.after(() => doomed.stop());
+    const ackTimeout = 3_000;
+    const publisher = new KafkaPublisher(publisherConfig(doomed.bootstrap, { ackTimeout: `${ackTimeout}ms` }), log);
+    t.after(() => publisher.close());
+    await publisher.connect();
+    const topic = `wl${randomBytes(3).toString('hex')}`;
+
+    interface Outcome { calledAt: number; settledAt: number; error?: unknown; afterStop: boolean }
+    const outcomes: Promise<Outcome>[] = [];
+    let stopped = false;
+    const publishOne = (): void => {
+      const lsn = nextLsn();
+      const calledAt = Date.now();
+      const afterStop = stopped;
+      const batch = Array.from({ length: 20 }, (_, i) => change(topic, 'users', 'UPDATE', i % 5, lsn));
+      outcomes.push(publisher.publish(batch).then(
+        () => ({ calledAt, settledAt: Date.now(), afterStop }),
+        (error: unknown) => ({ calledAt, settledAt: Date.now(), error, afterStop }),
+      ));
+    };
+    for (let i = 0; i < 15; i++) {
+      publishOne();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await doomed.stop();
+    stopped = true;
+    for (let i = 0; i < 10; i++) {
+      publishOne();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const results = await Promise.all(outcomes);
+    assert.ok(results.some((r) => !r.afterStop && r.error === undefined), 'publishes before the stop were acknowledged');
+    for (const r of results) {
+      assert.ok(r.settledAt - r.calledAt <= ackTimeout + 1_500, `a publish settled after ${r.settledAt - r.calledAt} ms`);
+      if (r.afterStop) assert.ok(r.error !== undefined, 'no publish succeeds once the broker is gone');
+      if (r.error !== undefined) {
+        assert.ok(r.error instanceof PublishError, String(r.error));
+        assert.equal(r.error.retryable, true, r.error.message);
+        assert.match(r.error.message, /LSN 0\/[0-9A-F]+/);
+      }
+    }
+    assert.equal(publisher.healthy(), false);
+
+    // A later publish tries to reconnect by itself, and fails as retryable too.
+    const started = Date.now();
+    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    assert.ok(Date.now() - started <= ackTimeout + 1_500);
+  });
+
+  test('close() is idempotent; publish after close rejects', async () => {
+    const publisher = new KafkaPublisher(publisherConfig(mock.bootstrap), log);
+    await publisher.connect();
+    await Promise.all([publisher.close(), publisher.close()]);
+    await publisher.close();
+    assert.equal(publisher.healthy(), false);
+    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    await assert.rejects(publisher.connect(), PublishError);
+  });
+
+  test('an unreachable broker list fails connect() and publish() as retryable', async (t) => {
+    const publisher = new KafkaPublisher(publisherConfig('127.0.0.1:1,127.0.0.1:2'), log);
+    t.after(() => publisher.close());
+    await assert.rejects(publisher.connect(), (err: unknown) => err instanceof PublishError && err.retryable && /127\.0\.0\.1:1/.test(err.message));
+    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    assert.equal(publisher.healthy(), false);
+  });
+
+  test('TLS files are read at connect: a missing one is a config error naming the key and path', async () => {
+    const missing = `/nonexistent/${randomBytes(3).toString('hex')}.pem`;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ enableTLS: true, caCert: missing }, /publisher\.caCert.*nonexistent/],
+      [{ enableTLS: true, clientCert: missing, clientKey: missing }, /publisher\.clientCert.*nonexistent/],
+      [{ enableTLS: true, clientCert: missing }, /publisher\.clientKey/],
+    ];
+    for (const [extra, message] of cases) {
+      const publisher = new KafkaPublisher(publisherConfig(mock.bootstrap, extra), log);
+      await assert.rejects(publisher.connect(), (err: unknown) => err instanceof WalListenerError && !(err instanceof PublishError) && err.code === 'WAL_PUBLISH_CONFIG' && message.test(err.message));
+      await publisher.close();
+    }
+    const empty = new KafkaPublisher(publisherConfig(' , '), log);
+    await assert.rejects(empty.connect(), (err: unknown) => err instanceof WalListenerError && err.code === 'WAL_PUBLISH_CONFIG' && /publisher\.address/.test(err.message));
+  });
+
+  // The mock cluster has no TLS listener: a bare TLS endpoint (it hangs up after the handshake,
+  // it is no broker) shows that the files reach the handshake and how its failures are reported.
+  test('TLS: the broker certificate is checked against caCert, and clientCert/clientKey are presented', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'wl-kafka-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    for (const name of ['server', 'client']) {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    }
+    const clientsSeen: boolean[] = [];
+    const server = createServer(
+      { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')), ca: [readFileSync(join(dir, 'client.pem'))], requestCert: true, rejectUnauthorized: false },
+      (socket) => {
+        clientsSeen.push(socket.authorized);
+        socket.destroy();
+      },
+    );
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+
+    const untrusting = new KafkaPublisher(publisherConfig(address, { enableTLS: true, ackTimeout: '3s' }), log);
+    await assert.rejects(untrusting.connect(), (err: unknown) => err instanceof WalListenerError && err.code === 'WAL_PUBLISH_CONFIG' && /TLS.*self-signed certificate/.test(err.message));
+    await untrusting.close();
+    assert.deepEqual(clientsSeen, [], 'no handshake completes with an untrusted server certificate');
+
+    const files = { caCert: join(dir, 'server.pem'), clientCert: join(dir, 'client.pem'), clientKey: join(dir, 'client.key') };
+    const trusting = new KafkaPublisher(publisherConfig(address, { enableTLS: true, ackTimeout: '3s', ...files }), log);
+    await assert.rejects(trusting.connect(), (err: unknown) => err instanceof PublishError && err.retryable);
+    await trusting.close();
+    assert.ok(clientsSeen.length > 0 && clientsSeen.every(Boolean), 'handshakes completed with the client certificate accepted');
+  });
+
+  // The mock cluster accepts records of any size (it does not enforce message.max.bytes) and has
+  // no other refusal a producer can trigger, so the mapping of broker refusals is checked with the
+  // exact error objects kafkajs produces for them (its own error table and retrier).
+  test('broker refusals are final and name table, LSN and reason; transient errors are retryable', async () => {
+    const require = createRequire(import.meta.url);
+    const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode(code: number): Error };
+    const createRetry = require('kafkajs/src/retry/index.js') as (o: object) => (fn: () => Promise<never>) => Promise<never>;
+    type ErrorClass = new (e: unknown, o?: object) => Error;
+    const { KafkaJSNonRetriableError, KafkaJSConnectionError } = require('kafkajs') as { KafkaJSNonRetriableError: ErrorClass; KafkaJSConnectionError: ErrorClass };
+    const exhaust = (err: Error): Promise<unknown> => createRetry({ retries: 1, initialRetryTime: 1 })(() => Promise.reject(err)).catch((e: unknown) => e);
+
+    const small = change('wl', 'users', 'UPDATE', 1, '0/16B3748');
+    const big = change('wl', 'big_rows', 'INSERT', 2, '0/16B3800', { blob: 'x'.repeat(2_000_000) });
+
+    // sendMessages bails with the broker's error itself when Kafka marks it non-retriable.
+    const tooLarge = publishError(createErrorFromCode(10), [small, big]);
+    assert.equal(tooLarge.retryable, false);
+    assert.equal(tooLarge.code, 'WAL_PUBLISH_REJECTED');
+    assert.match(tooLarge.message, /table public\.big_rows, LSN 0\/16B3800/);
+    assert.match(tooLarge.message, /MESSAGE_TOO_LARGE: The request included a message larger than the max message size/);
+
+    for (const code of [87 /* INVALID_RECORD */, 29 /* TOPIC_AUTHORIZATION_FAILED */]) {
+      const refused = publishError(createErrorFromCode(code), [small, big]);
+      assert.equal(refused.retryable, false, refused.message);
+      assert.match(refused.message, /table public\.users, LSN 0\/16B3748/);
+    }
+
+    const notLeader = publishError(await exhaust(createErrorFromCode(6)), [small]);
+    assert.equal(notLeader.retryable, true, notLeader.message);
+    assert.match(notLeader.message, /NOT_LEADER_FOR_PARTITION/);
+
+    const unknownTopic = publishError(await exhaust(createErrorFromCode(3)), [small]);
+    assert.equal(unknownTopic.retryable, true);
+    assert.match(unknownTopic.message, /does not exist/);
+
+    // What a send returns once the brokers are gone: a non-retriable wrapper around a connection error.
+    const connection = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+    const gone = publishError(new KafkaJSNonRetriableError(connection, { cause: connection }), [small]);
+    assert.equal(gone.retryable, true);
+    assert.match(gone.message, /LSN 0\/16B3748.*ECONNREFUSED/);
+  });
+});
