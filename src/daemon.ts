@@ -43,6 +43,9 @@ export interface DaemonOptions {
   publisher?: Publisher;
 }
 
+/** How long a replication stream must stay up before a failure counts as new (backoff reset). */
+const STABLE_STREAM_MS = 30_000;
+
 /** PostgreSQL error codes that will not go away by retrying. */
 const FATAL_PG_CODES = new Set(['28P01', '28000', '3D000', '42501']);
 
@@ -168,7 +171,7 @@ export class Daemon {
         });
         const { ended } = await connection.start(config.listener.slotName, config.listener.publication, 0n, session.onFrame);
         session.startHeartbeat();
-        backoff.reset();
+        const streamingSince = Date.now();
         log.info({ slot: config.listener.slotName, systemId: identity.systemId, from: slot.confirmedFlush }, 'replication streaming');
         this.observer.state?.('streaming', publisher);
 
@@ -191,6 +194,9 @@ export class Daemon {
           throw fatal ?? outcome;
         }
         // The connection ended (server restart, pg_terminate_backend, network): drain and reconnect.
+        // A stream that stayed up a while starts the backoff afresh; one that keeps failing right
+        // after it starts keeps backing off (no busy loop).
+        if (Date.now() - streamingSince >= STABLE_STREAM_MS) backoff.reset();
         log.warn({ err: outcome === 'ended' ? 'replication stream ended' : describeError(outcome) }, 'replication connection lost; reconnecting');
         this.observer.reconnect?.('postgres');
         this.observer.state?.('reconnecting', publisher);
