@@ -9,6 +9,7 @@ import { loadConfig } from './config/load.js';
 import { Daemon } from './daemon.js';
 import { ConfigError, WalListenerError, describeError } from './errors.js';
 import { createLogger } from './observability/logger.js';
+import { createObservability, type Observability } from './observability/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FATAL = 1;
@@ -50,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: false,
     });
   } catch (err) {
-    process.stderr.write(`wal-listener: ${describeError(err)}\n\n${HELP}`);
+    process.stderr.write(`wal-listener: ${describeError(err)} [WAL_USAGE]\n\n${HELP}`);
     return EXIT_USAGE;
   }
   if (args.values.help) {
@@ -92,8 +93,11 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  let observability: Observability | undefined;
   try {
-    await new Daemon({ config, logger: log }).run(controller.signal);
+    observability = await createObservability(config, log, version());
+    await observability.start();
+    await new Daemon({ config, logger: log, observer: observability.observer }).run(controller.signal);
     log.info('stopped');
     return EXIT_OK;
   } catch (err) {
@@ -103,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
     }
     log.fatal({ err: describeError(err), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code }, 'fatal error; stopping');
     return EXIT_FATAL;
+  } finally {
+    await observability?.stop();
   }
 }
 

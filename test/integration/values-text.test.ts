@@ -31,7 +31,7 @@ describe('value converters on real PostgreSQL 15 text output', () => {
     await db.sql('CREATE PUBLICATION torture_pub FOR TABLE torture');
     slot = db.slotName('vals');
     await db.sql("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
-    session = new pg.Client({ host: db.host, port: db.port, user: db.user, database: db.name, options: REPLICATION_SESSION_OPTIONS });
+    session = new pg.Client({ host: db.host, port: db.port, user: db.user, password: db.password, database: db.name, options: REPLICATION_SESSION_OPTIONS });
     await session.connect();
     for (const insert of tortureInserts()) await session.query(insert.sql, insert.params);
     catalogClient = await db.client();

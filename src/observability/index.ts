@@ -1,0 +1,132 @@
+/**
+ * Wires metrics, probes and Sentry from the config into one DaemonObserver.
+ *   listener.serverPort  → /healthz, /ready            (0 = off)
+ *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
+ *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
+ * When serverPort and promAddr name the same port, one server answers all three paths.
+ * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
+ */
+import type { Config } from '../config/schema.js';
+import type { DaemonObserver } from '../daemon.js';
+import { ConfigError, describeError } from '../errors.js';
+import type { Logger } from './logger.js';
+import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
+import { Metrics } from './metrics.js';
+import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
+
+export interface Observability {
+  readonly observer: DaemonObserver;
+  /** Metrics registry, when promAddr is set. */
+  readonly metrics: Metrics | null;
+  /** Binds the probe and metrics ports (throws when a port is taken). */
+  start(): Promise<void>;
+  /** Closes the HTTP servers and flushes Sentry (bounded). Safe to call twice. */
+  stop(): Promise<void>;
+  /** Bound ports by path, after start() (for tests and the demo). */
+  readonly ports: ReadonlyMap<string, number>;
+}
+
+interface Listener {
+  host: string | undefined;
+  port: number;
+  what: string;
+  routes: Map<string, Route>;
+}
+
+/** Initialises Sentry at once (so crashes during startup are reported); servers bind in start(). */
+export async function createObservability(config: Config, logger: Logger, version: string): Promise<Observability> {
+  let promAddress;
+  try {
+    promAddress = parseListenAddress(config.monitoring.promAddr);
+  } catch (err) {
+    throw new ConfigError('WAL_CONFIG_INVALID', `monitoring.promAddr: ${describeError(err)}`);
+  }
+
+  let sentry: SentryHandle | null = null;
+  if (config.monitoring.sentryDSN) {
+    sentry = await initSentry({ dsn: config.monitoring.sentryDSN, version, secrets: configSecrets(config) });
+    logger.info({ release: `wal-listener@${version}` }, 'Sentry enabled: error logs and crashes are reported');
+  }
+
+  const metrics = promAddress ? new Metrics({ version }) : null;
+  const probes = config.listener.serverPort > 0 ? new Probes() : null;
+  const observer = combine(metrics?.observer(), probes?.observer());
+
+  const listeners: Listener[] = [];
+  if (probes) {
+    listeners.push({
+      host: undefined,
+      port: config.listener.serverPort,
+      what: 'probes',
+      routes: new Map<string, Route>([
+        ['/healthz', () => probes.liveness()],
+        ['/ready', () => probes.readiness()],
+      ]),
+    });
+  }
+  if (metrics && promAddress) {
+    const route: Route = async () => ({ status: 200, body: await metrics.text(), contentType: metrics.contentType });
+    const shared = listeners.find((l) => l.port === promAddress.port && promAddress.port !== 0);
+    if (shared) {
+      shared.routes.set('/metrics', route);
+      shared.what += ' and metrics';
+    } else listeners.push({ host: promAddress.host, port: promAddress.port, what: 'metrics', routes: new Map([['/metrics', route]]) });
+  }
+
+  const servers: HttpServer[] = [];
+  const ports = new Map<string, number>();
+  let stopped = false;
+  return {
+    observer,
+    metrics,
+    ports,
+    async start() {
+      for (const listener of listeners) {
+        const server = new HttpServer(listener.routes);
+        let port;
+        try {
+          port = await server.listen(listener.host, listener.port);
+        } catch (err) {
+          const key = listener.what === 'metrics' ? 'monitoring.promAddr' : 'listener.serverPort';
+          throw new Error(`cannot serve ${listener.what} on ${listener.host ?? ''}:${listener.port} (${key}): ${describeError(err)}`, { cause: err });
+        }
+        servers.push(server);
+        for (const path of listener.routes.keys()) ports.set(path, port);
+        logger.info({ port, host: listener.host, paths: server.paths }, `serving ${listener.what} over HTTP`);
+      }
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await Promise.all(servers.map((s) => s.close()));
+      await sentry?.flush(2_000);
+    },
+  };
+}
+
+/** Everything that must not leave the process: passwords, and credentials inside URLs and the DSN. */
+export function configSecrets(config: Config): string[] {
+  const secrets = [config.database.password, config.publisher.sasl?.password ?? '', ...dsnSecrets(config.monitoring.sentryDSN)];
+  for (const match of config.publisher.address.matchAll(/\/\/[^:/@\s]*:([^@/\s]+)@/g)) {
+    secrets.push(match[1]!);
+    try {
+      secrets.push(decodeURIComponent(match[1]!));
+    } catch {
+      // not percent-encoded
+    }
+  }
+  return secrets.filter((s) => s !== '');
+}
+
+function combine(metrics: Partial<DaemonObserver> | undefined, probes: Partial<DaemonObserver> | undefined): DaemonObserver {
+  const observer: DaemonObserver = { ...metrics, ...probes };
+  const a = metrics?.reconnect;
+  const b = probes?.reconnect;
+  if (a && b) {
+    observer.reconnect = (target) => {
+      a(target);
+      b(target);
+    };
+  }
+  return observer;
+}
