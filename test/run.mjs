@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Runs the test suite with node:test. Files are listed explicitly (on Node 20 a quoted glob finds nothing).
-// Usage: node test/run.mjs [unit|integration|faults|all] [extra files...]
-import { readdirSync, statSync } from 'node:fs';
+// Usage: node test/run.mjs [unit|integration|faults|pg18|all] [extra files...]
+//   pg18: the integration tests that talk to PostgreSQL, against an embedded PostgreSQL 18.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 
-const suites = { unit: ['test/unit'], integration: ['test/integration'], faults: ['test/faults'], all: ['test/unit', 'test/integration'] };
+const suites = { unit: ['test/unit'], integration: ['test/integration'], faults: ['test/faults'], pg18: ['test/integration'], all: ['test/unit', 'test/integration'] };
 const arg = process.argv[2] ?? 'all';
 const extra = process.argv.slice(3);
 const dirs = suites[arg];
@@ -25,9 +27,28 @@ const walk = (dir) => {
 };
 dirs.forEach(walk);
 files.push(...extra);
-if (files.length === 0) {
+// pg18: only files that get their database from test/support/postgres.ts.
+const selected = arg === 'pg18' ? files.filter((f) => readFileSync(f, 'utf8').includes('createTestDatabase')) : files;
+if (selected.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+
+const env = { ...process.env };
+let server;
+if (arg === 'pg18') {
+  server = spawn(process.execPath, ['--import', 'tsx', 'test/support/pg18-server.ts'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve, reject) => {
+    createInterface({ input: server.stdout }).once('line', resolve);
+    server.once('exit', (code) => reject(new Error(`embedded PostgreSQL 18 did not start (exit ${code})`)));
+  });
+  const info = JSON.parse(line);
+  console.log(`# integration tests against embedded PostgreSQL ${info.version} on ${info.host}:${info.port}`);
+  Object.assign(env, { PGHOST_TEST: info.host, PGPORT_TEST: String(info.port), PGUSER_TEST: info.user, PGPASSWORD_TEST: info.password });
+}
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...selected], { stdio: 'inherit', env });
+if (server) {
+  server.stdin.end();
+  await new Promise((resolve) => server.once('exit', resolve));
+}
 process.exit(result.status ?? 1);

@@ -125,6 +125,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** The `database` section for a test database. */
-export function databaseSection(db: { name: string; host: string; port: number; user: string }): Record<string, unknown> {
-  return { host: db.host, port: db.port, name: db.name, user: db.user };
+export function databaseSection(db: { name: string; host: string; port: number; user: string; password?: string | undefined }): Record<string, unknown> {
+  return { host: db.host, port: db.port, name: db.name, user: db.user, ...(db.password ? { password: db.password } : {}) };
 }

@@ -9,6 +9,8 @@ import pg from 'pg';
 export const PG_HOST = process.env.PGHOST_TEST ?? '127.0.0.1';
 export const PG_PORT = Number(process.env.PGPORT_TEST ?? 5432);
 export const PG_USER = process.env.PGUSER_TEST ?? 'postgres';
+/** Set when the suite runs against the embedded PostgreSQL 18 (test/run.mjs pg18). */
+export const PG_PASSWORD = process.env.PGPASSWORD_TEST;
 
 export interface TestDatabase {
   readonly name: string;
@@ -17,6 +19,7 @@ export interface TestDatabase {
   readonly host: string;
   readonly port: number;
   readonly user: string;
+  readonly password: string | undefined;
   /** Runs SQL on the test database (new connection per call; fine for tests). */
   sql<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
   client(): Promise<pg.Client>;
@@ -30,7 +33,7 @@ export function uniqueName(prefix: string): string {
 }
 
 async function adminQuery(text: string, params: unknown[] = [], port = PG_PORT, host = PG_HOST): Promise<pg.QueryResult> {
-  const client = new pg.Client({ host, port, user: PG_USER, database: 'postgres' });
+  const client = new pg.Client({ host, port, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
   await client.connect();
   try {
     return await client.query(text, params);
@@ -46,7 +49,7 @@ export async function createTestDatabase(prefix = 'wl', opts: { host?: string; p
   await adminQuery(`CREATE DATABASE ${name}`, [], port, host);
   let slots = 0;
   const client = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ host, port, user: PG_USER, database: name });
+    const c = new pg.Client({ host, port, user: PG_USER, password: PG_PASSWORD, database: name });
     await c.connect();
     return c;
   };
@@ -55,6 +58,7 @@ export async function createTestDatabase(prefix = 'wl', opts: { host?: string; p
     host,
     port,
     user: PG_USER,
+    password: PG_PASSWORD,
     slotName: (tag = 's') => `${name}_${tag}${++slots}`.slice(0, 63),
     client,
     async sql(text, params) {
