@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
 import pg from 'pg';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
@@ -140,10 +141,6 @@ async function adminQuery<R extends pg.QueryResultRow>(db: string, sql: string, 
   }
 }
 
-function lsn(text: string): bigint {
-  const [hi, lo] = text.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
 
 /** No gap in any key's sequence, no duplicate in the stream, the slot confirmed to the end of the WAL. */
 async function verify(s: Scenario): Promise<{ rows: number }> {
@@ -152,7 +149,7 @@ async function verify(s: Scenario): Promise<{ rows: number }> {
   const end = (await adminQuery<{ l: string }>(s.db, 'SELECT pg_current_wal_lsn()::text AS l'))[0]!.l;
   await waitFor(`slot ${s.slot} confirmed to ${end}`, async () => {
     const r = await adminQuery<{ c: string | null }>(s.db, 'SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1', [s.slot]);
-    return r[0]?.c ? lsn(r[0].c) >= lsn(end) : false;
+    return r[0]?.c ? parseLsn(r[0].c) >= parseLsn(end) : false;
   }, 60_000);
 
   const stored = await readStream(nc, s.topic);

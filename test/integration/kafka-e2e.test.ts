@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { consumeAll, javaPartition, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -21,14 +23,8 @@ interface Event {
   lsn: string;
 }
 
-const ROWS = 8;
-const UPDATE_ROUNDS = 30;
 
 /** "X/Y" LSN as a bigint, for ordering. */
-function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
-}
 
 describe('Kafka end to end through the daemon', () => {
   let db: TestDatabase;
@@ -37,8 +33,7 @@ describe('Kafka end to end through the daemon', () => {
 
   before(async () => {
     [db, mock] = await Promise.all([createTestDatabase('wlkafka'), startKafkaMock()]);
-    await db.sql('CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL)');
-    await db.sql('CREATE TABLE orders (id bigint PRIMARY KEY, note text)');
+    await createKeyedTables(db);
   });
 
   after(async () => {
@@ -53,27 +48,10 @@ describe('Kafka end to end through the daemon', () => {
       publisher: { type: 'kafka', address: `127.0.0.1:1,${mock.bootstrap}`, topic: 'wal' },
     });
 
-    const client = await db.client();
-    try {
-      await client.query('BEGIN');
-      for (let id = 1; id <= ROWS; id++) await client.query('INSERT INTO users VALUES ($1, $2, 0)', [id, `u${id}@example.com`]);
-      await client.query("INSERT INTO orders VALUES (1, 'first'), (2, 'second')");
-      await client.query('COMMIT');
-      // Each round is its own transaction; rows are touched in a different order each time.
-      for (let round = 1; round <= UPDATE_ROUNDS; round++) {
-        await client.query(round % 2 === 0 ? 'UPDATE users SET n = $1' : 'UPDATE users SET n = $1 WHERE id % 2 = 0', [round]);
-        if (round % 2 === 1) await client.query('UPDATE users SET n = $1 WHERE id % 2 = 1', [round]);
-        await client.query('UPDATE orders SET note = $1 WHERE id = 1', [`round ${round}`]);
-      }
-      await client.query('DELETE FROM users WHERE id <= 3');
-      for (let id = 4; id <= ROWS; id++) await client.query('DELETE FROM users WHERE id = $1', [id]);
-      await client.query('DELETE FROM orders');
-    } finally {
-      await client.end();
-    }
+    await runKeyedWorkload(db);
 
-    const userChanges = ROWS * (1 + UPDATE_ROUNDS + 1);
-    const orderChanges = 2 + UPDATE_ROUNDS + 2;
+    const userChanges = ROWS * CHANGES_PER_USER;
+    const orderChanges = ORDER_CHANGES;
     const records = await consumeAll(mock.bootstrap, ['wal.public_users', 'wal.public_orders'], userChanges + orderChanges, 60_000);
 
     // At least once: a redelivered copy carries the same id and is dropped here, as consumers do.
@@ -111,7 +89,7 @@ describe('Kafka end to end through the daemon', () => {
       const expected = ['INSERT', ...Array<string>(updated ? UPDATE_ROUNDS : 0).fill('UPDATE'), 'DELETE'];
       assert.deepEqual(events.map((e) => e.action), expected, `${k}: actions in commit order`);
       for (let i = 1; i < events.length; i++) {
-        assert.ok(lsnValue(events[i]!.lsn) > lsnValue(events[i - 1]!.lsn), `${k}: commit LSNs increase (${events[i - 1]!.lsn} then ${events[i]!.lsn})`);
+        assert.ok(parseLsn(events[i]!.lsn) > parseLsn(events[i - 1]!.lsn), `${k}: commit LSNs increase (${events[i - 1]!.lsn} then ${events[i]!.lsn})`);
       }
       if (isUsers) {
         const rounds = events.filter((e) => e.action === 'UPDATE').map((e) => e.data.n);

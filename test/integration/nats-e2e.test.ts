@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';
@@ -112,14 +113,10 @@ test('changes across tables arrive with the right subjects, fields, filter and t
   const end = (await db.sql<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   await waitFor('slot confirmed past the last commit', async () => {
     const confirmed = await db.confirmedFlush(slot);
-    return confirmed !== null && lsnValue(confirmed) >= lsnValue(end);
+    return confirmed !== null && parseLsn(confirmed) >= parseLsn(end);
   }, 20_000);
 
   assert.equal(await daemon.stop(), 0, 'SIGTERM is a clean stop');
   daemon = undefined;
 });
 
-function lsnValue(text: string): bigint {
-  const [hi, lo] = text.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}

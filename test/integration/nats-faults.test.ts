@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
@@ -31,13 +32,9 @@ after(async () => {
   await db?.drop();
 });
 
-function lsn(text: string): bigint {
-  const [hi, lo] = text.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
 
 async function currentLsn(): Promise<bigint> {
-  return lsn((await db.sql<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
+  return parseLsn((await db.sql<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
 }
 
 async function start(slot: string, topic: string, listener: Record<string, unknown> = {}, publisher: Record<string, unknown> = {}): Promise<DaemonProcess> {
@@ -65,12 +62,12 @@ test('kill -9 in the middle of a 20,000-row transaction: every change in the str
   await first.kill();
   assert.ok(atKill < 20_000, `killed mid-transaction (had ${atKill} of 20000)`);
   const confirmedAtKill = await db.confirmedFlush(slot);
-  assert.ok(confirmedAtKill === null || lsn(confirmedAtKill) <= before, 'the unfinished transaction was not confirmed');
+  assert.ok(confirmedAtKill === null || parseLsn(confirmedAtKill) <= before, 'the unfinished transaction was not confirmed');
 
   await start(slot, topic, { filter: { tables: { big: null } } });
   await waitFor('all 20,000 changes', async () => (await streamCount(nc, topic)) >= 20_000, 60_000);
   const end = await currentLsn();
-  await waitFor('slot confirmed past the transaction', async () => lsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 20_000);
+  await waitFor('slot confirmed past the transaction', async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 20_000);
   const stored = await readStream(nc, topic);
   assert.equal(stored.length, 20_000, 'no duplicate stored');
   const ids = new Set(stored.map((m) => m.json.id));
@@ -123,7 +120,7 @@ test('nats-server killed and restarted mid-stream: nothing lost, nothing confirm
   for (let i = 0; i < 6; i++) {
     await new Promise((r) => setTimeout(r, 500));
     const confirmed = await db.confirmedFlush(slot);
-    assert.ok(confirmed !== null && lsn(confirmed) <= beforeOutage, `confirmed ${confirmed} passed an unpublished commit (outage began at ${beforeOutage})`);
+    assert.ok(confirmed !== null && parseLsn(confirmed) <= beforeOutage, `confirmed ${confirmed} passed an unpublished commit (outage began at ${beforeOutage})`);
   }
   assert.equal(daemon.child.exitCode, null, 'the daemon keeps running while NATS is down');
 
@@ -135,7 +132,7 @@ test('nats-server killed and restarted mid-stream: nothing lost, nothing confirm
     throw new Error(`${err.message}\n--- daemon log ---\n${daemon.stderr().slice(-4000)}`);
   });
   const end = await currentLsn();
-  await waitFor('slot confirmed to the end', async () => lsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 30_000);
+  await waitFor('slot confirmed to the end', async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0') >= end, 30_000);
   const stored = await readStream(nc, topic);
   assert.equal(stored.length, 400, 'no duplicate stored');
   const rows = stored.map((m) => (m.json.data as { id: number }).id);

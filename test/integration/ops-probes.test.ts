@@ -8,9 +8,9 @@ import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon.js';
-import { startNats, type NatsServer } from '../support/nats.js';
 import { freePort, waitFor } from '../support/ports.js';
-import { httpGet, readStream, streamCount, type HttpResult } from '../support/ops.js';
+import { httpGet, type HttpResult } from '../support/ops.js';
+import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 
 let pgServer: EmbeddedServer;
 let nats: NatsServer;
@@ -97,7 +97,7 @@ test('probes while streaming, with the broker down, and with PostgreSQL down; no
   await insert(21, 30);
   await waitFor('30 rows after PostgreSQL came back', async () => (await streamCount(nc, 'probes')) >= 30, 20_000, 200);
 
-  const ids = (await readStream(nc, 'probes')).map((m) => (m.event.data as { id: number }).id).sort((a, b) => a - b);
+  const ids = (await readStream(nc, 'probes')).map((m) => (m.json.data as { id: number }).id).sort((a, b) => a - b);
   assert.deepEqual(ids, Array.from({ length: 30 }, (_, i) => i + 1));
   assert.equal(daemon.child.exitCode, null);
   assert.equal(await daemon.stop(), 0);

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { CHANGES_PER_USER, createKeyedTables, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { cleanup, closeConnectionsNamed, consumeMessages, declareBoundQueue, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
@@ -21,13 +23,7 @@ interface Event {
   lsn: string;
 }
 
-const ROWS = 8;
-const UPDATE_ROUNDS = 30;
 
-function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
-}
 
 /** Checks every message's properties and returns the events, first copy of each id only, in queue order. */
 function uniqueEvents(messages: readonly ConsumeMessage[], exchange: string): Event[] {
@@ -55,7 +51,7 @@ function changesByRow(events: readonly Event[]): Map<number, Event[]> {
     rows.set(id, [...(rows.get(id) ?? []), e]);
   }
   for (const [id, list] of rows) {
-    for (let i = 1; i < list.length; i++) assert.ok(lsnValue(list[i]!.lsn) > lsnValue(list[i - 1]!.lsn), `row ${id}: commit LSNs increase`);
+    for (let i = 1; i < list.length; i++) assert.ok(parseLsn(list[i]!.lsn) > parseLsn(list[i - 1]!.lsn), `row ${id}: commit LSNs increase`);
   }
   return rows;
 }
@@ -68,7 +64,7 @@ describe('RabbitMQ end to end through the daemon', () => {
 
   before(async () => {
     db = await createTestDatabase('wlrmq');
-    await db.sql('CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL)');
+    await createKeyedTables(db, { orders: false });
     // Bound before the daemon starts: RabbitMQ drops (and confirms) messages no queue is bound for.
     await declareBoundQueue(exchange, queue, '#');
     daemon = await startDaemon({
@@ -85,23 +81,9 @@ describe('RabbitMQ end to end through the daemon', () => {
   });
 
   it('delivers inserts, updates and deletes as persistent messages, each row in commit order, messageId = event id', async () => {
-    const client = await db.client();
-    try {
-      await client.query('BEGIN');
-      for (let id = 1; id <= ROWS; id++) await client.query('INSERT INTO users VALUES ($1, $2, 0)', [id, `u${id}@example.com`]);
-      await client.query('COMMIT');
-      // Each round is its own transaction; rows are touched in a different order each time.
-      for (let round = 1; round <= UPDATE_ROUNDS; round++) {
-        await client.query(round % 2 === 0 ? 'UPDATE users SET n = $1' : 'UPDATE users SET n = $1 WHERE id % 2 = 0', [round]);
-        if (round % 2 === 1) await client.query('UPDATE users SET n = $1 WHERE id % 2 = 1', [round]);
-      }
-      await client.query('DELETE FROM users WHERE id <= 3');
-      for (let id = 4; id <= ROWS; id++) await client.query('DELETE FROM users WHERE id = $1', [id]);
-    } finally {
-      await client.end();
-    }
+    await runKeyedWorkload(db, { orders: false });
 
-    const expected = ROWS * (1 + UPDATE_ROUNDS + 1);
+    const expected = ROWS * CHANGES_PER_USER;
     const messages = await consumeMessages(queue, expected, 60_000);
     const events = uniqueEvents(messages, exchange);
     assert.equal(events.length, expected, 'every change arrives');

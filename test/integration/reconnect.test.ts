@@ -9,10 +9,10 @@ import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseLsn } from '../../src/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
-import { startNats, type NatsServer } from '../support/nats.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { httpGet, metricValue, readStream, streamCount } from '../support/ops.js';
+import { httpGet, metricValue } from '../support/ops.js';
+import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 
 let db: TestDatabase;
 let nats: NatsServer;
@@ -56,7 +56,7 @@ test('reconnects after pg_terminate_backend of the walsender and loses no change
   // 1. Idle connection killed once the first rows are confirmed: streaming must resume from there.
   await db.sql('INSERT INTO items SELECT g, $1 FROM generate_series(1, 50) g', ['before']);
   await waitFor('first 50 rows in the stream', async () => (await streamCount(nc, 'rc')) >= 50);
-  const commitLsn = parseLsn(String((await readStream(nc, 'rc'))[0]!.event.lsn));
+  const commitLsn = parseLsn(String((await readStream(nc, 'rc'))[0]!.json.lsn));
   await waitFor('the daemon confirmed the first transaction', async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0') > commitLsn);
   const firstPid = await terminateWalsender(slot);
   for (let id = 51; id <= 100; id++) await db.sql('INSERT INTO items VALUES ($1, $2)', [id, 'while reconnecting']);
@@ -77,12 +77,12 @@ test('reconnects after pg_terminate_backend of the walsender and loses no change
   // Give redeliveries a moment to show up if dedup were broken.
   await new Promise((r) => setTimeout(r, 1_500));
   const messages = await readStream(nc, 'rc');
-  const ids = messages.map((m) => (m.event.data as { id: number }).id);
+  const ids = messages.map((m) => (m.json.data as { id: number }).id);
   const unique = new Set(ids);
   assert.equal(unique.size, 3020, 'every row arrived');
   assert.equal(messages.length, 3020, 'no duplicate was stored: redelivered changes carried the same event id');
   for (let id = 1; id <= 3020; id++) assert.ok(unique.has(id), `row ${id} missing`);
-  for (const m of messages) assert.equal(m.msgId, m.event.id, 'Nats-Msg-Id is the event id');
+  for (const m of messages) assert.equal(m.msgId, m.json.id, 'Nats-Msg-Id is the event id');
 
   assert.equal(daemon.child.exitCode, null, 'the daemon kept running');
   const lost = daemon.logs().filter((r) => r.msg === 'replication connection lost; reconnecting');

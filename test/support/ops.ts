@@ -2,8 +2,6 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 
 /** Value of the sample `name{labels…}` in Prometheus text; the given labels must match, others are ignored. */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -93,27 +91,3 @@ export async function startSentryEndpoint(): Promise<SentryEndpoint> {
   };
 }
 
-/** Every message in a JetStream stream, in order: the Nats-Msg-Id header and the parsed event. */
-export async function readStream(nc: NatsConnection, stream: string): Promise<{ msgId: string; event: Record<string, unknown> }[]> {
-  const jsm = await jetstreamManager(nc);
-  const count = (await jsm.streams.info(stream)).state.messages;
-  const out: { msgId: string; event: Record<string, unknown> }[] = [];
-  if (count === 0) return out;
-  const consumer = await jetstream(nc).consumers.get(stream);
-  const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
-  for await (const m of messages) {
-    out.push({ msgId: m.headers?.get('Nats-Msg-Id') ?? '', event: m.json<Record<string, unknown>>() });
-    if (out.length >= count) break;
-  }
-  return out;
-}
-
-/** Number of messages stored in a stream (0 when it does not exist yet). */
-export async function streamCount(nc: NatsConnection, stream: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    return (await jsm.streams.info(stream)).state.messages;
-  } catch {
-    return 0;
-  }
-}
