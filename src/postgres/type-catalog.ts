@@ -176,11 +176,11 @@ export class TypeCatalog {
   private async fetch(query: QueryRows, oids: number[]): Promise<void> {
     try {
       // Known types may reference unknown ones (loaded by a lookup still in progress): start there.
-      let todo = [...new Set(oids.map((oid) => this.firstUnknown(oid)).filter((oid) => oid !== undefined))];
-      const seen = new Set<number>(todo);
+      let unresolved = [...new Set(oids.map((oid) => this.firstUnknown(oid)).filter((oid) => oid !== undefined))];
+      const seen = new Set<number>(unresolved);
       // Follow domain bases and array elements until everything is known (usually 1–2 rounds).
-      for (let round = 0; round < 32 && todo.length > 0; round++) {
-        const rows = await query(TYPE_QUERY, [todo]);
+      for (let round = 0; round < 32 && unresolved.length > 0; round++) {
+        const rows = await query(TYPE_QUERY, [unresolved]);
         const next: number[] = [];
         for (const row of rows) {
           const info = typeInfoFromRow(row);
@@ -193,8 +193,8 @@ export class TypeCatalog {
           }
         }
         // A type that no longer exists (dropped since the Relation message): its text.
-        for (const oid of todo) if (!this.loaded.has(oid)) this.loaded.set(oid, TEXT);
-        todo = next;
+        for (const oid of unresolved) if (!this.loaded.has(oid)) this.loaded.set(oid, TEXT);
+        unresolved = next;
       }
     } catch (err) {
       throw new WalListenerError('WAL_PG_CONNECT', `looking up column types ${oids.join(', ')} in pg_type failed: ${describeError(err)}`, { cause: err });

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
-import { CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
+import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { consumeAll, javaPartition, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -84,17 +83,7 @@ describe('Kafka end to end through the daemon', () => {
       assert.equal(partitionsUsed.size, 1, `${k}: one partition`);
       assert.equal(list[0]!.partition, javaPartition(list[0]!.key, partitions.get(list[0]!.topic)!), `${k}: the Java client's partition for the key`);
       const events = list.sort((a, b) => a.offset - b.offset).map((r) => JSON.parse(r.value) as Event);
-      const isUsers = k.startsWith('wal.public_users');
-      const updated = isUsers || k === 'wal.public_orders {"id":1}';
-      const expected = ['INSERT', ...Array<string>(updated ? UPDATE_ROUNDS : 0).fill('UPDATE'), 'DELETE'];
-      assert.deepEqual(events.map((e) => e.action), expected, `${k}: actions in commit order`);
-      for (let i = 1; i < events.length; i++) {
-        assert.ok(parseLsn(events[i]!.lsn) > parseLsn(events[i - 1]!.lsn), `${k}: commit LSNs increase (${events[i - 1]!.lsn} then ${events[i]!.lsn})`);
-      }
-      if (isUsers) {
-        const rounds = events.filter((e) => e.action === 'UPDATE').map((e) => e.data.n);
-        assert.deepEqual(rounds, Array.from({ length: UPDATE_ROUNDS }, (_, i) => i + 1), `${k}: updates in commit order`);
-      }
+      assertKeyedOrder(k, events);
     }
 
     assert.ok(!daemon.stderr().includes('switched default partitioner'), 'the partitioner is chosen explicitly: no kafkajs warning');

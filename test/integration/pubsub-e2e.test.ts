@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PubSub } from '@google-cloud/pubsub';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
-import { CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
+import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { emulatorClient, startPubSubEmulator, subscribeOrdered, type OrderedSubscription, type PubSubEmulator } from '../support/pubsub.js';
@@ -88,17 +87,7 @@ describe('Google Pub/Sub end to end through the daemon', () => {
     assert.equal(byKey.size, ROWS + 2);
 
     for (const [k, events] of byKey) {
-      const isUsers = k.startsWith('wal.public_users');
-      const updated = isUsers || k === 'wal.public_orders {"id":1}';
-      const expected = ['INSERT', ...Array<string>(updated ? UPDATE_ROUNDS : 0).fill('UPDATE'), 'DELETE'];
-      assert.deepEqual(events.map((e) => e.action), expected, `${k}: actions in commit order`);
-      for (let i = 1; i < events.length; i++) {
-        assert.ok(parseLsn(events[i]!.lsn) > parseLsn(events[i - 1]!.lsn), `${k}: commit LSNs increase (${events[i - 1]!.lsn} then ${events[i]!.lsn})`);
-      }
-      if (isUsers) {
-        const rounds = events.filter((e) => e.action === 'UPDATE').map((e) => e.data.n);
-        assert.deepEqual(rounds, Array.from({ length: UPDATE_ROUNDS }, (_, i) => i + 1), `${k}: updates in commit order`);
-      }
+      assertKeyedOrder(k, events);
     }
 
     assert.ok(daemon.logs().some((r) => r.msg === 'Pub/Sub publisher ready' && r.emulator === true), 'the daemon published through the emulator');

@@ -3,6 +3,8 @@
  * updates of the same rows in separate transactions (rows touched in a different order each
  * round), then deletes. Each row's events must arrive in commit order with one key.
  */
+import assert from 'node:assert/strict';
+import { parseLsn } from '../../src/postgres/pgoutput.js';
 import type { TestDatabase } from './postgres.js';
 
 export const ROWS = 8;
@@ -37,4 +39,28 @@ export async function runKeyedWorkload(db: TestDatabase, { orders = true } = {})
     await client.end();
   }
   return { userChanges: ROWS * CHANGES_PER_USER, orderChanges: orders ? ORDER_CHANGES : 0 };
+}
+
+export interface KeyedEvent {
+  action: string;
+  lsn: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The events of one key (`k` is `<subject> <key>`, e.g. `wal.public_users {"id":3}`) arrived in
+ * commit order: insert, the workload's updates, delete, with increasing commit LSNs.
+ */
+export function assertKeyedOrder(k: string, events: readonly KeyedEvent[]): void {
+  const isUsers = k.startsWith('wal.public_users');
+  const updated = isUsers || k === 'wal.public_orders {"id":1}';
+  const expected = ['INSERT', ...Array<string>(updated ? UPDATE_ROUNDS : 0).fill('UPDATE'), 'DELETE'];
+  assert.deepEqual(events.map((e) => e.action), expected, `${k}: actions in commit order`);
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(parseLsn(events[i]!.lsn) > parseLsn(events[i - 1]!.lsn), `${k}: commit LSNs increase (${events[i - 1]!.lsn} then ${events[i]!.lsn})`);
+  }
+  if (isUsers) {
+    const rounds = events.filter((e) => e.action === 'UPDATE').map((e) => e.data.n);
+    assert.deepEqual(rounds, Array.from({ length: UPDATE_ROUNDS }, (_, i) => i + 1), `${k}: updates in commit order`);
+  }
 }
