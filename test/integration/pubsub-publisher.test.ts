@@ -197,7 +197,8 @@ test('an ordering key over 1 KB (a long text primary key) is replaced by its SHA
 });
 
 test('connect without pubSubProjectId is a configuration error', async () => {
-  const publisher = new PubSubPublisher(publisherConfig({ pubSubProjectId: '' }), log);
+  // Config validation already refuses this (exit 2); the publisher checks again for other callers.
+  const publisher = new PubSubPublisher({ ...publisherConfig(), pubSubProjectId: '' }, log);
   await assert.rejects(publisher.connect(), (err: unknown) => {
     assert.ok(err instanceof WalListenerError);
     assert.equal(err.code, 'WAL_PUBLISH_CONFIG');
