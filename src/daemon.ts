@@ -188,7 +188,7 @@ export class Daemon {
           log.info({ confirmed: formatConfirmed(checkpointer.confirmed) }, 'stopped; confirmed every acknowledged transaction');
           return;
         }
-        if (fatal !== null || (outcome instanceof WalListenerError && outcome.code !== 'WAL_PG_REPLICATION')) {
+        if (fatal !== null || isFatal(outcome)) {
           // Confirm what is durable, then stop: nothing after the failing change is confirmed.
           session.sendStatus();
           throw fatal ?? outcome;
