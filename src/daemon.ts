@@ -185,7 +185,7 @@ export class Daemon {
         if (outcome === 'stop') {
           await this.drain(dispatcher, config.listener.shutdownTimeout);
           session.sendStatus();
-          log.info({ confirmed: formatConfirmed(checkpointer.confirmed) }, 'stopped; confirmed every acknowledged transaction');
+          log.info({ confirmed: formatLsn(checkpointer.confirmed) }, 'stopped; confirmed every acknowledged transaction');
           return;
         }
         if (fatal !== null || isFatal(outcome)) {
@@ -261,8 +261,4 @@ function isFatal(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   if (code === '55006') return false; // slot active elsewhere (race with our check)
   return code !== undefined && FATAL_PG_CODES.has(code);
-}
-
-function formatConfirmed(lsn: bigint): string {
-  return formatLsn(lsn);
 }
