@@ -38,9 +38,6 @@ export interface DaemonOptions {
   config: Config;
   logger: Logger;
   observer?: DaemonObserver;
-  /** Builds the value converters; defaults to the full mapping with pg_type lookups for user types. */
-  converters?: (sql: SqlClient, onProblem: ConvertProblem) => ValueConverters;
-  publisher?: Publisher;
 }
 
 /** How long a replication stream must stay up before a failure counts as new (backoff reset). */
@@ -64,7 +61,7 @@ export class Daemon {
   async run(signal: AbortSignal): Promise<void> {
     const { config, log } = this;
     this.observer.state?.('starting', null);
-    const publisher = this.options.publisher ?? (await createPublisher(config.publisher, log));
+    const publisher = await createPublisher(config.publisher, log);
     try {
       await this.connectPublisher(publisher, signal);
       const sql = new SqlClient(config.database);
@@ -109,9 +106,8 @@ export class Daemon {
       lastWarned.set(typeOid, now);
       log.warn({ typeOid, length: text.length }, 'value could not be converted; published as PostgreSQL text (logged once a minute per type)');
     };
-    const converters = (
-      this.options.converters ?? ((client, problem) => createValueConverters({ query: (text, params) => client.query(text, params), onProblem: problem }))
-    )(sql, onProblem);
+    // Full mapping; types not built into PostgreSQL are looked up in pg_type over the SQL connection.
+    const converters = createValueConverters({ query: (text, params) => sql.query(text, params), onProblem });
     let announcedSetup = false;
 
     while (!signal.aborted) {

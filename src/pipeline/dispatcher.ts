@@ -179,13 +179,18 @@ export class Dispatcher {
     }
   }
 
-  private fail(batch: Batch, err: unknown): void {
+  /** The error as a retryable PublishError, or null after stopping the pipeline for a fatal one. */
+  private retryable(err: unknown): PublishError | null {
     const error = err instanceof WalListenerError ? err : new PublishError(`publish failed: ${describeError(err)}`, true, { cause: err });
-    if (!(error instanceof PublishError) || !error.retryable) {
-      this.stop();
-      this.options.onFatal(error);
-      return;
-    }
+    if (error instanceof PublishError && error.retryable) return error;
+    this.stop();
+    this.options.onFatal(error);
+    return null;
+  }
+
+  private fail(batch: Batch, err: unknown): void {
+    const error = this.retryable(err);
+    if (error === null) return;
     this.failed.push(batch);
     this.observer.retrying(error, this.backoff.attempts);
     if (this.failed.length === 1) {
@@ -216,12 +221,8 @@ export class Dispatcher {
         await this.publisher.publish(batch.messages);
         break;
       } catch (err) {
-        const error = err instanceof WalListenerError ? err : new PublishError(describeError(err), true, { cause: err });
-        if (!(error instanceof PublishError) || !error.retryable) {
-          this.stop();
-          this.options.onFatal(error);
-          return;
-        }
+        const error = this.retryable(err);
+        if (error === null) return;
         this.observer.retrying(error, this.backoff.attempts);
         log.warn({ err: error.message, attempt: this.backoff.attempts, lsn: batch.messages[0]?.lsn }, 'publish retry failed');
       }

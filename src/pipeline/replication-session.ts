@@ -79,14 +79,6 @@ export class ReplicationSession {
     this.timer.unref();
   }
 
-  get receivedLsn(): Lsn {
-    return this.lastReceived;
-  }
-
-  get walEnd(): Lsn {
-    return this.serverWalEnd;
-  }
-
   /** Sends the standby status: written = last received, flushed = the checkpointer's confirmed LSN. */
   sendStatus(): void {
     const confirmed = this.options.checkpointer.confirmed;

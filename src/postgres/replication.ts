@@ -111,10 +111,6 @@ export class ReplicationConnection {
     this.raw.stream.resume();
   }
 
-  get isEnded(): boolean {
-    return this.ended;
-  }
-
   async close(): Promise<void> {
     this.ended = true;
     this.raw.removeAllListeners('copyData');

@@ -217,8 +217,3 @@ export function createValueConverters(options: ValueConvertersOptions): ValueCon
     forColumn: (column) => resolve(column.typeOid, 0) ?? quote,
   };
 }
-
-/** Converters without pg_type lookups: non-built-in types are published as their text. */
-export function createBasicConverters(onProblem: ConvertProblem): ValueConverters {
-  return createValueConverters({ onProblem });
-}

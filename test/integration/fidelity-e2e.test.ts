@@ -7,10 +7,11 @@ import { after, before, test } from 'node:test';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import type { PublishedEvent } from '../support/workload.js';
 
 let db: TestDatabase;
 let daemon: DaemonProcess;
-type Event = { schema: string; table: string; action: string; data: Record<string, unknown>; dataOld: Record<string, unknown>; unchangedToast?: string[]; lsn: string; id: string };
+type Event = PublishedEvent & { unchangedToast?: string[] };
 
 /** 12,800 characters of md5 hex: does not compress below the TOAST threshold, so it is stored out of line. */
 const BIG = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i)";

@@ -7,20 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload } from '../support/workload.js';
+import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, type PublishedEvent, ROWS, runKeyedWorkload } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { consumeAll, javaPartition, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-
-interface Event {
-  id: string;
-  schema: string;
-  table: string;
-  action: string;
-  data: Record<string, unknown>;
-  dataOld: Record<string, unknown>;
-  lsn: string;
-}
 
 
 /** "X/Y" LSN as a bigint, for ordering. */
@@ -56,7 +46,7 @@ describe('Kafka end to end through the daemon', () => {
     // At least once: a redelivered copy carries the same id and is dropped here, as consumers do.
     const unique = new Map<string, ConsumedRecord>();
     for (const record of records) {
-      const event = JSON.parse(record.value) as Event;
+      const event = JSON.parse(record.value) as PublishedEvent;
       assert.ok(event.id, 'every event has an id');
       assert.equal(record.headers.id, event.id, 'the Kafka header id is the event id');
       assert.equal(record.headers.lsn, event.lsn);
@@ -82,7 +72,7 @@ describe('Kafka end to end through the daemon', () => {
       const partitionsUsed = new Set(list.map((r) => r.partition));
       assert.equal(partitionsUsed.size, 1, `${k}: one partition`);
       assert.equal(list[0]!.partition, javaPartition(list[0]!.key, partitions.get(list[0]!.topic)!), `${k}: the Java client's partition for the key`);
-      const events = list.sort((a, b) => a.offset - b.offset).map((r) => JSON.parse(r.value) as Event);
+      const events = list.sort((a, b) => a.offset - b.offset).map((r) => JSON.parse(r.value) as PublishedEvent);
       assertKeyedOrder(k, events);
     }
 

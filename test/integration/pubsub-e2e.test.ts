@@ -7,20 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PubSub } from '@google-cloud/pubsub';
-import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, ROWS, runKeyedWorkload } from '../support/workload.js';
+import { assertKeyedOrder, CHANGES_PER_USER, createKeyedTables, ORDER_CHANGES, type PublishedEvent, ROWS, runKeyedWorkload } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { emulatorClient, startPubSubEmulator, subscribeOrdered, type OrderedSubscription, type PubSubEmulator } from '../support/pubsub.js';
-
-interface Event {
-  id: string;
-  schema: string;
-  table: string;
-  action: string;
-  data: Record<string, unknown>;
-  dataOld: Record<string, unknown>;
-  lsn: string;
-}
 
 const PROJECT = 'wl-e2e';
 
@@ -67,11 +57,11 @@ describe('Google Pub/Sub end to end through the daemon', () => {
     await Promise.all([users.waitForIds(userChanges, 60_000), orders.waitForIds(orderChanges, 60_000)]);
 
     // At least once: a redelivered copy carries the same id and is dropped here, as consumers do.
-    const byKey = new Map<string, Event[]>();
+    const byKey = new Map<string, PublishedEvent[]>();
     const seen = new Set<string>();
     for (const [topic, sub] of [['wal.public_users', users], ['wal.public_orders', orders]] as const) {
       for (const message of sub.received) {
-        const event = JSON.parse(message.data) as Event;
+        const event = JSON.parse(message.data) as PublishedEvent;
         assert.ok(event.id, 'every event has an id');
         assert.deepEqual(message.attributes, { id: event.id, lsn: event.lsn, table: `public.${event.table}`, action: event.action }, 'attribute id is the event id');
         assert.equal(`wal.public_${event.table}`, topic);

@@ -9,28 +9,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { parseLsn } from '../../src/postgres/pgoutput.js';
-import { CHANGES_PER_USER, createKeyedTables, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
+import { CHANGES_PER_USER, createKeyedTables, type PublishedEvent, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { cleanup, closeConnectionsNamed, consumeMessages, declareBoundQueue, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
 
-interface Event {
-  id: string;
-  table: string;
-  action: string;
-  data: Record<string, unknown>;
-  dataOld: Record<string, unknown>;
-  lsn: string;
-}
-
 
 
 /** Checks every message's properties and returns the events, first copy of each id only, in queue order. */
-function uniqueEvents(messages: readonly ConsumeMessage[], exchange: string): Event[] {
+function uniqueEvents(messages: readonly ConsumeMessage[], exchange: string): PublishedEvent[] {
   const seen = new Set<string>();
-  const events: Event[] = [];
+  const events: PublishedEvent[] = [];
   for (const msg of messages) {
-    const event = JSON.parse(msg.content.toString('utf8')) as Event;
+    const event = JSON.parse(msg.content.toString('utf8')) as PublishedEvent;
     assert.equal(msg.properties.messageId, event.id, 'messageId is the event id');
     assert.equal(msg.properties.deliveryMode, 2, 'persistent');
     assert.equal(msg.properties.contentType, 'application/json');
@@ -44,8 +35,8 @@ function uniqueEvents(messages: readonly ConsumeMessage[], exchange: string): Ev
 }
 
 /** Per row: the actions in queue order, and commit LSNs never going backwards. */
-function changesByRow(events: readonly Event[]): Map<number, Event[]> {
-  const rows = new Map<number, Event[]>();
+function changesByRow(events: readonly PublishedEvent[]): Map<number, PublishedEvent[]> {
+  const rows = new Map<number, PublishedEvent[]>();
   for (const e of events) {
     const id = Number(e.action === 'DELETE' ? e.dataOld.id : e.data.id);
     rows.set(id, [...(rows.get(id) ?? []), e]);

@@ -47,6 +47,14 @@ export interface KeyedEvent {
   data: Record<string, unknown>;
 }
 
+/** A published event as consumers parse it (DESIGN.md "The event"). */
+export interface PublishedEvent extends KeyedEvent {
+  id: string;
+  schema: string;
+  table: string;
+  dataOld: Record<string, unknown>;
+}
+
 /**
  * The events of one key (`k` is `<subject> <key>`, e.g. `wal.public_users {"id":3}`) arrived in
  * commit order: insert, the workload's updates, delete, with increasing commit LSNs.

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RelationColumn } from '../../src/postgres/pgoutput.js';
 import { BUILTIN_TYPES, type QueryRows } from '../../src/postgres/type-catalog.js';
-import { createBasicConverters, createValueConverters, isJsonNumber, type ToJson } from '../../src/postgres/values.js';
+import { createValueConverters, isJsonNumber, type ToJson } from '../../src/postgres/values.js';
 
 const T = {
   bool: 16, bytea: 17, char: 18, name: 19, int8: 20, int2: 21, int4: 23, text: 25, oid: 26, json: 114, xml: 142,
@@ -426,7 +426,7 @@ describe('type catalog', () => {
   });
 
   it('without a query function, unknown types are text and prepare() never waits', () => {
-    const converters = createBasicConverters(() => {});
+    const converters = createValueConverters({ onProblem: () => {} });
     assert.equal(converters.prepare([column(16540)]), undefined);
     assert.equal(converters.forColumn(column(16540))('5'), '"5"');
   });
