@@ -17,11 +17,11 @@ import { EventBuilder } from './pipeline/event-builder.js';
 import { compileFilter } from './pipeline/filter.js';
 import { ReplicationSession, type SessionObserver } from './pipeline/replication-session.js';
 import { compileRouter } from './pipeline/router.js';
-import { formatLsn, parseLsn, type RelationMessage } from './postgres/pgoutput.js';
-import { ReplicationConnection } from './postgres/replication.js';
-import { checkWalLevel, ensurePublication, ensureSlot, primaryKeyColumns } from './postgres/setup.js';
-import { SqlClient } from './postgres/sql-client.js';
-import { createValueConverters, type ConvertProblem, type ValueConverters } from './postgres/values.js';
+import { formatLsn, parseLsn, type RelationMessage } from './sources/postgres/pgoutput.js';
+import { ReplicationConnection } from './sources/postgres/replication.js';
+import { checkWalLevel, ensurePublication, ensureSlot, primaryKeyColumns } from './sources/postgres/setup.js';
+import { SqlClient } from './sources/postgres/sql-client.js';
+import { createValueConverters, type ConvertProblem, type ValueConverters } from './sources/postgres/values.js';
 import { createPublisher } from './publishers/index.js';
 import type { Publisher } from './publishers/publisher.js';
 

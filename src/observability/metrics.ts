@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DaemonObserver } from '../daemon.js';
 import type { RelationPlan } from '../pipeline/event-builder.js';
-import type { Lsn } from '../postgres/pgoutput.js';
+import type { Lsn } from '../sources/postgres/pgoutput.js';
 import type { OutboundMessage } from '../publishers/publisher.js';
 
 /** A labelled series counted with a plain `+=` on the hot path; handed to prom-client at scrape time. */

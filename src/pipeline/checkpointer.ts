@@ -3,7 +3,7 @@
  * the confirmed LSN is the end LSN of the newest transaction T such that T and every transaction
  * before it were fully acknowledged (or had nothing to publish). Acks may arrive in any order.
  */
-import type { Lsn } from '../postgres/pgoutput.js';
+import type { Lsn } from '../sources/postgres/pgoutput.js';
 
 export interface TxnRecord {
   /** Changes handed to the publisher and not yet acknowledged. */

@@ -5,8 +5,8 @@
  * on the transaction (id prefix, commitTime, lsn, xid) once per Begin. Per change, the JSON is
  * joined from those pieces and the converted values.
  */
-import { formatLsn, formatPgTimestamp, UNCHANGED_TOAST, type BeginMessage, type RelationMessage, type Tuple } from '../postgres/pgoutput.js';
-import type { ToJson, ValueConverters } from '../postgres/values.js';
+import { formatLsn, formatPgTimestamp, UNCHANGED_TOAST, type BeginMessage, type RelationMessage, type Tuple } from '../sources/postgres/pgoutput.js';
+import type { ToJson, ValueConverters } from '../sources/postgres/values.js';
 import type { OutboundMessage } from '../publishers/publisher.js';
 import { eventId, eventIdPrefix } from './event-id.js';
 import type { ActionSet, TableFilter } from './filter.js';

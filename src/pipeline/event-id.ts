@@ -7,7 +7,7 @@
  * two databases publishing into one stream never collide on LSNs alone.
  * The LSN and source part is built once per transaction; each change only appends its position.
  */
-import type { Lsn } from '../postgres/pgoutput.js';
+import type { Lsn } from '../sources/postgres/pgoutput.js';
 
 /** FNV-1a (32-bit) of the source identity, reduced to 26 bits. */
 export function sourceHash(systemId: string, database: string): number {

@@ -8,8 +8,8 @@
  * processing can go on. Memory stays bounded by the window, never by the size of a transaction.
  */
 import type { Logger } from '../observability/logger.js';
-import { decodeFrame, ProtocolError, type Lsn, type PgOutputMessage, type RelationMessage } from '../postgres/pgoutput.js';
-import type { ReplicationConnection } from '../postgres/replication.js';
+import { decodeFrame, ProtocolError, type Lsn, type PgOutputMessage, type RelationMessage } from '../sources/postgres/pgoutput.js';
+import type { ReplicationConnection } from '../sources/postgres/replication.js';
 import type { Checkpointer, TxnRecord } from './checkpointer.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { EventBuilder, RelationPlan, TxnContext } from './event-builder.js';

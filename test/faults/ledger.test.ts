@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import pg from 'pg';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';

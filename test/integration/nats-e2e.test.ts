@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, PG_PASSWORD, type TestDatabase } from '../support/postgres.js';

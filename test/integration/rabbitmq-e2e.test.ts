@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import { CHANGES_PER_USER, createKeyedTables, type PublishedEvent, ROWS, runKeyedWorkload, UPDATE_ROUNDS } from '../support/workload.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';

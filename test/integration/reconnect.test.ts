@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';

@@ -10,10 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { REPLICATION_SESSION_OPTIONS } from '../../src/postgres/connection-options.js';
-import { decodeMessage, type RelationColumn, type RelationMessage } from '../../src/postgres/pgoutput.js';
-import { BUILTIN_TYPES, FIRST_NON_BUILTIN_OID, type QueryRows } from '../../src/postgres/type-catalog.js';
-import { createValueConverters, type ValueConverters } from '../../src/postgres/values.js';
+import { REPLICATION_SESSION_OPTIONS } from '../../src/sources/postgres/connection-options.js';
+import { decodeMessage, type RelationColumn, type RelationMessage } from '../../src/sources/postgres/pgoutput.js';
+import { BUILTIN_TYPES, FIRST_NON_BUILTIN_OID, type QueryRows } from '../../src/sources/postgres/type-catalog.js';
+import { createValueConverters, type ValueConverters } from '../../src/sources/postgres/values.js';
 import { TORTURE_COLUMNS, TORTURE_EXPECTED_PROBLEMS, TORTURE_ROW_COUNT, TORTURE_TABLE_SQL, TORTURE_TYPES_SQL, expectedJson, tortureInserts } from '../fixtures/torture.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 

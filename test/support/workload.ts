@@ -4,7 +4,7 @@
  * round), then deletes. Each row's events must arrive in commit order with one key.
  */
 import assert from 'node:assert/strict';
-import { parseLsn } from '../../src/postgres/pgoutput.js';
+import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import type { TestDatabase } from './postgres.js';
 
 export const ROWS = 8;

@@ -11,7 +11,7 @@ import {
   ProtocolError,
   UNCHANGED_TOAST,
   type PgOutputMessage,
-} from '../../src/postgres/pgoutput.js';
+} from '../../src/sources/postgres/pgoutput.js';
 
 interface Fixture {
   messages: { lsn: string; xid: number; hex: string }[];

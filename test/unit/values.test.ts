@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RelationColumn } from '../../src/postgres/pgoutput.js';
-import { BUILTIN_TYPES, type QueryRows } from '../../src/postgres/type-catalog.js';
-import { createValueConverters, isJsonNumber, type ToJson } from '../../src/postgres/values.js';
+import type { RelationColumn } from '../../src/sources/postgres/pgoutput.js';
+import { BUILTIN_TYPES, type QueryRows } from '../../src/sources/postgres/type-catalog.js';
+import { createValueConverters, isJsonNumber, type ToJson } from '../../src/sources/postgres/values.js';
 
 const T = {
   bool: 16, bytea: 17, char: 18, name: 19, int8: 20, int2: 21, int4: 23, text: 25, oid: 26, json: 114, xml: 142,

@@ -1,6 +1,6 @@
 /** A regular (non-replication) SQL connection for setup and catalog lookups, reconnected when lost. */
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
+import type { DatabaseConfig } from '../../config/schema.js';
 import { connectClient } from './connection-options.js';
 
 export class SqlClient {

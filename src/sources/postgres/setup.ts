@@ -4,7 +4,7 @@
  * slot is in use by another process.
  */
 import pg from 'pg';
-import { WalListenerError } from '../errors.js';
+import { WalListenerError } from '../../errors.js';
 
 export interface SlotState {
   /** confirmed_flush_lsn as "X/Y", or null for a slot that never confirmed anything. */

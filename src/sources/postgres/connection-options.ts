@@ -1,8 +1,8 @@
 /** pg client options from the `database` config section, shared by the SQL and replication connections. */
 import { readFileSync } from 'node:fs';
 import pg, { type ClientConfig } from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import type { DatabaseConfig } from '../../config/schema.js';
+import { ConfigError } from '../../errors.js';
 
 /**
  * Session settings for the replication connection: pgoutput formats values with the walsender's

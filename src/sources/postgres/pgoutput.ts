@@ -4,7 +4,7 @@
  * belongs to the connection's parser and is reused once the callback returns.
  * Protocol: https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
-import { WalListenerError } from '../errors.js';
+import { WalListenerError } from '../../errors.js';
 
 export type Lsn = bigint;
 

@@ -5,8 +5,8 @@
  * Protocol: https://www.postgresql.org/docs/current/protocol-replication.html
  */
 import type pg from 'pg';
-import type { DatabaseConfig } from '../config/schema.js';
-import { WalListenerError } from '../errors.js';
+import type { DatabaseConfig } from '../../config/schema.js';
+import { WalListenerError } from '../../errors.js';
 import { connectClient, REPLICATION_SESSION_OPTIONS } from './connection-options.js';
 import { formatLsn, type Lsn } from './pgoutput.js';
 

@@ -9,7 +9,7 @@
  * them) is read from pg_type once, through a regular SQL connection, and cached for the process.
  * test/integration/values-text.test.ts checks the table against the real server's pg_type.
  */
-import { WalListenerError, describeError } from '../errors.js';
+import { WalListenerError, describeError } from '../../errors.js';
 
 /** How a scalar type's text output becomes JSON (see values.ts). */
 export type ScalarKind =
