@@ -1,23 +1,33 @@
 /**
  * Error catalogue. Every error the daemon reports on purpose is a WalListenerError with a stable
- * `code` that users can look up in docs/errors.md (a unit test keeps the two in step).
+ * `code` that users can look up in docs/errors.md (a unit test keeps the two in step). Whether an
+ * error stops the daemon is a property of its code (`fatal`), decided here once, not by lists of
+ * codes and message patterns where it is caught.
  */
 
+interface CodeInfo {
+  /** true: the daemon stops (exit 1, or 2 for ConfigError); false: logged and retried. */
+  readonly fatal: boolean;
+  readonly text: string;
+}
+
 export const ERROR_CODES = {
-  WAL_USAGE: 'The command line is wrong (unknown flag, missing value).',
-  WAL_CONFIG_NOT_FOUND: 'The config file does not exist or cannot be read.',
-  WAL_CONFIG_PARSE: 'The config file is not valid YAML.',
-  WAL_CONFIG_INVALID: 'A config key is unknown, has the wrong type, or a required key is missing.',
-  WAL_PG_CONNECT: 'PostgreSQL cannot be reached or refused the connection; retried with backoff.',
-  WAL_PG_WAL_LEVEL: 'PostgreSQL runs with wal_level other than logical.',
-  WAL_PG_SLOT_IN_USE: 'The replication slot is active in another process; retried with backoff.',
-  WAL_PG_REPLICATION: 'The replication stream failed or sent something unexpected; reconnected.',
-  WAL_PG_PROTOCOL: 'A pgoutput message could not be decoded.',
-  WAL_PUBLISH_RETRYABLE: 'The broker did not acknowledge a publish (down, timeout); retried in order.',
-  WAL_PUBLISH_REJECTED: 'The broker will never accept a message (e.g. too large); the daemon stops.',
-  WAL_PUBLISH_CONFIG: 'The broker setup is wrong (missing topic, stream subjects conflict); the daemon stops.',
-  WAL_SHUTDOWN_TIMEOUT: 'In-flight messages were not acknowledged within the shutdown grace period.',
-} as const;
+  WAL_USAGE: { fatal: true, text: 'The command line is wrong (unknown flag, missing value).' },
+  WAL_CONFIG_NOT_FOUND: { fatal: true, text: 'The config file does not exist or cannot be read.' },
+  WAL_CONFIG_PARSE: { fatal: true, text: 'The config file is not valid YAML.' },
+  WAL_CONFIG_INVALID: { fatal: true, text: 'A config key is unknown, has the wrong type, or a required key is missing.' },
+  WAL_PG_CONNECT: { fatal: false, text: 'PostgreSQL cannot be reached or refused the connection; retried with backoff.' },
+  WAL_PG_WAL_LEVEL: { fatal: true, text: 'PostgreSQL runs with wal_level other than logical.' },
+  WAL_PG_SLOT_IN_USE: { fatal: false, text: 'The replication slot is active in another process; retried with backoff.' },
+  WAL_PG_SLOT_MISMATCH: { fatal: true, text: 'The replication slot exists with another plugin, type or database.' },
+  WAL_PG_REPLICATION: { fatal: false, text: 'The replication stream failed or ended; reconnected.' },
+  WAL_PG_PROTOCOL: { fatal: true, text: 'A pgoutput message could not be decoded.' },
+  WAL_PUBLISH_RETRYABLE: { fatal: false, text: 'The broker did not acknowledge a publish (down, timeout, connection lost); retried in order.' },
+  WAL_PUBLISH_REJECTED: { fatal: true, text: 'The broker will never accept a message (e.g. too large); with onReject: stop the daemon stops.' },
+  WAL_PUBLISH_CONFIG: { fatal: true, text: 'The broker setup is wrong (bad address, refused login, missing topic, JetStream off); the daemon stops.' },
+  WAL_DEAD_LETTER: { fatal: false, text: 'A rejected message could not be stored in wal_listener.dead_letters; retried.' },
+  WAL_SHUTDOWN_TIMEOUT: { fatal: false, text: 'In-flight messages were not acknowledged within the shutdown grace period.' },
+} as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -29,6 +39,11 @@ export class WalListenerError extends Error {
     super(message, options);
     this.code = code;
   }
+
+  /** Whether the daemon stops on this error (the code decides; see ERROR_CODES). */
+  get fatal(): boolean {
+    return ERROR_CODES[this.code].fatal;
+  }
 }
 
 /** Configuration or usage problem: exit code 2, reported before anything connects. */
@@ -36,15 +51,23 @@ export class ConfigError extends WalListenerError {
   override name = 'ConfigError';
 }
 
-/** A publish that failed. `retryable` false means the broker will never accept it. */
+/** A publish that failed. `retryable` false means the broker will never accept a message of the batch. */
 export class PublishError extends WalListenerError {
   override name = 'PublishError';
   readonly retryable: boolean;
+  /** Index in the batch of the message the broker refused (not retryable only), when known. */
+  readonly rejected: number | undefined;
 
-  constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+  constructor(message: string, retryable: boolean, options?: { cause?: unknown; rejected?: number }) {
     super(retryable ? 'WAL_PUBLISH_RETRYABLE' : 'WAL_PUBLISH_REJECTED', message, options);
     this.retryable = retryable;
+    this.rejected = options?.rejected;
   }
+}
+
+/** Whether an error stops the daemon: a WalListenerError's code decides; anything else is unexpected, hence fatal. */
+export function isFatal(err: unknown): boolean {
+  return err instanceof WalListenerError ? err.fatal : true;
 }
 
 /** Message of an unknown thrown value, for logs. */

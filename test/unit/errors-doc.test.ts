@@ -1,11 +1,21 @@
-/** docs/errors.md lists exactly the codes of src/errors.ts. */
+/** docs/errors.md lists exactly the codes of src/errors.ts, and marks the non-fatal ones with "—". */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ERROR_CODES } from '../../src/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
+
+const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+const rows = [...doc.matchAll(/^\| `(WAL_[A-Z0-9_]+)` \| ([^|]+) \|/gm)].map((m) => ({ code: m[1]!, exit: m[2]!.trim() }));
 
 test('docs/errors.md and ERROR_CODES list the same codes', () => {
-  const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
-  const documented = [...doc.matchAll(/^\| `(WAL_[A-Z_]+)` \|/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(documented, Object.keys(ERROR_CODES).sort());
+  assert.deepEqual(rows.map((r) => r.code).sort(), Object.keys(ERROR_CODES).sort());
+});
+
+test('docs/errors.md marks exactly the non-fatal codes with —', () => {
+  for (const { code, exit } of rows) {
+    const info = ERROR_CODES[code as ErrorCode];
+    if (!info) continue;
+    if (info.fatal) assert.notEqual(exit, '—', `${code} is fatal: its exit column must give the exit code`);
+    else assert.ok(exit === '—' || exit === '0', `${code} is not fatal: its exit column must be — (or 0), got ${exit}`);
+  }
 });

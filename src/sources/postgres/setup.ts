@@ -62,7 +62,7 @@ export async function ensureSlot(client: pg.Client, slot: string, database: stri
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput' || row.database !== database) {
     throw new WalListenerError(
-      'WAL_PG_REPLICATION',
+      'WAL_PG_SLOT_MISMATCH',
       `replication slot ${slot} exists but is a ${row.slot_type} slot with plugin ${row.plugin ?? 'none'} on database ${row.database ?? 'none'}; ` +
         `wal-listener needs a logical pgoutput slot on ${database} (drop it or choose another listener.slotName)`,
     );
