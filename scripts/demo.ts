@@ -190,9 +190,9 @@ async function main(): Promise<number> {
         published += messages.length;
         inner.acked?.(messages);
       },
-      state: (state, publisher) => {
+      state: (state) => {
         if (state === 'streaming') streaming();
-        inner.state?.(state, publisher);
+        inner.state?.(state);
       },
     };
     await observability.start();

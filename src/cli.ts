@@ -105,11 +105,20 @@ async function main(argv: string[]): Promise<number> {
       log.fatal({ code: err.code }, err.message);
       return EXIT_USAGE;
     }
-    log.fatal({ err: describeError(err), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code }, 'fatal error; stopping');
+    log.fatal({ err: describeError(err), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code, sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
     return EXIT_FATAL;
   } finally {
     await observability?.stop();
   }
+}
+
+/** The SQLSTATE of a PostgreSQL error behind `err`, if any. */
+function sqlstateOf(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,37 +1,34 @@
 /**
- * The daemon's lifecycle, in a fixed order:
- *   start:    connect the publisher → check PostgreSQL (wal_level, publication, slot) → stream
- *   stream:   replication session → dispatcher → publisher; status updates confirm acked commits
- *   reconnect: on a lost replication connection, drain in-flight publishes, back off, start again
- *   stop:     stop reading → wait (bounded) for in-flight acks → send the final status → close
- *             the publisher → close connections
+ * The daemon's lifecycle, in a fixed order (STYLE.md, DESIGN.md "The pipeline"):
+ *   start:     connect the publisher → open a source session (prerequisites, slot) → stream
+ *   stream:    source session → pipeline (filter, route, encode) → dispatcher → publisher; the
+ *              confirmed position goes back to the source as soon as it moves (≤ 1/s)
+ *   reconnect: the source connection ended: stop reading, wait for in-flight acks, confirm, back
+ *              off, open a new session from the confirmed position
+ *   stop:      stop reading → wait (bounded, listener.shutdownTimeout) for in-flight acks → send the
+ *              final confirmation → close the publisher → close the source's connections
+ *   fatal:     as stop, but only what was acknowledged before the failure is confirmed; exit 1
  */
 import type { Config } from './config/schema.js';
-import { PublishError, WalListenerError, describeError } from './errors.js';
+import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { Backoff, sleep } from './pipeline/backoff.js';
-import { Checkpointer } from './pipeline/checkpointer.js';
-import { Dispatcher, type DeliveryObserver } from './pipeline/dispatcher.js';
-import { sourceHash } from './pipeline/event-id.js';
-import { EventBuilder } from './pipeline/event-builder.js';
+import { Dispatcher } from './pipeline/dispatcher.js';
+import { nativeEncoder } from './pipeline/encoder.js';
 import { compileFilter } from './pipeline/filter.js';
-import { ReplicationSession, type SessionObserver } from './pipeline/replication-session.js';
+import type { PipelineObserver } from './pipeline/observer.js';
+import { Pipeline } from './pipeline/pipeline.js';
 import { compileRouter } from './pipeline/router.js';
-import { formatLsn, parseLsn, type RelationMessage } from './sources/postgres/pgoutput.js';
-import { ReplicationConnection } from './sources/postgres/replication.js';
-import { checkWalLevel, ensurePublication, ensureSlot, primaryKeyColumns } from './sources/postgres/setup.js';
-import { SqlClient } from './sources/postgres/sql-client.js';
-import { createValueConverters, type ConvertProblem, type ValueConverters } from './sources/postgres/values.js';
 import { createPublisher } from './publishers/index.js';
 import type { Publisher } from './publishers/publisher.js';
+import { createSource } from './sources/index.js';
+import { sourceLabel } from './sources/labels.js';
+import type { Source, SourceSession } from './sources/source.js';
 
-/** What the daemon reports to metrics and probes; every hook is optional. */
-export interface DaemonObserver extends Partial<DeliveryObserver>, Partial<SessionObserver> {
-  /** streaming: replication running; reconnecting: waiting to (re)connect to PostgreSQL. */
-  state?(state: 'starting' | 'streaming' | 'reconnecting' | 'stopping', publisher: Publisher | null): void;
-  reconnect?(target: 'postgres' | 'publisher'): void;
-  convertProblem?: ConvertProblem;
-  inFlight?(count: () => number): void;
+/** What the daemon reports to metrics and probes (PipelineObserver, plus the health check). */
+export interface DaemonObserver extends PipelineObserver {
+  /** Called once with a function telling whether publishing works now (and why not). */
+  health?(check: () => { ok: boolean; reason: string }): void;
 }
 
 export interface DaemonOptions {
@@ -40,18 +37,17 @@ export interface DaemonOptions {
   observer?: DaemonObserver;
 }
 
-/** How long a replication stream must stay up before a failure counts as new (backoff reset). */
+/** How long a source session must stay up before a failure counts as new (backoff reset). */
 const STABLE_STREAM_MS = 30_000;
 
-/** PostgreSQL error codes that will not go away by retrying. */
-const FATAL_PG_CODES = new Set(['28P01', '28000', '3D000', '42501']);
+type Outcome = 'stop' | 'ended' | { error: unknown };
 
 export class Daemon {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly observer: DaemonObserver;
 
-  constructor(private readonly options: DaemonOptions) {
+  constructor(options: DaemonOptions) {
     this.config = options.config;
     this.log = options.logger;
     this.observer = options.observer ?? {};
@@ -60,24 +56,40 @@ export class Daemon {
   /** Runs until `signal` aborts (resolves) or a fatal error (rejects). */
   async run(signal: AbortSignal): Promise<void> {
     const { config, log } = this;
-    this.observer.state?.('starting', null);
+    this.observer.state?.('starting');
     const publisher = await createPublisher(config.publisher, log);
+    const source = await createSource(config, log, this.observer);
+    let dispatcher: Dispatcher | null = null;
     try {
       await this.connectPublisher(publisher, signal);
-      const sql = new SqlClient(config.database);
-      try {
-        await this.replicate(publisher, sql, signal);
-      } finally {
-        await sql.close();
-      }
+      if (signal.aborted) return;
+      let reportFatal: (err: WalListenerError) => void = () => {};
+      const fatal = new Promise<never>((_, reject) => {
+        reportFatal = reject;
+      });
+      fatal.catch(() => {});
+      dispatcher = new Dispatcher({
+        publisher,
+        logger: log,
+        maxInFlight: config.listener.maxInFlight,
+        ackTimeout: config.publisher.ackTimeout,
+        deadLetters: config.publisher.onReject === 'deadLetter' ? source.deadLetters() : null,
+        observer: this.observer,
+        onFatal: (err) => reportFatal(err),
+      });
+      const d = dispatcher;
+      this.observer.health?.(() => healthOf(d, publisher));
+      await this.stream(source, d, fatal, signal);
     } finally {
-      this.observer.state?.('stopping', publisher);
+      this.observer.state?.('stopping');
+      dispatcher?.stop();
       await publisher.close().catch((err: unknown) => log.warn({ err: describeError(err) }, 'closing the publisher failed'));
+      await source.close().catch((err: unknown) => log.warn({ err: describeError(err) }, 'closing the source failed'));
     }
   }
 
   private async connectPublisher(publisher: Publisher, signal: AbortSignal): Promise<void> {
-    const backoff = new Backoff({ initialMs: 500, maxMs: this.config.listener.refreshConnection || 30_000 });
+    const backoff = new Backoff({ initialMs: 500, maxMs: this.config.listener.refreshConnection });
     for (;;) {
       if (signal.aborted) return;
       try {
@@ -94,145 +106,78 @@ export class Daemon {
     }
   }
 
-  private async replicate(publisher: Publisher, sql: SqlClient, signal: AbortSignal): Promise<void> {
+  /** Source sessions, one after another, until stopped or a fatal error. */
+  private async stream<P>(source: Source<P>, dispatcher: Dispatcher, fatal: Promise<never>, signal: AbortSignal): Promise<void> {
     const { config, log } = this;
-    const backoff = new Backoff({ initialMs: 500, maxMs: config.listener.refreshConnection || 30_000 });
-    const lastWarned = new Map<number, number>();
-    const onProblem: ConvertProblem = (typeOid, text) => {
-      this.observer.convertProblem?.(typeOid, text);
-      // One warning per type a minute: the counter (problematic_events_total) has the full count.
-      const now = Date.now();
-      if ((lastWarned.get(typeOid) ?? -Infinity) > now - 60_000) return;
-      lastWarned.set(typeOid, now);
-      log.warn({ typeOid, length: text.length }, 'value could not be converted; published as PostgreSQL text (logged once a minute per type)');
-    };
-    // Full mapping; types not built into PostgreSQL are looked up in pg_type over the SQL connection.
-    const converters = createValueConverters({ query: (text, params) => sql.query(text, params), onProblem });
-    let announcedSetup = false;
-
+    const backoff = new Backoff({ initialMs: 500, maxMs: config.listener.refreshConnection });
+    const aborted = new Promise<'stop'>((resolve) => {
+      if (signal.aborted) resolve('stop');
+      signal.addEventListener('abort', () => resolve('stop'), { once: true });
+    });
     while (!signal.aborted) {
-      let connection: ReplicationConnection | null = null;
+      let session: SourceSession<P> | null = null;
+      const pipeline = new Pipeline<P>({
+        filter: compileFilter(config.listener.filter),
+        router: compileRouter(config.listener.topicsMap, config.publisher),
+        encoder: nativeEncoder,
+        messageKeyFrom: config.publisher.messageKeyFrom,
+        dispatcher,
+        confirm: (position) => session?.confirm(position),
+        observer: this.observer,
+      });
+      let outcome: Outcome;
+      let streamingSince = 0;
       try {
-        const client = await sql.connection();
-        await checkWalLevel(client);
-        if (await ensurePublication(client, config.listener.publication)) {
-          log.info({ publication: config.listener.publication }, 'created publication FOR ALL TABLES');
-        }
-        const slot = await ensureSlot(client, config.listener.slotName, config.database.name);
-        if (slot.created) log.info({ slot: config.listener.slotName }, 'created logical replication slot (pgoutput)');
-        else if (!announcedSetup) log.info({ slot: config.listener.slotName, confirmedFlush: slot.confirmedFlush }, 'using existing replication slot');
-        announcedSetup = true;
-        if (slot.activePid !== null) {
-          throw new WalListenerError('WAL_PG_SLOT_IN_USE', `replication slot ${config.listener.slotName} is active for PID ${slot.activePid}`);
-        }
-
-        connection = await ReplicationConnection.open(config.database);
-        const identity = await connection.identifySystem();
-        const checkpointer = new Checkpointer(slot.confirmedFlush ? parseLsn(slot.confirmedFlush) : 0n);
-        let fatal: WalListenerError | null = null;
-        let reportFatal: (err: WalListenerError) => void = () => {};
-        const fatalPromise = new Promise<never>((_, reject) => {
-          reportFatal = (err) => {
-            fatal = err;
-            reject(err);
-          };
-        });
-        fatalPromise.catch(() => {});
-        const dispatcher = new Dispatcher({
-          publisher,
-          checkpointer,
-          logger: log,
-          maxInFlight: config.listener.maxInFlight,
-          observer: { acked: (m) => this.observer.acked?.(m), retrying: (e, n) => this.observer.retrying?.(e, n) },
-          onFatal: (err) => reportFatal(err),
-        });
-        this.observer.inFlight?.(() => dispatcher.inFlight);
-        const builder = new EventBuilder({
-          filter: compileFilter(config.listener.filter),
-          router: compileRouter(config.listener.topicsMap, config.publisher),
-          converters,
-          withKeys: publisher.needsKey,
-          messageKeyFrom: config.publisher.messageKeyFrom,
-          source: sourceHash(identity.systemId, identity.dbName),
-        });
-        const session = new ReplicationSession({
-          connection,
-          builder,
-          dispatcher,
-          checkpointer,
-          logger: log,
-          heartbeatMs: config.listener.heartbeatInterval,
-          prepareRelation: (relation) => this.prepareRelation(relation, converters, sql, publisher.needsKey),
-          observer: { skipped: (p) => this.observer.skipped?.(p), status: (w, c) => this.observer.status?.(w, c) },
-        });
-        const { ended } = await connection.start(config.listener.slotName, config.listener.publication, 0n, session.onFrame);
-        session.startHeartbeat();
-        const streamingSince = Date.now();
-        log.info({ slot: config.listener.slotName, systemId: identity.systemId, from: slot.confirmedFlush }, 'replication streaming');
-        this.observer.state?.('streaming', publisher);
-
-        const aborted = new Promise<'stop'>((resolve) => {
-          if (signal.aborted) resolve('stop');
-          signal.addEventListener('abort', () => resolve('stop'), { once: true });
-        });
-        const outcome = await Promise.race([aborted, ended.then(() => 'ended' as const), session.failedPromise, fatalPromise]).catch((err: unknown) => err);
-        session.stop();
-
-        if (outcome === 'stop') {
-          await this.drain(dispatcher, config.listener.shutdownTimeout);
-          session.sendStatus();
-          log.info({ confirmed: formatLsn(checkpointer.confirmed) }, 'stopped; confirmed every acknowledged transaction');
-          return;
-        }
-        if (fatal !== null || isFatal(outcome)) {
-          // Confirm what is durable, then stop: nothing after the failing change is confirmed.
-          session.sendStatus();
-          throw fatal ?? outcome;
-        }
-        // The connection ended (server restart, pg_terminate_backend, network): drain and reconnect.
-        // A stream that stayed up a while starts the backoff afresh; one that keeps failing right
-        // after it starts keeps backing off (no busy loop).
-        if (Date.now() - streamingSince >= STABLE_STREAM_MS) backoff.reset();
-        log.warn({ err: outcome === 'ended' ? 'replication stream ended' : describeError(outcome) }, 'replication connection lost; reconnecting');
-        this.observer.reconnect?.('postgres');
-        this.observer.state?.('reconnecting', publisher);
-        await Promise.race([dispatcher.drained(), aborted, fatalPromise]);
-        if (signal.aborted) {
-          await this.drain(dispatcher, config.listener.shutdownTimeout);
-          return;
-        }
-      } catch (err) {
-        if (isFatal(err)) throw err;
-        const delay = backoff.next();
-        this.observer.state?.('reconnecting', publisher);
-        if ((err instanceof WalListenerError && err.code === 'WAL_PG_SLOT_IN_USE') || (err as { code?: string }).code === '55006') {
-          log.warn({ err: describeError(err), retryInMs: delay }, 'replication slot in use by another process; retrying');
-        } else {
-          log.warn({ err: describeError(err), code: (err as { code?: string }).code, retryInMs: delay }, 'PostgreSQL not available; retrying');
-        }
-        this.observer.reconnect?.('postgres');
-        await sleep(delay, signal);
-        continue;
-      } finally {
-        await connection?.close();
+        session = await Promise.race([source.open(pipeline, signal), fatal]);
+        streamingSince = Date.now();
+        this.observer.state?.('streaming');
+        outcome = await Promise.race([aborted, session.ended.then(() => 'ended' as const), fatal]).catch((error: unknown) => ({ error }));
+      } catch (error) {
+        outcome = { error };
       }
-      await sleep(backoff.next(), signal);
-    }
-  }
+      session?.stop();
 
-  private prepareRelation(relation: RelationMessage, converters: ValueConverters, sql: SqlClient, needsKey: boolean): Promise<readonly string[] | undefined> | undefined {
-    const types = converters.prepare(relation.columns);
-    const needsPrimaryKey = needsKey && (relation.replicaIdentity === 'f' || relation.replicaIdentity === 'n');
-    if (!types && !needsPrimaryKey) return undefined;
-    return (async () => {
-      await types;
-      return needsPrimaryKey ? primaryKeyColumns(await sql.connection(), relation.relationId) : undefined;
-    })();
+      if (outcome === 'stop') {
+        await this.drain(dispatcher, config.listener.shutdownTimeout);
+        pipeline.close();
+        await session?.close();
+        log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
+        return;
+      }
+      if (outcome !== 'ended' && isFatal(outcome.error)) {
+        // Confirm what is durable, then stop: nothing after the failing change is confirmed.
+        await this.drain(dispatcher, Math.min(config.listener.shutdownTimeout, 5_000));
+        pipeline.close();
+        await session?.close().catch(() => {});
+        throw outcome.error;
+      }
+      // The source connection ended or failed in a way a reconnect can fix: drain and reconnect.
+      // A session that stayed up a while starts the backoff afresh; one that keeps failing right
+      // after it starts keeps backing off (no busy loop).
+      if (streamingSince > 0 && Date.now() - streamingSince >= STABLE_STREAM_MS) backoff.reset();
+      const delay = backoff.next();
+      const label = sourceLabel(source.kind);
+      const err = outcome === 'ended' ? `${label.name} ended the stream` : describeError(outcome.error);
+      const code = outcome === 'ended' ? undefined : (outcome.error as WalListenerError).code;
+      if (code === 'WAL_PG_SLOT_IN_USE') log.warn({ err, code, retryInMs: delay }, 'replication slot in use by another process; retrying');
+      else if (session) log.warn({ err, code, retryInMs: delay }, `${label.connection} lost; reconnecting`);
+      else log.warn({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
+      this.observer.reconnect?.(source.kind);
+      this.observer.state?.('reconnecting');
+      await Promise.race([dispatcher.drained(), aborted, fatal]).catch(() => {});
+      pipeline.close();
+      await session?.close().catch(() => {});
+      if (signal.aborted) {
+        await this.drain(dispatcher, config.listener.shutdownTimeout);
+        return;
+      }
+      await sleep(delay, signal);
+    }
   }
 
   /** Waits for in-flight acknowledgements, at most `timeoutMs`. */
   private async drain(dispatcher: Dispatcher, timeoutMs: number): Promise<void> {
-    const pending = dispatcher.inFlight;
+    const pending = dispatcher.pending;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       dispatcher.drained().then(() => false),
@@ -243,18 +188,15 @@ export class Daemon {
     clearTimeout(timer);
     dispatcher.stop();
     if (timedOut) {
-      this.log.warn({ code: 'WAL_SHUTDOWN_TIMEOUT', unacknowledged: dispatcher.inFlight }, 'in-flight messages not acknowledged in time; they will be re-sent after restart');
+      this.log.warn({ code: 'WAL_SHUTDOWN_TIMEOUT', unacknowledged: dispatcher.pending }, 'in-flight messages not acknowledged in time; they will be re-sent after restart');
     } else if (pending > 0) {
       this.log.info({ acknowledged: pending }, 'in-flight messages acknowledged');
     }
   }
 }
 
-function isFatal(err: unknown): boolean {
-  if (err instanceof WalListenerError) {
-    return !['WAL_PG_CONNECT', 'WAL_PG_SLOT_IN_USE', 'WAL_PG_REPLICATION', 'WAL_PUBLISH_RETRYABLE'].includes(err.code);
-  }
-  const code = (err as { code?: string }).code;
-  if (code === '55006') return false; // slot active elsewhere (race with our check)
-  return code !== undefined && FATAL_PG_CODES.has(code);
+function healthOf(dispatcher: Dispatcher, publisher: Publisher): { ok: boolean; reason: string } {
+  if (!publisher.healthy()) return { ok: false, reason: `publisher ${publisher.kind} is not connected; retrying` };
+  if (!dispatcher.healthy) return { ok: false, reason: `publisher ${publisher.kind} is not acknowledging; retrying in order` };
+  return { ok: true, reason: `publisher ${publisher.kind} connected` };
 }

@@ -47,8 +47,8 @@ const listener = z.strictObject({
   topicsMap: z.record(z.string(), z.string().min(1)).default({}),
   /** + Upper bound on changes published but not yet acknowledged by the broker. */
   maxInFlight: z.number().int().min(1).max(1_000_000).default(4096),
-  /** + How long SIGTERM waits for in-flight acknowledgements before giving up. */
-  shutdownTimeout: duration('30s'),
+  /** + How long SIGTERM waits for in-flight acknowledgements before giving up (inside Kubernetes' 30 s grace). */
+  shutdownTimeout: duration('20s'),
 });
 
 const logger = z
@@ -98,6 +98,8 @@ const publisher = z.strictObject({
   duplicateWindow: duration('1h'),
   /** + How long to wait for a broker acknowledgement before the publish counts as failed and is retried. */
   ackTimeout: duration('30s'),
+  /** + What a message the broker will never accept gets: stop the daemon, or a row in wal_listener.dead_letters. */
+  onReject: z.enum(['stop', 'deadLetter']).default('stop'),
 }).superRefine((value, ctx) => {
   if (value.type === 'google_pubsub' && value.pubSubProjectId === '') {
     ctx.addIssue({ code: 'custom', path: ['pubSubProjectId'], message: 'is required for publisher.type google_pubsub' });

@@ -1,15 +1,18 @@
 /**
  * Probes and a tiny HTTP server (node:http) for them and for /metrics.
- *   GET /healthz  200 while the process and its replication loop run (also while reconnecting)
- *   GET /ready    200 only while replication streams and the publisher is connected; 503 otherwise
+ *   GET /healthz  200 while the process and its source loop run (also while reconnecting)
+ *   GET /ready    200 while streaming, the publisher is connected and acknowledging (no batch
+ *                 waiting longer than STALL_MS), or while a healthy HA standby waits ("standby");
+ *                 503 otherwise
  * Bodies are one line of plain text saying why.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DaemonObserver } from '../daemon.js';
-import type { Publisher } from '../publishers/publisher.js';
+import type { DaemonState } from '../pipeline/observer.js';
+import { sourceLabel } from '../sources/labels.js';
 
-export type DaemonState = Parameters<Required<DaemonObserver>['state']>[0];
+export type { DaemonState };
 
 export interface HttpResponse {
   status: number;
@@ -19,21 +22,32 @@ export interface HttpResponse {
 
 export type Route = () => HttpResponse | Promise<HttpResponse>;
 
+/** An unacknowledged batch older than this makes /ready 503: a healthy broker answers in milliseconds. */
+export const STALL_MS = 2_500;
+
 /** What /healthz and /ready answer, from the daemon's state hooks. */
 export class Probes {
   private state: DaemonState = 'starting';
-  private publisher: Publisher | null = null;
-  private waitingFor: 'postgres' | 'publisher' | null = null;
+  private health: () => { ok: boolean; reason: string } = () => ({ ok: false, reason: 'publisher not connected yet' });
+  private oldest: () => number = () => 0;
+  private waitingFor: string | null = null;
+  private source = 'postgres';
 
-  observer(): Required<Pick<DaemonObserver, 'state' | 'reconnect'>> {
+  observer(): Required<Pick<DaemonObserver, 'state' | 'reconnect' | 'health' | 'oldestUnacked'>> {
     return {
-      state: (state, publisher) => {
+      state: (state) => {
         this.state = state;
-        this.publisher = publisher;
         if (state === 'streaming') this.waitingFor = null;
       },
       reconnect: (target) => {
         this.waitingFor = target;
+        if (target !== 'publisher') this.source = target;
+      },
+      health: (check) => {
+        this.health = check;
+      },
+      oldestUnacked: (age) => {
+        this.oldest = age;
       },
     };
   }
@@ -44,23 +58,25 @@ export class Probes {
   }
 
   readiness(): HttpResponse {
-    const publisher = this.publisher;
-    if (this.state === 'streaming' && publisher !== null && publisher.healthy()) {
-      return { status: 200, body: `ready: streaming, publisher ${publisher.kind} connected\n` };
+    if (this.state === 'standby') return { status: 200, body: 'standby\n' };
+    if (this.state === 'streaming') {
+      const health = this.health();
+      const age = this.oldest();
+      if (health.ok && age < STALL_MS) return { status: 200, body: `ready: streaming, ${health.reason}\n` };
+      const reason = health.ok ? `the broker has not acknowledged a batch for ${(age / 1000).toFixed(1)} s` : health.reason;
+      return { status: 503, body: `not ready: ${reason}\n` };
     }
-    return { status: 503, body: `not ready: ${this.reason(publisher)}\n` };
+    return { status: 503, body: `not ready: ${this.reason()}\n` };
   }
 
-  private reason(publisher: Publisher | null): string {
+  private reason(): string {
     switch (this.state) {
       case 'starting':
         return this.waitingFor === 'publisher' ? 'starting; the publisher is not reachable yet, retrying' : 'starting';
       case 'reconnecting':
-        return 'PostgreSQL replication connection lost or not available; reconnecting';
-      case 'stopping':
-        return 'stopping';
-      case 'streaming':
-        return `publisher ${publisher?.kind ?? ''} is not connected; retrying`;
+        return `${sourceLabel(this.source).name} ${sourceLabel(this.source).connection} lost or not available; reconnecting`;
+      default:
+        return this.state;
     }
   }
 }

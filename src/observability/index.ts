@@ -48,7 +48,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     logger.info({ release: `wal-listener@${version}` }, 'Sentry enabled: error logs and crashes are reported');
   }
 
-  const metrics = promAddress ? new Metrics({ version }) : null;
+  const metrics = promAddress ? new Metrics({ version, source: 'postgres' }) : null;
   const probes = config.listener.serverPort > 0 ? new Probes() : null;
   const observer = combine(metrics?.observer(), probes?.observer());
 
@@ -118,15 +118,17 @@ export function configSecrets(config: Config): string[] {
   return secrets.filter((s) => s !== '');
 }
 
-function combine(metrics: Partial<DaemonObserver> | undefined, probes: Partial<DaemonObserver> | undefined): DaemonObserver {
-  const observer: DaemonObserver = { ...metrics, ...probes };
-  const a = metrics?.reconnect;
-  const b = probes?.reconnect;
-  if (a && b) {
-    observer.reconnect = (target) => {
-      a(target);
-      b(target);
-    };
+/** One observer calling every given observer's hooks; a hook only one of them has is used as is. */
+export function combine(...observers: (DaemonObserver | undefined)[]): DaemonObserver {
+  const hooks = new Map<string, ((...args: never[]) => void)[]>();
+  for (const observer of observers) {
+    for (const [name, hook] of Object.entries(observer ?? {})) {
+      if (typeof hook === 'function') hooks.set(name, [...(hooks.get(name) ?? []), hook as (...args: never[]) => void]);
+    }
   }
-  return observer;
+  const combined: Record<string, (...args: never[]) => void> = {};
+  for (const [name, list] of hooks) {
+    combined[name] = list.length === 1 ? list[0]! : (...args) => list.forEach((hook) => hook(...args));
+  }
+  return combined as DaemonObserver;
 }

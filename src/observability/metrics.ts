@@ -9,10 +9,9 @@
  * per label set (prom-client hashes the labels on every `inc`); they reach prom-client on scrape.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DaemonObserver } from '../daemon.js';
-import type { RelationPlan } from '../pipeline/event-builder.js';
-import type { Lsn } from '../sources/postgres/pgoutput.js';
-import type { OutboundMessage } from '../publishers/publisher.js';
+import type { TableHandle } from '../pipeline/change.js';
+import type { OutboundMessage } from '../pipeline/message.js';
+import type { PipelineObserver } from '../pipeline/observer.js';
 
 /** A labelled series counted with a plain `+=` on the hot path; handed to prom-client at scrape time. */
 interface Cell {
@@ -47,12 +46,16 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
 }
 
 /** The DaemonObserver hooks that metrics implement. */
-export type MetricsObserver = Required<Pick<DaemonObserver, 'acked' | 'retrying' | 'skipped' | 'status' | 'convertProblem' | 'reconnect' | 'inFlight'>>;
+export type MetricsObserver = Required<
+  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight'>
+>;
 
 export interface MetricsOptions {
   version: string;
   /** Node process metrics (CPU, memory, event loop lag, GC); default true. */
   processMetrics?: boolean;
+  /** The source kind, for the reconnect series that exists from the start (default postgres). */
+  source?: string;
   /** Clock for latency, in ms since the epoch (tests). */
   now?: () => number;
 }
@@ -72,9 +75,10 @@ export class Metrics {
   /** subject → table → cell: subjects and tables are the same strings for every message of a relation. */
   private readonly publishedCells = new Map<string, Map<string, Cell>>();
   private readonly skippedCells = new Map<string, Cell>();
-  private readonly convertCell: Cell;
+  private readonly problemCells: Record<'convert' | 'publish' | 'ack' | 'rejected', Cell>;
   private readonly retryCell: Cell;
-  private readonly reconnectCells: Record<'postgres' | 'publisher', Cell>;
+  private readonly reconnectCell: (target: string) => Cell;
+  private readonly reconnectCells = new Map<string, Cell>();
   private inFlightCount: () => number = () => 0;
   private readonly now: () => number;
 
@@ -87,14 +91,14 @@ export class Metrics {
     this.skippedCell = cellCounter('filter_skipped_events_total', 'Row changes dropped by listener.filter', ['table'], registry);
     const problematic = cellCounter(
       'problematic_events_total',
-      'Row changes with a problem; kind="convert": a value published as its PostgreSQL text because it could not be converted',
+      'Changes with a problem. kind="convert": a value published as its source text because it could not be converted; "publish": a failed publish (batch); "ack": a publish that passed its ack deadline; "rejected": a message the broker will never accept (dead-lettered, or the daemon stopped)',
       ['kind'],
       registry,
     );
-    const reconnects = cellCounter('reconnects_total', 'Connection attempts after a failure or a lost connection, by target (postgres, publisher)', ['target'], registry);
-    this.retryCell = cellCounter('publish_retries_total', 'Publish attempts (batches) that failed and will be retried', [], registry)();
-    this.lag = new Gauge({ name: 'replication_lag_bytes', help: "Bytes of WAL between the server's WAL end and the confirmed LSN", registers });
-    this.confirmedLsn = new Gauge({ name: 'confirmed_lsn_bytes', help: 'The LSN confirmed to PostgreSQL (every change before it was acknowledged by the broker), as a number', registers });
+    this.reconnectCell = cellCounter('reconnects_total', 'Reconnects after a failure or a lost connection, by target (the source kind, or publisher)', ['target'], registry);
+    this.retryCell = cellCounter('publish_retries_total', 'Re-send attempts of batches that failed (each attempt once, whatever its size)', [], registry)();
+    this.lag = new Gauge({ name: 'replication_lag_bytes', help: "Bytes between the source's newest position (PostgreSQL: the server's WAL end) and the confirmed one", registers });
+    this.confirmedLsn = new Gauge({ name: 'confirmed_lsn_bytes', help: 'The position confirmed to the source (every change before it was acknowledged by the broker), as a number (PostgreSQL: the LSN)', registers });
     this.latency = new Histogram({
       name: 'publish_latency_seconds',
       help: 'Seconds from commit to broker acknowledgement, observed once per acknowledged batch for its oldest change',
@@ -112,8 +116,9 @@ export class Metrics {
     });
     new Gauge({ name: 'wal_listener_build_info', help: 'Always 1; the version label names the running build', labelNames: ['version'], registers }).labels(options.version).set(1);
     // Series that exist from the start, so rate() and alerts work before the first problem.
-    this.convertCell = problematic('convert');
-    this.reconnectCells = { postgres: reconnects('postgres'), publisher: reconnects('publisher') };
+    this.problemCells = { convert: problematic('convert'), publish: problematic('publish'), ack: problematic('ack'), rejected: problematic('rejected') };
+    this.reconnect(options.source ?? 'postgres');
+    this.reconnect('publisher');
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   }
 
@@ -124,13 +129,23 @@ export class Metrics {
       retrying: () => {
         this.retryCell.value++;
       },
-      skipped: (plan) => this.skipped(plan),
-      status: (walEnd, confirmed) => this.status(walEnd, confirmed),
+      publishFailed: () => {
+        this.problemCells.publish.value++;
+      },
+      ackTimeout: () => {
+        this.problemCells.ack.value++;
+      },
+      rejected: (messages) => {
+        this.problemCells.rejected.value += messages.length;
+      },
+      skipped: (table) => this.skipped(table),
+      lag: (bytes) => this.lag.set(bytes),
+      confirmed: (position) => this.confirmedLsn.set(position),
       convertProblem: () => {
-        this.convertCell.value++;
+        this.problemCells.convert.value++;
       },
       reconnect: (target) => {
-        this.reconnectCells[target].value++;
+        this.reconnect(target).value++;
       },
       inFlight: (count) => {
         this.inFlightCount = count;
@@ -157,7 +172,8 @@ export class Metrics {
       runStart = i;
     }
     // One observation per batch, for its oldest change: the slowest delivery of the batch.
-    if (messages.length > 0) this.observeLatency(messages[0]!.payload, this.now());
+    const first = messages[0];
+    if (first !== undefined && typeof first.payload === 'string') this.observeLatency(first.payload, this.now());
   }
 
   private published(subject: string, table: string): Cell {
@@ -165,6 +181,13 @@ export class Metrics {
     if (bySubject === undefined) this.publishedCells.set(subject, (bySubject = new Map()));
     let cell = bySubject.get(table);
     if (cell === undefined) bySubject.set(table, (cell = this.publishedCell(subject, table)));
+    return cell;
+  }
+
+  /** The reconnect series of a target, created (at 0) on first use. */
+  private reconnect(target: string): Cell {
+    let cell = this.reconnectCells.get(target);
+    if (cell === undefined) this.reconnectCells.set(target, (cell = this.reconnectCell(target)));
     return cell;
   }
 
@@ -178,14 +201,9 @@ export class Metrics {
     this.latency.observe(Math.max(0, now - commit) / 1000);
   }
 
-  private skipped(plan: RelationPlan): void {
-    let cell = this.skippedCells.get(plan.table);
-    if (cell === undefined) this.skippedCells.set(plan.table, (cell = this.skippedCell(plan.table)));
+  private skipped(table: TableHandle): void {
+    let cell = this.skippedCells.get(table.table);
+    if (cell === undefined) this.skippedCells.set(table.table, (cell = this.skippedCell(table.table)));
     cell.value++;
-  }
-
-  private status(walEnd: Lsn, confirmed: Lsn): void {
-    this.lag.set(walEnd > confirmed ? Number(walEnd - confirmed) : 0);
-    this.confirmedLsn.set(Number(confirmed));
   }
 }

@@ -1,30 +1,42 @@
 /**
- * The LSN watermark (DESIGN.md "The delivery rule"). Transactions are tracked in commit order;
- * the confirmed LSN is the end LSN of the newest transaction T such that T and every transaction
- * before it were fully acknowledged (or had nothing to publish). Acks may arrive in any order.
+ * The position watermark (DESIGN.md "The delivery rule"). Transactions are tracked in source
+ * order; the confirmed position is the end of the newest transaction T such that T and every
+ * transaction before it were fully acknowledged (or had nothing to publish, or were
+ * dead-lettered). Acknowledgements may arrive in any order. `P` is the source's position type.
  */
-import type { Lsn } from '../sources/postgres/pgoutput.js';
 
-export interface TxnRecord {
-  /** Changes handed to the publisher and not yet acknowledged. */
+export interface TxnRecord<P> {
+  /** Messages handed to the dispatcher and not yet acknowledged. */
   pending: number;
-  /** End LSN from the Commit message; 0n until the commit has been read. */
-  endLsn: Lsn;
+  /** End position from the commit; undefined until the commit has been read. */
+  end: P | undefined;
   committed: boolean;
 }
 
-export class Checkpointer {
-  private readonly queue: TxnRecord[] = [];
+export class Checkpointer<P> {
+  private readonly queue: TxnRecord<P>[] = [];
   private head = 0;
-  private confirmedLsn: Lsn;
+  private confirmedPosition: P | undefined;
+  private moved = false;
 
-  constructor(startLsn: Lsn = 0n) {
-    this.confirmedLsn = startLsn;
+  /** `compare` (negative, 0, positive like a sort comparator) keeps idle confirmations from going backwards. */
+  constructor(
+    start?: P,
+    private readonly compare?: (a: P, b: P) => number,
+  ) {
+    this.confirmedPosition = start;
   }
 
-  /** The LSN safe to report as flushed. Never decreases. */
-  get confirmed(): Lsn {
-    return this.confirmedLsn;
+  /** The position safe to confirm to the source, or undefined before anything was confirmed. */
+  get confirmed(): P | undefined {
+    return this.confirmedPosition;
+  }
+
+  /** True once after the confirmed position moved (read and reset by the caller). */
+  takeMoved(): boolean {
+    const moved = this.moved;
+    this.moved = false;
+    return moved;
   }
 
   /** Transactions begun and not yet confirmed. */
@@ -32,30 +44,36 @@ export class Checkpointer {
     return this.queue.length - this.head;
   }
 
-  begin(): TxnRecord {
-    const txn: TxnRecord = { pending: 0, endLsn: 0n, committed: false };
+  /** Starts tracking `txn` (its fields are reset). */
+  begin<T extends TxnRecord<P>>(txn: T): T {
+    txn.pending = 0;
+    txn.end = undefined;
+    txn.committed = false;
     this.queue.push(txn);
     return txn;
   }
 
-  /** The transaction's last change has been handed out; it can be confirmed once all are acked. */
-  commit(txn: TxnRecord, endLsn: Lsn): void {
-    txn.endLsn = endLsn;
+  /** The transaction's last message has been handed out; it can be confirmed once all are acked. */
+  commit(txn: TxnRecord<P>, end: P): void {
+    txn.end = end;
     txn.committed = true;
-    this.advance();
+    if (txn.pending === 0) this.advance();
   }
 
-  /** `count` changes of `txn` were acknowledged by the broker. */
-  ack(txn: TxnRecord, count: number): void {
+  /** `count` messages of `txn` were acknowledged (or dead-lettered). */
+  ack(txn: TxnRecord<P>, count: number): void {
     txn.pending -= count;
-    if (txn.pending < 0) throw new Error('checkpointer: more acks than changes');
+    if (txn.pending < 0) throw new Error('checkpointer: more acks than messages');
     if (txn.pending === 0 && txn.committed) this.advance();
   }
 
-  /** A keepalive's WAL end may be confirmed only when nothing is open or in flight. */
-  confirmIdle(walEnd: Lsn): boolean {
-    if (this.open !== 0 || walEnd <= this.confirmedLsn) return false;
-    this.confirmedLsn = walEnd;
+  /** A position reached outside any transaction is confirmed only when nothing is open. */
+  confirmIdle(position: P): boolean {
+    if (this.open !== 0) return false;
+    const confirmed = this.confirmedPosition;
+    if (confirmed !== undefined && this.compare && this.compare(position, confirmed) <= 0) return false;
+    this.confirmedPosition = position;
+    this.moved = true;
     return true;
   }
 
@@ -65,7 +83,8 @@ export class Checkpointer {
     while (head < queue.length) {
       const txn = queue[head]!;
       if (!txn.committed || txn.pending !== 0) break;
-      if (txn.endLsn > this.confirmedLsn) this.confirmedLsn = txn.endLsn;
+      this.confirmedPosition = txn.end;
+      this.moved = true;
       head++;
     }
     if (head === queue.length) {

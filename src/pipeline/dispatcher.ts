@@ -1,124 +1,177 @@
 /**
- * Hands messages to the publisher in batches, keeps a bounded number in flight, retries failed
- * batches with backoff, forever, in order, and reports acknowledgements to the checkpointer.
- * Everything brokers share lives here once (STYLE.md); publishers only send and map replies.
+ * Hands messages to the publisher in batches and owns everything brokers share (STYLE.md): the
+ * in-flight window, the per-batch ack deadline, retries with capped backoff and jitter, ordering
+ * across failures, reconnecting after a lost connection, the dead-letter policy and delivery
+ * telemetry. Publishers only send a batch and map the reply.
  *
- * Ordering across failures: when a batch fails, no new batch is sent; once every batch in flight
- * has settled, the failed batches are re-sent one at a time in their original order, then
- * pipelining resumes. Broker-side dedup (the event id) makes the re-sent copies invisible.
+ * Rules:
+ * - Window: at most `maxInFlight` messages handed out and not acknowledged; the source stops
+ *   reading while it is full. Messages leave in batches of at most `maxBatch`: everything a
+ *   source hands over in one turn of the event loop goes together.
+ * - Deadline: a batch not acknowledged within `ackTimeout` is aborted through its signal and
+ *   counts as failed (retryable).
+ * - Lost connection: when the publisher reports `lost`, every unacknowledged batch is aborted at
+ *   once (no waiting for deadlines) and re-sent, in order, as soon as the publisher reports
+ *   `restored` or a reconnect attempt succeeds (attempts every 0.25–2 s while it is down).
+ * - Failure: once a batch fails, nothing new is sent. When every batch in flight has settled, the
+ *   oldest failed batch is re-sent alone as a probe (backoff 0.1–30 s while the broker is
+ *   reachable but refuses); once it is acknowledged, the other failed batches and those built
+ *   meanwhile go out in their original order.
+ * - Ordering per key: a batch is sent only when none of its keys (the row key; the ordering unit of
+ *   every broker) is in a batch still in flight, and batches leave in order (a held batch holds
+ *   those after it). So a batch whose fate is unknown (timed out, connection lost) is settled —
+ *   acknowledged, possibly after re-sends — before any later change of the same key is sent, and a
+ *   consumer never sees a key's changes stored out of commit order. Unrelated keys still pipeline.
+ *   A re-sent copy of a batch that the broker did store carries the same event ids (dropped by
+ *   JetStream's dedup; a duplicate with the same id elsewhere).
+ * - Rejection (a message the broker will never accept): found before sending when it exceeds the
+ *   size the broker announced (in order: nothing after it has gone out), or reported by the broker
+ *   (`PublishError.rejected`; a batch whose culprit is unknown is re-sent one message at a time to
+ *   find it). With a dead-letter store the message is stored there, in order, and counts as
+ *   delivered once stored; the rest of its batch is re-sent. Without one, `onFatal` stops the daemon;
+ *   nothing after the message is confirmed.
  */
 import { PublishError, WalListenerError, describeError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboundMessage, Publisher } from '../publishers/publisher.js';
+import type { Publisher } from '../publishers/publisher.js';
 import { Backoff, sleep } from './backoff.js';
-import type { Checkpointer, TxnRecord } from './checkpointer.js';
+import type { DeadLetterStore } from './dead-letters.js';
+import { describeMessage, payloadBytes, type OutboundMessage } from './message.js';
+import type { PipelineObserver } from './observer.js';
 
-export interface DeliveryObserver {
-  /** A batch was acknowledged by the broker (called once per batch). */
-  acked(messages: readonly OutboundMessage[]): void;
-  /** A batch failed and will be retried. */
-  retrying(error: PublishError, attempt: number): void;
+/** Where acknowledgements of a transaction's messages go (the checkpointer's record of it). */
+export interface Delivery {
+  ack(count: number): void;
 }
 
 export interface DispatcherOptions {
   publisher: Publisher;
-  checkpointer: Checkpointer;
   logger: Logger;
   /** Messages handed out and not yet acknowledged, at most. */
   maxInFlight: number;
   /** Messages per publish() call, at most. */
   maxBatch?: number;
+  /** Deadline for a batch's acknowledgement, ms. */
+  ackTimeout: number;
+  /** Backoff while the broker is reachable but failing. */
   retry?: { initialMs: number; maxMs: number };
-  observer?: DeliveryObserver;
-  /** A message the broker will never accept: the pipeline must stop (nothing after it is confirmed). */
+  /** Backoff between reconnect attempts while the publisher is down. */
+  reconnect?: { initialMs: number; maxMs: number };
+  /** How long an outage may last before it is logged at error level (and so reaches Sentry). */
+  outageErrorAfterMs?: number;
+  /** `publisher.onReject: deadLetter`: where rejected messages go; null = stop. */
+  deadLetters: DeadLetterStore | null;
+  observer?: PipelineObserver;
+  /** A rejected message with onReject: stop, or a broker setup error: the daemon must stop. */
   onFatal(error: WalListenerError): void;
 }
 
 interface Batch {
   readonly seq: number;
-  readonly messages: OutboundMessage[];
-  /** Run-length list of the transactions the messages belong to, in order. */
-  readonly txns: TxnRecord[];
-  readonly counts: number[];
+  messages: OutboundMessage[];
+  /** Run-length list of the deliveries (transactions) the messages belong to, in order. */
+  deliveries: Delivery[];
+  counts: number[];
+  /** A message found oversized before sending: dead-lettered or fatal, never sent. */
+  oversized: string | null;
+  /** Re-send one message at a time (a rejection named no culprit). */
+  single: boolean;
+  sentAt: number;
+  controller: AbortController | null;
+  timer: NodeJS.Timeout | undefined;
 }
 
-const NO_OBSERVER: DeliveryObserver = { acked() {}, retrying() {} };
+const LOST = 'publisher connection lost';
 
 export class Dispatcher {
   private readonly publisher: Publisher;
-  private readonly checkpointer: Checkpointer;
+  private readonly log: Logger;
+  private readonly observer: PipelineObserver;
   private readonly maxInFlight: number;
   private readonly maxBatch: number;
-  private readonly observer: DeliveryObserver;
-  private readonly backoff: Backoff;
+  private readonly retryBackoff: Backoff;
+  private readonly reconnectBackoff: Backoff;
 
   private current: Batch | null = null;
   private flushScheduled = false;
   private seq = 0;
-  /** Messages added and not yet acknowledged (in batches being built, held, in flight or retried). */
+  /** Messages added and not yet acknowledged (building, queued, in flight, failed, being dead-lettered). */
   private outstanding = 0;
-  private batchesInFlight = 0;
-  /** Failed batches waiting to be re-sent, and batches built while retrying. */
-  private readonly failed: Batch[] = [];
-  private readonly held: Batch[] = [];
-  private retrying = false;
+  /** Built batches waiting to be sent, in order. */
+  private queue: Batch[] = [];
+  private readonly inFlight = new Set<Batch>();
+  /** Batches with a publish under way (in flight, or a re-send during recovery): aborted on a lost connection. */
+  private readonly active = new Set<Batch>();
+  /** Keys of the batches in flight, with counts. */
+  private readonly keys = new Map<string, number>();
+  private failed: Batch[] = [];
+  private recovering = false;
+  private outageSince = 0;
+  private outageTimer: NodeJS.Timeout | undefined;
+  private loggedOutage = false;
   private stopped = false;
+  private readonly stopController = new AbortController();
+  private wakeRecovery: (() => void) | null = null;
+  private deadLetterTail: Promise<void> = Promise.resolve();
   private readonly waiters: { below: number; resolve: () => void }[] = [];
-  private readonly abort = new AbortController();
 
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
-    this.checkpointer = options.checkpointer;
+    this.log = options.logger;
+    this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
     this.maxBatch = options.maxBatch ?? Math.max(1, Math.min(1024, options.maxInFlight >> 2));
-    this.observer = options.observer ?? NO_OBSERVER;
-    this.backoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
+    this.retryBackoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
+    this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 250, maxMs: 2_000 });
+    this.publisher.events.on('lost', this.onLost);
+    this.publisher.events.on('restored', this.onRestored);
+    this.observer.inFlight?.(() => this.outstanding);
+    this.observer.oldestUnacked?.(() => this.oldestAge());
   }
 
   /** Messages not yet acknowledged. */
-  get inFlight(): number {
+  get pending(): number {
     return this.outstanding;
   }
 
-  /** True when the window is full: the reader should stop until `whenBelow` resolves. */
+  /** True when the window is full: the source should stop until `whenBelow` resolves. */
   get full(): boolean {
     return this.outstanding >= this.maxInFlight;
   }
 
-  add(message: OutboundMessage, txn: TxnRecord): void {
-    txn.pending++;
+  /** True while publishing works: no failed batch waiting, publisher connected. */
+  get healthy(): boolean {
+    return !this.recovering && this.failed.length === 0 && this.publisher.healthy();
+  }
+
+  add(message: OutboundMessage, delivery: Delivery): void {
     this.outstanding++;
-    let batch = this.current;
-    if (batch === null) {
-      batch = this.current = { seq: this.seq++, messages: [], txns: [], counts: [] };
+    if (payloadBytes(message) > this.publisher.maxPayloadBytes(message)) {
+      // Found before sending, in order: everything before it leaves first, nothing after it overtakes.
+      this.flush();
+      const batch = this.newBatch();
+      this.append(batch, message, delivery);
+      batch.oversized = `message of ${payloadBytes(message)} bytes exceeds the ${this.publisher.maxPayloadBytes(message)}-byte limit ${this.publisher.kind} announced`;
+      this.queue.push(batch);
+      this.pump();
+      return;
     }
-    batch.messages.push(message);
-    const last = batch.txns.length - 1;
-    if (last >= 0 && batch.txns[last] === txn) batch.counts[last]!++;
-    else {
-      batch.txns.push(txn);
-      batch.counts.push(1);
-    }
+    const batch = (this.current ??= this.newBatch());
+    this.append(batch, message, delivery);
     if (batch.messages.length >= this.maxBatch) this.flush();
     else if (!this.flushScheduled) {
-      // Everything decoded from one socket read goes into one batch; it leaves on the next turn.
       this.flushScheduled = true;
-      setImmediate(this.flushTimer);
+      setImmediate(this.flushSoon);
     }
   }
 
-  private readonly flushTimer = (): void => {
-    this.flushScheduled = false;
-    this.flush();
-  };
-
-  /** Sends the batch being built now. */
+  /** Sends the batch being built. */
   flush(): void {
     const batch = this.current;
     if (batch === null) return;
     this.current = null;
-    if (this.retrying || this.failed.length > 0) this.held.push(batch);
-    else this.send(batch);
+    this.queue.push(batch);
+    this.pump();
   }
 
   /** Resolves when fewer than `count` messages are unacknowledged (default: half the window). */
@@ -127,44 +180,139 @@ export class Dispatcher {
     return new Promise((resolve) => this.waiters.push({ below: Math.max(1, count), resolve }));
   }
 
-  /** Resolves when every message added so far has been acknowledged. */
+  /** Resolves when every message added so far has been acknowledged (or dead-lettered). */
   drained(): Promise<void> {
     this.flush();
     return this.whenBelow(1);
   }
 
-  /** Stops retrying (shutdown); in-flight publishes may still settle. */
+  /** Stops sending and retrying (shutdown, fatal error); publishes in flight may still settle. */
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
-    this.abort.abort();
+    this.stopController.abort();
+    this.wakeRecovery?.();
+    clearTimeout(this.outageTimer);
+    this.publisher.events.off('lost', this.onLost);
+    this.publisher.events.off('restored', this.onRestored);
+  }
+
+  private readonly flushSoon = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  private newBatch(): Batch {
+    return { seq: this.seq++, messages: [], deliveries: [], counts: [], oversized: null, single: false, sentAt: 0, controller: null, timer: undefined };
+  }
+
+  private append(batch: Batch, message: OutboundMessage, delivery: Delivery): void {
+    batch.messages.push(message);
+    const last = batch.deliveries.length - 1;
+    if (last >= 0 && batch.deliveries[last] === delivery) batch.counts[last]!++;
+    else {
+      batch.deliveries.push(delivery);
+      batch.counts.push(1);
+    }
+  }
+
+  /** Sends queued batches in order while none of their keys is in flight. */
+  private pump(): void {
+    if (this.stopped || this.recovering) return;
+    const queue = this.queue;
+    let sent = 0;
+    while (sent < queue.length) {
+      const batch = queue[sent]!;
+      if (batch.oversized !== null) {
+        sent++;
+        this.reject(batch, 0, batch.oversized);
+        if (this.stopped) break;
+        continue;
+      }
+      if (this.overlaps(batch)) break;
+      sent++;
+      this.send(batch);
+      if (this.recovering || this.stopped) break;
+    }
+    if (sent > 0) this.queue = sent === queue.length ? [] : queue.slice(sent);
+  }
+
+  private overlaps(batch: Batch): boolean {
+    if (this.keys.size === 0) return false;
+    const messages = batch.messages;
+    for (let i = 0; i < messages.length; i++) if (this.keys.has(messages[i]!.key)) return true;
+    return false;
+  }
+
+  private holdKeys(batch: Batch, delta: 1 | -1): void {
+    const keys = this.keys;
+    const messages = batch.messages;
+    for (let i = 0; i < messages.length; i++) {
+      const key = messages[i]!.key;
+      const count = (keys.get(key) ?? 0) + delta;
+      if (count <= 0) keys.delete(key);
+      else keys.set(key, count);
+    }
   }
 
   private send(batch: Batch): void {
-    this.batchesInFlight++;
-    let promise: Promise<void>;
-    try {
-      promise = this.publisher.publish(batch.messages);
-    } catch (err) {
-      promise = Promise.reject(err);
+    if (!this.publisher.healthy() && !this.recovering) {
+      // Reconnect-on-publish: a publisher that lost its connection while idle is reconnected first.
+      this.enterRecovery(new PublishError(`${this.publisher.kind} is not connected`, true));
+      this.failed.push(batch);
+      this.maybeRecover();
+      return;
     }
-    promise.then(
+    this.holdKeys(batch, 1);
+    this.inFlight.add(batch);
+    this.attempt(batch).then(
       () => {
-        this.batchesInFlight--;
+        this.settle(batch);
         this.acknowledge(batch);
-        this.maybeRetry();
+        this.pump();
+        this.maybeRecover();
       },
       (err: unknown) => {
-        this.batchesInFlight--;
-        this.fail(batch, err);
+        this.settle(batch);
+        this.failure(batch, err);
       },
     );
   }
 
+  private settle(batch: Batch): void {
+    this.inFlight.delete(batch);
+    this.holdKeys(batch, -1);
+  }
+
+  /** One publish of a batch with its deadline; rejects with a PublishError or a setup error. */
+  private attempt(batch: Batch): Promise<void> {
+    const controller = new AbortController();
+    batch.controller = controller;
+    batch.sentAt = Date.now();
+    const ackTimeout = this.options.ackTimeout;
+    batch.timer = setTimeout(() => {
+      this.observer.ackTimeout?.();
+      controller.abort(new PublishError(`${this.publisher.kind} did not acknowledge ${batch.messages.length} message(s) within ${ackTimeout} ms (first: ${describeMessage(batch.messages[0])})`, true));
+    }, ackTimeout);
+    this.active.add(batch);
+    let promise: Promise<void>;
+    try {
+      promise = this.publisher.publish(batch.messages, controller.signal);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    return promise.finally(() => {
+      clearTimeout(batch.timer);
+      batch.controller = null;
+      this.active.delete(batch);
+    });
+  }
+
   private acknowledge(batch: Batch): void {
-    const { txns, counts } = batch;
-    for (let i = 0; i < txns.length; i++) this.checkpointer.ack(txns[i]!, counts[i]!);
+    const { deliveries, counts } = batch;
+    for (let i = 0; i < deliveries.length; i++) deliveries[i]!.ack(counts[i]!);
     this.outstanding -= batch.messages.length;
-    this.observer.acked(batch.messages);
+    this.observer.acked?.(batch.messages);
     this.wake();
   }
 
@@ -179,61 +327,246 @@ export class Dispatcher {
     }
   }
 
-  /** The error as a retryable PublishError, or null after stopping the pipeline for a fatal one. */
-  private retryable(err: unknown): PublishError | null {
+  private failure(batch: Batch, err: unknown): void {
+    if (this.stopped) return;
     const error = err instanceof WalListenerError ? err : new PublishError(`publish failed: ${describeError(err)}`, true, { cause: err });
-    if (error instanceof PublishError && error.retryable) return error;
-    this.stop();
-    this.options.onFatal(error);
-    return null;
-  }
-
-  private fail(batch: Batch, err: unknown): void {
-    const error = this.retryable(err);
-    if (error === null) return;
-    this.failed.push(batch);
-    this.observer.retrying(error, this.backoff.attempts);
-    if (this.failed.length === 1) {
-      this.options.logger.warn({ err: error.message, lsn: batch.messages[0]?.lsn }, 'publish failed; retrying in order once in-flight publishes settle');
+    if (!(error instanceof PublishError)) {
+      // A setup problem (WAL_PUBLISH_CONFIG) or anything else the publisher classified as fatal.
+      if (error.fatal) return this.fatal(error);
     }
-    this.maybeRetry();
+    this.observer.publishFailed?.(error);
+    if (error instanceof PublishError && !error.retryable) {
+      const index = error.rejected ?? (batch.messages.length === 1 ? 0 : undefined);
+      if (index !== undefined && index < batch.messages.length) {
+        this.reject(batch, index, error.message);
+        this.pump();
+        this.maybeRecover();
+        return;
+      }
+      // The broker refused something in the batch without saying what: find it one message at a time.
+      batch.single = true;
+    }
+    this.enterRecovery(error);
+    this.failed.push(batch);
+    this.maybeRecover();
   }
 
-  /** Once nothing is in flight, re-send failed batches one by one, in order, then resume. */
-  private maybeRetry(): void {
-    if (this.retrying || this.batchesInFlight > 0 || this.failed.length === 0 || this.stopped) return;
-    this.retrying = true;
-    this.failed.sort((a, b) => a.seq - b.seq);
-    void this.retryLoop();
+  private enterRecovery(error: WalListenerError): void {
+    if (this.recovering) return;
+    this.recovering = true;
+    this.outageSince = Date.now();
+    this.loggedOutage = false;
+    this.observer.publisherState?.(false, error.message);
+    this.log.warn({ err: error.message, code: error.code, inFlight: this.outstanding }, 'publish failed; holding newer messages and re-sending in order');
+    const after = this.options.outageErrorAfterMs ?? 3_000;
+    clearTimeout(this.outageTimer);
+    this.outageTimer = setTimeout(() => {
+      if (!this.recovering || this.stopped) return;
+      this.loggedOutage = true;
+      this.log.error({ code: 'WAL_PUBLISH_RETRYABLE', publisher: this.publisher.kind, err: error.message, since: new Date(this.outageSince).toISOString(), waiting: this.outstanding }, `${this.publisher.kind} is not acknowledging; retrying (nothing after the first unacknowledged change is confirmed)`);
+    }, after);
+    this.outageTimer.unref();
+  }
+
+  private readonly onLost = (reason: Error): void => {
+    if (this.stopped) return;
+    const error = new PublishError(`${LOST}: ${reason.message}`, true, { cause: reason });
+    this.enterRecovery(error);
+    // Everything unacknowledged fails at once: it is re-sent when the connection is back.
+    for (const batch of this.active) batch.controller?.abort(error);
+    this.maybeRecover();
+  };
+
+  private readonly onRestored = (): void => {
+    this.observer.reconnect?.('publisher');
+    this.wakeRecovery?.();
+  };
+
+  /** Starts the recovery loop once nothing is in flight. */
+  private maybeRecover(): void {
+    if (!this.recovering || this.stopped || this.inFlight.size > 0 || this.wakeRecovery !== null) return;
+    // With nothing failed (a connection lost while idle) the loop only reconnects.
+    void this.recover();
   }
 
   /**
-   * Re-sends the oldest failed batch until the broker takes it (with backoff); that batch is the
-   * probe. Then the other failed batches and those held meanwhile go out pipelined, in order.
+   * Reconnects when needed and re-sends the oldest failed batch until the broker takes it (the
+   * probe); then the rest go out in order and pipelining resumes.
    */
-  private async retryLoop(): Promise<void> {
-    const log = this.options.logger;
-    const batch = this.failed[0]!;
-    for (;;) {
-      await sleep(this.backoff.next(), this.abort.signal);
-      if (this.stopped) return;
-      try {
-        await this.publisher.publish(batch.messages);
-        break;
-      } catch (err) {
-        const error = this.retryable(err);
-        if (error === null) return;
-        this.observer.retrying(error, this.backoff.attempts);
-        log.warn({ err: error.message, attempt: this.backoff.attempts, lsn: batch.messages[0]?.lsn }, 'publish retry failed');
+  private async recover(): Promise<void> {
+    const signal = this.stopController.signal;
+    this.wakeRecovery = () => {};
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        this.failed.sort((a, b) => a.seq - b.seq);
+        const probe = this.failed[0];
+        const connected = await this.reconnect(signal);
+        if (this.stopped) return;
+        if (!connected) continue;
+        if (probe === undefined) break; // nothing failed: the connection is back
+        if (probe.oversized !== null) {
+          this.failed.shift();
+          this.reject(probe, 0, probe.oversized);
+          continue;
+        }
+        try {
+          this.observer.retrying?.(this.retryBackoff.attempts + 1);
+          await this.resend(probe);
+          this.failed.shift();
+          this.acknowledge(probe);
+          break;
+        } catch (err) {
+          if (this.stopped) return;
+          const error = err instanceof WalListenerError ? err : new PublishError(describeError(err), true, { cause: err });
+          if (error instanceof PublishError && !error.retryable) {
+            this.failed.shift();
+            this.reject(probe, error.rejected ?? 0, error.message);
+            if (this.failed.length === 0) break;
+            continue;
+          }
+          if (!(error instanceof PublishError) && error.fatal) return this.fatal(error);
+          this.observer.publishFailed?.(error);
+          this.log.warn({ err: error.message, attempt: this.retryBackoff.attempts, first: describeMessage(probe.messages[0]) }, 'publish retry failed');
+          await this.pause(this.retryBackoff.next(), signal);
+        }
       }
+    } finally {
+      this.wakeRecovery = null;
     }
     if (this.stopped) return;
-    this.failed.shift();
-    this.acknowledge(batch);
-    log.info({ attempts: this.backoff.attempts, resending: this.failed.length }, 'publishing recovered');
-    this.backoff.reset();
-    this.retrying = false;
-    const next = [...this.failed.splice(0), ...this.held.splice(0)];
-    for (const b of next) this.send(b);
+    const outage = Date.now() - this.outageSince;
+    this.log[this.loggedOutage ? 'warn' : 'info']({ afterMs: outage, resending: this.failed.length }, 'publishing recovered');
+    clearTimeout(this.outageTimer);
+    this.retryBackoff.reset();
+    this.reconnectBackoff.reset();
+    this.recovering = false;
+    this.observer.publisherState?.(true, 'publishing');
+    // Each failed batch still waiting is re-sent once more: a retry attempt each.
+    for (let i = 0; i < this.failed.length; i++) this.observer.retrying?.(1);
+    this.queue = [...this.failed.splice(0), ...this.queue];
+    this.pump();
   }
+
+  /** Makes sure the publisher is connected; false after a failed attempt (and its backoff pause). */
+  private async reconnect(signal: AbortSignal): Promise<boolean> {
+    if (this.publisher.healthy()) return true;
+    try {
+      await this.publisher.connect();
+      if (this.publisher.healthy()) return true;
+    } catch (err) {
+      if (err instanceof WalListenerError && !(err instanceof PublishError) && err.fatal) {
+        this.fatal(err);
+        return false;
+      }
+      this.log.debug({ err: describeError(err) }, 'publisher reconnect attempt failed');
+    }
+    await this.pause(this.reconnectBackoff.next(), signal);
+    return false;
+  }
+
+  /** Waits `ms`, or less when the publisher reports its connection restored. */
+  private pause(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.wakeRecovery = () => {};
+        resolve();
+      };
+      this.wakeRecovery = done;
+      void sleep(ms, signal).then(done);
+    });
+  }
+
+  /** Re-sends a failed batch (one message at a time when its culprit is unknown). */
+  private async resend(batch: Batch): Promise<void> {
+    if (!batch.single) {
+      await this.attempt(batch);
+      return;
+    }
+    for (let i = 0; i < batch.messages.length; i++) {
+      const one = { ...batch, messages: [batch.messages[i]!] };
+      try {
+        await this.attempt(one);
+      } catch (err) {
+        if (err instanceof PublishError && !err.retryable) throw new PublishError(err.message, false, { cause: err, rejected: i });
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Message `index` of `batch` will never be accepted. Dead-letter it (the rest of the batch is
+   * re-sent) or stop.
+   */
+  private reject(batch: Batch, index: number, reason: string): void {
+    const message = batch.messages[index]!;
+    const delivery = deliveryAt(batch, index);
+    const store = this.options.deadLetters;
+    this.observer.rejected?.([message], reason);
+    if (store === null) {
+      return this.fatal(new PublishError(`${this.publisher.kind} will never accept the message for ${describeMessage(message)} (id ${message.id}): ${reason}. Set publisher.onReject: deadLetter to store such messages and go on, or raise the broker's limit and restart`, false));
+    }
+    this.log.error({ code: 'WAL_PUBLISH_REJECTED', table: `${message.schema}.${message.table}`, lsn: message.lsn, id: message.id, reason }, 'message rejected by the broker; stored as a dead letter');
+    // The rest of the batch goes back, in order, ahead of everything newer.
+    const rest = this.without(batch, index);
+    if (rest !== null) {
+      if (this.recovering) this.failed.push(rest);
+      else this.queue.unshift(rest);
+    }
+    this.deadLetterTail = this.deadLetterTail.then(() => this.storeDeadLetter(store, message, reason, delivery));
+  }
+
+  private async storeDeadLetter(store: DeadLetterStore, message: OutboundMessage, reason: string, delivery: Delivery): Promise<void> {
+    const backoff = new Backoff({ initialMs: 200, maxMs: 30_000 });
+    for (;;) {
+      try {
+        await store.store([{ message, broker: this.publisher.kind, reason }]);
+        break;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.error({ code: 'WAL_DEAD_LETTER', err: describeError(err), id: message.id }, 'could not store a dead letter; retrying (nothing after it is confirmed)');
+        await sleep(backoff.next(), this.stopController.signal);
+        if (this.stopped) return;
+      }
+    }
+    delivery.ack(1);
+    this.outstanding--;
+    this.wake();
+  }
+
+  /** The batch without message `index` (same seq, so it keeps its place), or null when it was alone. */
+  private without(batch: Batch, index: number): Batch | null {
+    if (batch.messages.length === 1) return null;
+    const rest = this.newBatchAt(batch.seq, batch.single);
+    for (let i = 0; i < batch.messages.length; i++) if (i !== index) this.append(rest, batch.messages[i]!, deliveryAt(batch, i));
+    return rest;
+  }
+
+  private newBatchAt(seq: number, single: boolean): Batch {
+    return { ...this.newBatch(), seq, single };
+  }
+
+  private fatal(error: WalListenerError): void {
+    if (this.stopped) return;
+    this.stop();
+    this.options.onFatal(error);
+  }
+
+  /** Age of the oldest unacknowledged batch that was sent, ms (0 when none). */
+  private oldestAge(): number {
+    let oldest = Infinity;
+    for (const batch of this.inFlight) if (batch.sentAt < oldest) oldest = batch.sentAt;
+    if (this.recovering) oldest = Math.min(oldest, this.outageSince);
+    return oldest === Infinity ? 0 : Date.now() - oldest;
+  }
+}
+
+/** The delivery of message `index` of a batch (from the run-length list). */
+function deliveryAt(batch: Batch, index: number): Delivery {
+  let seen = 0;
+  for (let i = 0; i < batch.deliveries.length; i++) {
+    seen += batch.counts[i]!;
+    if (index < seen) return batch.deliveries[i]!;
+  }
+  throw new Error(`dispatcher: message ${index} is outside its batch`);
 }

@@ -1,14 +1,13 @@
 /**
  * Deterministic event ids: a UUID (version 8, RFC 9562 custom layout) made of
- *   - the transaction's commit LSN (64 bits),
+ *   - the transaction's source position (64 bits: PostgreSQL's commit LSN; other sources build
+ *     a 64-bit number from theirs),
  *   - a 26-bit hash of the source (PostgreSQL system identifier + database name),
  *   - the change's position within its transaction (32 bits, counting every change, filtered or not).
  * The same change redelivered after a restart gets the same id, so brokers drop the duplicate;
  * two databases publishing into one stream never collide on LSNs alone.
  * The LSN and source part is built once per transaction; each change only appends its position.
  */
-import type { Lsn } from '../sources/postgres/pgoutput.js';
-
 /** FNV-1a (32-bit) of the source identity, reduced to 26 bits. */
 export function sourceHash(systemId: string, database: string): number {
   let h = 0x811c9dc5;
@@ -23,9 +22,9 @@ export function sourceHash(systemId: string, database: string): number {
 const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
 
 /** Everything of the id but the last 8 hex digits: "llllllll-llll-8lll-Vlss-ssss". */
-export function eventIdPrefix(commitLsn: Lsn, source: number): string {
-  const hi = Number(commitLsn >> 32n);
-  const lo = Number(commitLsn & 0xffffffffn);
+export function eventIdPrefix(position: bigint, source: number): string {
+  const hi = Number((position >> 32n) & 0xffffffffn);
+  const lo = Number(position & 0xffffffffn);
   const variant = 0x8 | ((lo >>> 2) & 0x3); // 10xx: the RFC 9562 variant, then two LSN bits
   const mixed = ((lo & 0x3) << 10) | (source >>> 16); // two LSN bits + ten source bits
   return `${hex(hi, 8)}-${hex(lo >>> 16, 4)}-8${hex((lo >>> 4) & 0xfff, 3)}-${hex(variant, 1)}${hex(mixed, 3)}-${hex(source & 0xffff, 4)}`;

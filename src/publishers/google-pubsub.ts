@@ -4,11 +4,14 @@
  * set: the client library reads that variable itself.
  */
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { PubSub, type ClientConfig, type PublishOptions, type Topic } from '@google-cloud/pubsub';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboundMessage, Publisher } from './publisher.js';
+import { payloadBuffer } from '../pipeline/message.js';
+import { abortable } from './abortable.js';
+import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 /** gRPC status codes this file looks at (numbers as on the wire; names for messages). */
 const Status = { INVALID_ARGUMENT: 3, NOT_FOUND: 5, ALREADY_EXISTS: 6, PERMISSION_DENIED: 7, FAILED_PRECONDITION: 9, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12 } as const;
@@ -63,7 +66,7 @@ function reason(err: unknown): string {
 
 export class PubSubPublisher implements Publisher {
   readonly kind = 'google_pubsub';
-  readonly needsKey = true;
+  readonly events = new EventEmitter<PublisherEvents>();
 
   private pubsub: PubSub | undefined;
   private readonly publishOptions: PublishOptions;
@@ -133,7 +136,15 @@ export class PubSubPublisher implements Publisher {
     this.log.info({ projectId: this.config.pubSubProjectId, emulator: pubsub.isEmulator }, 'Pub/Sub publisher ready');
   }
 
-  publish(batch: readonly OutboundMessage[]): Promise<void> {
+  maxPayloadBytes(): number {
+    return Infinity;
+  }
+
+  publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
+    return abortable(this.send0(batch), signal);
+  }
+
+  private send0(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closing) return Promise.reject(new PublishError('Pub/Sub publisher is closed', true));
     const pubsub = this.pubsub;
     if (!pubsub) return Promise.reject(new PublishError('Pub/Sub publisher is not connected', true));
@@ -200,7 +211,7 @@ export class PubSubPublisher implements Publisher {
         };
         try {
           if (!topic) throw new PublishError(`Pub/Sub topic ${message.subject} is not ready`, true);
-          const data = Buffer.from(message.payload);
+          const data = payloadBuffer(message);
           if (data.length > MAX_MESSAGE_BYTES) {
             throw Object.assign(new Error(`message of ${data.length} bytes exceeds Pub/Sub's ${MAX_MESSAGE_BYTES}-byte limit`), { code: Status.INVALID_ARGUMENT });
           }

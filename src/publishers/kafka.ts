@@ -24,6 +24,7 @@
  * (Kafka's UNKNOWN_TOPIC_OR_PARTITION is transient by definition): the daemon keeps retrying and
  * logging, confirms nothing after it, and carries on once someone creates the topic.
  */
+import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import kafkajs from 'kafkajs';
 import type { LogEntry, Message, Producer, ProducerBatch, SASLOptions, TopicMessages } from 'kafkajs';
@@ -31,7 +32,9 @@ import type { ConnectionOptions } from 'node:tls';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboundMessage, Publisher } from './publisher.js';
+import { payloadBuffer, payloadBytes } from '../pipeline/message.js';
+import { abortable } from './abortable.js';
+import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
 
@@ -57,7 +60,7 @@ interface Pending {
 
 export class KafkaPublisher implements Publisher {
   readonly kind = 'kafka';
-  readonly needsKey = true;
+  readonly events = new EventEmitter<PublisherEvents>();
   private readonly brokers: string[];
   private readonly ackTimeout: number;
   private producer: Producer | undefined;
@@ -87,7 +90,15 @@ export class KafkaPublisher implements Publisher {
     return this.connecting;
   }
 
-  publish(batch: readonly OutboundMessage[]): Promise<void> {
+  maxPayloadBytes(): number {
+    return Infinity;
+  }
+
+  publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
+    return abortable(this.send0(batch), signal);
+  }
+
+  private send0(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
     if (batch.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -220,7 +231,7 @@ export class KafkaPublisher implements Publisher {
     let i = start;
     for (; i < messages.length; i++) {
       const m = messages[i]!;
-      const value = Buffer.from(m.payload, 'utf8');
+      const value = payloadBuffer(m);
       const size = value.length + Buffer.byteLength(m.key) + m.id.length + m.lsn.length + m.schema.length + m.table.length + m.action.length + RECORD_OVERHEAD;
       if (bytes > 0 && bytes + size > MAX_SEND_BYTES) break;
       bytes += size;
@@ -322,7 +333,7 @@ export function publishError(err: unknown, sent: readonly OutboundMessage[]): Pu
   if (broker && broker.retriable === false) {
     // A too-large message is the largest one of the request; other refusals name its first message.
     const culprit = broker.type === 'MESSAGE_TOO_LARGE' || broker.type === 'RECORD_LIST_TOO_LARGE' ? largest(sent) : sent[0];
-    const size = culprit ? `, ${Buffer.byteLength(culprit.payload)} bytes` : '';
+    const size = culprit ? `, ${payloadBytes(culprit)} bytes` : '';
     return new PublishError(`Kafka refused a message (${where(culprit)}${size}): ${reason}`, false, { cause: err });
   }
   const hint = broker?.type === 'UNKNOWN_TOPIC_OR_PARTITION' ? ' (the topic does not exist and the broker does not create topics: create it, or enable auto.create.topics.enable)' : '';

@@ -1,47 +1,53 @@
 /**
- * The one interface every broker implements. A publisher only turns messages into broker requests
- * and maps the broker's reply to success or a PublishError. Retries, backoff, ordering, the
- * in-flight window, delivery metrics and LSN confirmation live once, in src/pipeline/ (STYLE.md).
+ * The one interface every broker implements (DESIGN.md "The pipeline"). A publisher connects,
+ * turns a batch into broker requests, maps the broker's reply to success or a typed error, reports
+ * its connection state, and closes. Deadlines, retries, backoff, ordering across failures,
+ * reconnecting after a loss, the in-flight window, delivery metrics and position confirmation live
+ * once, in src/pipeline/dispatcher.ts (STYLE.md): publisher files hold no timers, no retry loops
+ * and no ordering queues.
  */
+import { EventEmitter } from 'node:events';
+import type { PublisherType } from '../config/schema.js';
+import type { OutboundMessage } from '../pipeline/message.js';
 
-/** One row change, ready for a broker. Built once per change by the pipeline. */
-export interface OutboundMessage {
-  /** Event id (UUID), stable across redeliveries: the broker's dedup id. */
-  readonly id: string;
-  /** NATS subject, Kafka/Pub/Sub topic, RabbitMQ routing key: `<topic>.<prefix><schema>_<table>` or the topicsMap value. */
-  readonly subject: string;
-  /** Partition / ordering key: the row key as JSON (`{"id":42}`), or `"<schema>.<table>"` for a keyless table. Empty when the publisher did not ask for keys. */
-  readonly key: string;
-  /** The event as JSON text (DESIGN.md "The event"). */
-  readonly payload: string;
-  /** Commit LSN of the transaction, "0/1A2B3C4". */
-  readonly lsn: string;
-  readonly schema: string;
-  readonly table: string;
-  /** INSERT | UPDATE | DELETE | TRUNCATE */
-  readonly action: string;
+export type { OutboundMessage } from '../pipeline/message.js';
+
+/** Connection events: `lost` when the broker connection went away, `restored` when it is back. */
+export interface PublisherEvents {
+  lost: [reason: Error];
+  restored: [];
 }
 
 export interface Publisher {
-  /** Config name of the broker, for logs and metrics: nats, kafka, rabbitmq, google_pubsub, stdout. */
-  readonly kind: string;
-  /** Whether messages need `key` (Kafka partitions, Pub/Sub ordering keys). Keys cost time when unused. */
-  readonly needsKey: boolean;
+  /** Config name of the broker, for logs and metrics. */
+  readonly kind: PublisherType;
+  /** Connection state changes (see PublisherEvents). */
+  readonly events: EventEmitter<PublisherEvents>;
   /**
-   * Connects and declares what the broker needs (stream, exchange, topics).
-   * Throws PublishError(retryable) when the broker is unreachable (the caller retries with backoff),
-   * or a WalListenerError('WAL_PUBLISH_CONFIG') when the setup is wrong and retrying cannot help.
+   * Connects (or reconnects after a loss) and declares what the broker needs (stream, exchange,
+   * topics). Resolves at once while connected. Throws PublishError(retryable) when the broker is
+   * unreachable (the pipeline retries with backoff), or a fatal WalListenerError
+   * ('WAL_PUBLISH_CONFIG') when the setup is wrong and retrying cannot help.
    */
   connect(): Promise<void>;
   /**
    * Sends a batch, in order. Resolves once the broker has acknowledged every message of it.
-   * Rejects with PublishError: retryable (connection lost, timeout) or not (the broker will never
-   * accept a message; name the message's table, LSN and the broker's reason). May be called again
-   * before earlier batches settle (the pipeline keeps several in flight); must not retry by itself.
+   * Rejects with PublishError: retryable (connection lost, refused for now) or not (the broker
+   * will never accept a message: set `rejected` to the index of that message in the batch and name
+   * its table, LSN and the broker's reason). When `signal` aborts (the pipeline's deadline passed
+   * or the connection was lost), settle promptly: reject with `signal.reason` and forget the
+   * batch's pending state. Several batches may be in flight; never retry by itself.
    */
-  publish(batch: readonly OutboundMessage[]): Promise<void>;
-  /** True while connected and able to publish (for /ready). */
+  publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void>;
+  /**
+   * Largest payload in bytes the broker will take for this message (what it announced: NATS
+   * max_payload and the stream's max_msg_size, Kafka's max.message.bytes, Pub/Sub's 10 MB), or
+   * Infinity when unknown. Checked before a message is sent, so an oversized one is found in
+   * order, before anything after it goes out.
+   */
+  maxPayloadBytes(message: OutboundMessage): number;
+  /** True while connected and able to publish, as far as the client knows. */
   healthy(): boolean;
-  /** Flushes nothing further; closes connections. Safe to call twice. */
+  /** Closes connections; pending publishes reject. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -24,12 +24,15 @@
  * system CAs), `clientCert` and `clientKey` are read at every connect; the broker's certificate is
  * verified against the URL's host name.
  */
+import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect as amqpConnect, IllegalOperationError, type ChannelModel, type ConfirmChannel, type Options, type SocketOptions } from 'amqplib';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboundMessage, Publisher } from './publisher.js';
+import { payloadBuffer, payloadBytes } from '../pipeline/message.js';
+import { abortable } from './abortable.js';
+import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 /** Where to connect: the URL amqplib gets, the same without password for logs, and whether it is TLS. */
 export interface RabbitTarget {
@@ -206,7 +209,7 @@ class Session {
 /** The refused message of a batch: the one whose size the broker named, else the first unconfirmed one. */
 function findRefused(job: Job, refusal: AmqpError): OutboundMessage | undefined {
   const size = SIZE_REASON.exec(refusal.message)?.[1];
-  if (size !== undefined) return job.batch.find((m) => Buffer.byteLength(m.payload) === Number(size));
+  if (size !== undefined) return job.batch.find((m) => payloadBytes(m) === Number(size));
   return job.batch[job.batch.length - job.remaining];
 }
 
@@ -267,7 +270,7 @@ function asError(err: unknown): Error {
 
 export class RabbitMqPublisher implements Publisher {
   readonly kind = 'rabbitmq';
-  readonly needsKey = false;
+  readonly events = new EventEmitter<PublisherEvents>();
   readonly config: { readonly exchange: string; readonly exchangeKind: string; readonly ackTimeoutMs: number };
   private parsedTarget: RabbitTarget | undefined;
   private session: Session | undefined;
@@ -341,7 +344,15 @@ export class RabbitMqPublisher implements Publisher {
     throw new PublishError(`cannot connect to RabbitMQ at ${target.safeUrl}: ${text}`, true, { cause: err });
   }
 
-  publish(batch: readonly OutboundMessage[]): Promise<void> {
+  maxPayloadBytes(): number {
+    return Infinity;
+  }
+
+  publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
+    return abortable(this.send0(batch), signal);
+  }
+
+  private send0(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closed) return Promise.reject(new PublishError('rabbitmq publisher is closed', true));
     if (batch.length === 0) return Promise.resolve();
     const session = this.current();
@@ -372,7 +383,7 @@ export class RabbitMqPublisher implements Publisher {
       const message = batch[i] as OutboundMessage;
       let room: boolean;
       try {
-        room = channel.publish(exchange, message.subject, Buffer.from(message.payload), properties(message), job.onConfirm);
+        room = channel.publish(exchange, message.subject, payloadBuffer(message), properties(message), job.onConfirm);
       } catch (err) {
         if (err instanceof IllegalOperationError) session.fail(err);
         // amqplib refuses the message itself (e.g. headers over 64 KiB): retrying cannot help.

@@ -1,21 +1,30 @@
-/** Writes one JSON event per line to standard output; for trying the daemon out and debugging. */
+/**
+ * Writes one JSON event per line to standard output; for trying the daemon out and debugging.
+ * Events never contain a raw line break (values.ts turns json's line breaks into spaces), so a
+ * line is an event. A routed message's payload is written as is, followed by a line break.
+ */
+import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PublishError } from '../errors.js';
-import type { OutboundMessage, Publisher } from './publisher.js';
+import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 export class StdoutPublisher implements Publisher {
   readonly kind = 'stdout';
-  readonly needsKey = false;
+  readonly events = new EventEmitter<PublisherEvents>();
   private closed = false;
 
   constructor(private readonly out: Writable = process.stdout) {}
 
   async connect(): Promise<void> {}
 
+  maxPayloadBytes(): number {
+    return Infinity;
+  }
+
   publish(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closed) return Promise.reject(new PublishError('stdout publisher is closed', true));
     let text = '';
-    for (const message of batch) text += `${message.payload}\n`;
+    for (const message of batch) text += `${typeof message.payload === 'string' ? message.payload : message.payload.toString('utf8')}\n`;
     // The write callback fires once the data has been handed to the OS: that is stdout's "ack".
     return new Promise((resolve, reject) => {
       this.out.write(text, (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));

@@ -19,6 +19,9 @@ import { KafkaPublisher, publishError } from '../../src/publishers/kafka.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
 import { consumeAll, javaPartition, murmur2, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
 
+/** publish()'s abort signal when a test sets no deadline of its own. */
+const NO_SIGNAL = new AbortController().signal;
+
 const log = pino({ level: 'silent' });
 
 function publisherConfig(address: string, extra: Record<string, unknown> = {}): PublisherConfig {
@@ -45,6 +48,9 @@ function change(topic: string, table: string, action: string, row: number, lsn: 
     schema: 'public',
     table,
     action,
+    headers: null,
+    properties: null,
+    exchange: null,
   };
 }
 
@@ -52,7 +58,7 @@ function change(topic: string, table: string, action: string, row: number, lsn: 
 async function publishWindowed(publisher: KafkaPublisher, batches: readonly OutboundMessage[][], window: number): Promise<void> {
   const inFlight: Promise<void>[] = [];
   for (const batch of batches) {
-    inFlight.push(publisher.publish(batch));
+    inFlight.push(publisher.publish(batch, NO_SIGNAL));
     if (inFlight.length >= window) await inFlight.shift();
   }
   await Promise.all(inFlight);
@@ -124,7 +130,6 @@ describe('KafkaPublisher', () => {
     // The first address refuses connections: connecting must move on to the next one.
     const publisher = new KafkaPublisher(publisherConfig(`127.0.0.1:1,${mock.bootstrap}`), log);
     t.after(() => publisher.close());
-    assert.equal(publisher.needsKey, true);
     assert.equal(publisher.healthy(), false);
     await publisher.connect();
     assert.equal(publisher.healthy(), true);
@@ -162,7 +167,7 @@ describe('KafkaPublisher', () => {
     const lsn = nextLsn();
     // A table without a primary key: every change has the key "<schema>.<table>", so one partition.
     const batch = Array.from({ length: 1500 }, (_, i) => ({ ...change(topic, 'nokey', 'INSERT', i, lsn, { pad: 'x'.repeat(1000) }), key: 'public.nokey' }));
-    await publisher.publish(batch);
+    await publisher.publish(batch, NO_SIGNAL);
     const records = await consumeAll(mock.bootstrap, [`${topic}.public_nokey`], batch.length);
     await assertDelivered(mock.bootstrap, batch, records);
   });
@@ -184,7 +189,7 @@ describe('KafkaPublisher', () => {
       const calledAt = Date.now();
       const afterStop = stopped;
       const batch = Array.from({ length: 20 }, (_, i) => change(topic, 'users', 'UPDATE', i % 5, lsn));
-      outcomes.push(publisher.publish(batch).then(
+      outcomes.push(publisher.publish(batch, NO_SIGNAL).then(
         () => ({ calledAt, settledAt: Date.now(), afterStop }),
         (error: unknown) => ({ calledAt, settledAt: Date.now(), error, afterStop }),
       ));
@@ -214,7 +219,7 @@ describe('KafkaPublisher', () => {
 
     // A later publish tries to reconnect by itself, and fails as retryable too.
     const started = Date.now();
-    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 1, nextLsn())], NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable);
     assert.ok(Date.now() - started <= ackTimeout + 1_500);
   });
 
@@ -224,7 +229,7 @@ describe('KafkaPublisher', () => {
     await Promise.all([publisher.close(), publisher.close()]);
     await publisher.close();
     assert.equal(publisher.healthy(), false);
-    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())], NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable);
     await assert.rejects(publisher.connect(), PublishError);
   });
 
@@ -232,7 +237,7 @@ describe('KafkaPublisher', () => {
     const publisher = new KafkaPublisher(publisherConfig('127.0.0.1:1,127.0.0.1:2'), log);
     t.after(() => publisher.close());
     await assert.rejects(publisher.connect(), (err: unknown) => err instanceof PublishError && err.retryable && /127\.0\.0\.1:1/.test(err.message));
-    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())]), (err: unknown) => err instanceof PublishError && err.retryable);
+    await assert.rejects(publisher.publish([change('wl', 'users', 'INSERT', 1, nextLsn())], NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable);
     assert.equal(publisher.healthy(), false);
   });
 

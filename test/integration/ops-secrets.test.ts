@@ -85,7 +85,8 @@ test('a wrong password refused by PostgreSQL: exit 1, reported to Sentry, no sec
   daemons.push(daemon);
   assert.equal(await daemon.exited, 1);
   const fatal = daemon.logs().find((r) => r.level === 'fatal');
-  assert.equal(fatal?.code, '28P01', daemon.stderr());
+  assert.equal(fatal?.code, 'WAL_PG_AUTH', daemon.stderr());
+  assert.equal(fatal?.sqlstate, '28P01', daemon.stderr());
   assert.match(String(fatal?.err), /password authentication failed/);
   for (const [i, line] of daemon.stderr().split('\n').entries()) assertClean(`log line ${i}: ${line}`, line);
   assertClean('stdout', daemon.stdout());

@@ -44,7 +44,8 @@ test('a fatal error of the daemon reaches Sentry, tagged with the version, witho
   assert.equal(await daemon.exited, 1, 'a database that does not exist is fatal: exit 1, never 0');
   const fatal = daemon.logs().find((r) => r.msg === 'fatal error; stopping');
   assert.ok(fatal, daemon.stderr());
-  assert.equal(fatal.code, '3D000');
+  assert.equal(fatal.code, 'WAL_PG_DATABASE');
+  assert.equal(fatal.sqlstate, '3D000');
 
   const events = endpoint.events();
   const event = events.find((e) => e.level === 'fatal');

@@ -13,6 +13,9 @@ import { PubSubPublisher } from '../../src/publishers/google-pubsub.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
 import { emulatorClient, startPubSubEmulator, subscribeOrdered, type PubSubEmulator, type ReceivedMessage } from '../support/pubsub.js';
 
+/** publish()'s abort signal when a test sets no deadline of its own. */
+const NO_SIGNAL = new AbortController().signal;
+
 const PROJECT = 'wl-test';
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -63,6 +66,9 @@ function change(table: string, rowId: number, action: string, lsn: string, seq: 
     schema: 'public',
     table,
     action,
+    headers: null,
+    properties: null,
+    exchange: null,
   };
 }
 
@@ -120,7 +126,7 @@ test('delivers every change with its attributes, one ordering key per row, in pu
   const window: Promise<void>[] = [];
   for (const batch of batches) {
     if (window.length >= 4) await window.shift();
-    window.push(publisher.publish(batch));
+    window.push(publisher.publish(batch, NO_SIGNAL));
   }
   await Promise.all(window);
   const publishMs = Date.now() - started;
@@ -151,16 +157,16 @@ test('a missing topic is a configuration error naming it; with createTopics it i
     assert.match(err.message, /createTopics/);
     return true;
   };
-  await assert.rejects(strict.publish([change(table, 1, 'INSERT', lsn, 1)]), isSetupError);
+  await assert.rejects(strict.publish([change(table, 1, 'INSERT', lsn, 1)], NO_SIGNAL), isSetupError);
   // Not remembered as ready: the next attempt checks again.
-  await assert.rejects(strict.publish([change(table, 1, 'INSERT', lsn, 1)]), isSetupError);
+  await assert.rejects(strict.publish([change(table, 1, 'INSERT', lsn, 1)], NO_SIGNAL), isSetupError);
   const [existsBefore] = await admin.topic(`wl.public_${table}`).exists();
   assert.equal(existsBefore, false);
 
   const creating = await connected({ createTopics: true });
   const other = await connected({ createTopics: true }); // races the first one for the same topic
   const messages = Array.from({ length: 3 }, (_, i) => change(table, i + 1, 'INSERT', lsn, i));
-  await Promise.all([creating.publish(messages.slice(0, 2)), creating.publish(messages.slice(2)), other.publish(messages)]);
+  await Promise.all([creating.publish(messages.slice(0, 2), NO_SIGNAL), creating.publish(messages.slice(2), NO_SIGNAL), other.publish(messages, NO_SIGNAL)]);
   const [existsAfter] = await admin.topic(`wl.public_${table}`).exists();
   assert.equal(existsAfter, true);
 });
@@ -171,7 +177,7 @@ test('a message Pub/Sub can never accept is a non-retryable error naming table, 
   cleanups.push(() => sub.close());
   const lsn = nextLsn();
   const big = { ...change('big', 1, 'INSERT', lsn, 1), payload: 'x'.repeat(11 * 1024 * 1024) };
-  await assert.rejects(publisher.publish([change('big', 2, 'INSERT', lsn, 2), big]), (err: unknown) => {
+  await assert.rejects(publisher.publish([change('big', 2, 'INSERT', lsn, 2), big], NO_SIGNAL), (err: unknown) => {
     assert.ok(err instanceof PublishError);
     assert.equal(err.retryable, false);
     assert.match(err.message, /public\.big/);
@@ -188,8 +194,8 @@ test('an ordering key over 1 KB (a long text primary key) is replaced by its SHA
   const rowKey = JSON.stringify({ id: 'é'.repeat(600) }); // 600 characters, 1,200+ bytes
   const keyed = (action: string): OutboundMessage => ({ ...change('longkey', 1, action, nextLsn(), 1), key: rowKey });
   const published = [keyed('INSERT'), keyed('UPDATE'), keyed('DELETE')];
-  await publisher.publish(published.slice(0, 2));
-  await publisher.publish(published.slice(2));
+  await publisher.publish(published.slice(0, 2), NO_SIGNAL);
+  await publisher.publish(published.slice(2), NO_SIGNAL);
   await sub.waitForIds(3);
   const expectedKey = `sha256:${createHash('sha256').update(rowKey).digest('hex')}`;
   assert.deepEqual(sub.received.map((m) => m.orderingKey), [expectedKey, expectedKey, expectedKey]);
@@ -220,12 +226,12 @@ test('emulator hung: publish rejects retryable after ackTimeout, and works again
   const sub = await subscribeOrdered(admin, 'wl.public_hung', `sub_hung_${randomUUID().slice(0, 8)}`);
   cleanups.push(() => sub.close());
   const first = [change('hung', 1, 'INSERT', nextLsn(), 1)];
-  await publisher.publish(first);
+  await publisher.publish(first, NO_SIGNAL);
 
   em.freeze();
   const stuck = [change('hung', 1, 'UPDATE', nextLsn(), 2)];
   const started = Date.now();
-  await assert.rejects(publisher.publish(stuck), (err: unknown) => {
+  await assert.rejects(publisher.publish(stuck, NO_SIGNAL), (err: unknown) => {
     assert.ok(err instanceof PublishError);
     assert.equal(err.retryable, true);
     assert.match(err.message, /public\.hung at LSN .*DEADLINE_EXCEEDED/);
@@ -237,8 +243,8 @@ test('emulator hung: publish rejects retryable after ackTimeout, and works again
 
   // The request may have reached the server before it froze: the retry can duplicate, never reorder.
   const next = [change('hung', 1, 'DELETE', nextLsn(), 3)];
-  await publisher.publish(stuck);
-  await publisher.publish(next);
+  await publisher.publish(stuck, NO_SIGNAL);
+  await publisher.publish(next, NO_SIGNAL);
   await sub.waitForIds(3);
   assertDelivered([...first, ...stuck, ...next], sub.received);
 });
@@ -256,13 +262,13 @@ test('emulator down: publishes reject retryable within ackTimeout; in-order retr
     const lsn = nextLsn();
     return Array.from({ length: 5 }, (_, i) => change('outage', i + 1, action, lsn, ++seq));
   };
-  await publisher.publish(round('INSERT'));
+  await publisher.publish(round('INSERT'), NO_SIGNAL);
 
   await em.stop();
   // Several batches in flight for the same keys when the server goes away, as in the pipeline.
   const failed = [round('UPDATE'), round('UPDATE'), round('UPDATE')];
   const started = Date.now();
-  const results = await Promise.allSettled(failed.map((batch) => publisher.publish(batch)));
+  const results = await Promise.allSettled(failed.map((batch) => publisher.publish(batch, NO_SIGNAL)));
   const elapsed = Date.now() - started;
   for (const result of results) {
     assert.equal(result.status, 'rejected');
@@ -287,7 +293,7 @@ test('emulator down: publishes reject retryable within ackTimeout; in-order retr
   for (const batch of failed) {
     for (;;) {
       try {
-        await publisher.publish(batch);
+        await publisher.publish(batch, NO_SIGNAL);
         break;
       } catch (err) {
         assert.ok(err instanceof PublishError && err.retryable, String(err));
@@ -297,7 +303,7 @@ test('emulator down: publishes reject retryable within ackTimeout; in-order retr
     }
   }
   const after = round('DELETE');
-  await publisher.publish(after);
+  await publisher.publish(after, NO_SIGNAL);
   assert.equal(publisher.healthy(), true);
   const published = [...failed.flat(), ...after];
   await sub.waitForIds(published.length);
@@ -305,5 +311,5 @@ test('emulator down: publishes reject retryable within ackTimeout; in-order retr
 
   await publisher.close();
   await publisher.close();
-  await assert.rejects(publisher.publish(after), (err: unknown) => err instanceof PublishError && err.retryable);
+  await assert.rejects(publisher.publish(after, NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable);
 });

@@ -16,6 +16,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import { parseRabbitAddress, RabbitMqPublisher } from '../../src/publishers/rabbitmq.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
 import { freePort } from '../support/ports.js';
+
+/** publish()'s abort signal when a test sets no deadline of its own. */
+const NO_SIGNAL = new AbortController().signal;
 import {
   cleanup,
   closeConnectionsNamed,
@@ -81,7 +84,7 @@ function batchOf(exchange: string, action: 'INSERT' | 'UPDATE' | 'DELETE', ids: 
       lsn,
       xid: lsnCounter,
     };
-    return { id: event.id, subject: `${exchange}.public_users`, key: '', payload: JSON.stringify(event), lsn, schema: 'public', table: 'users', action };
+    return { id: event.id, subject: `${exchange}.public_users`, key: '', payload: JSON.stringify(event), lsn, schema: 'public', table: 'users', action, headers: null, properties: null, exchange: null };
   });
 }
 
@@ -98,7 +101,7 @@ function workload(exchange: string, rows: number, rounds: number): OutboundMessa
 async function publishAll(publisher: RabbitMqPublisher, batches: OutboundMessage[][], window: number): Promise<void> {
   const inFlight = new Set<Promise<void>>();
   for (const batch of batches) {
-    const p: Promise<void> = publisher.publish(batch).finally(() => inFlight.delete(p));
+    const p: Promise<void> = publisher.publish(batch, NO_SIGNAL).finally(() => inFlight.delete(p));
     inFlight.add(p);
     if (inFlight.size >= window) await Promise.race(inFlight);
   }
@@ -162,7 +165,7 @@ describe('rabbitmq publisher', () => {
     const send = (index: number): void => {
       if (index >= batches.length) batches.push(batchOf(exchange, 'UPDATE', ids, ++round));
       sends[index] = (sends[index] ?? 0) + 1;
-      const p: Promise<void> = publisher.publish(batches[index] as OutboundMessage[]).then(
+      const p: Promise<void> = publisher.publish(batches[index] as OutboundMessage[], NO_SIGNAL).then(
         () => {
           confirmed[index] = true;
           confirmedCount++;
@@ -237,10 +240,10 @@ describe('rabbitmq publisher', () => {
     const before = batchOf(exchange, 'INSERT', [1, 2, 3]);
     const big = batchOf(exchange, 'UPDATE', [1, 2, 3]);
     const bigMessage = big[1] as OutboundMessage;
-    const huge = { ...bigMessage, payload: JSON.stringify({ ...JSON.parse(bigMessage.payload), data: { id: 2, blob: 'x'.repeat(2 * 1024 * 1024) } }) };
+    const huge = { ...bigMessage, payload: JSON.stringify({ ...JSON.parse(bigMessage.payload as string), data: { id: 2, blob: 'x'.repeat(2 * 1024 * 1024) } }) };
     big[1] = huge;
     const afterBig = batchOf(exchange, 'DELETE', [1, 2, 3]);
-    const outcomes = await Promise.allSettled([publisher.publish(before), publisher.publish(big), publisher.publish(afterBig)]);
+    const outcomes = await Promise.allSettled([publisher.publish(before, NO_SIGNAL), publisher.publish(big, NO_SIGNAL), publisher.publish(afterBig, NO_SIGNAL)]);
     const [first, second, third] = outcomes;
     if (first?.status === 'rejected') assert.ok(first.reason instanceof PublishError && first.reason.retryable);
     assert.equal(second?.status, 'rejected');
@@ -254,7 +257,7 @@ describe('rabbitmq publisher', () => {
     assert.equal(third?.status, 'rejected', 'a batch written after the refused message is not confirmed');
     assert.ok((third as PromiseRejectedResult).reason instanceof PublishError && ((third as PromiseRejectedResult).reason as PublishError).retryable);
     // A later publish opens a new channel (with the broker's normal limit) and succeeds.
-    await publisher.publish(batchOf(exchange, 'INSERT', [4]));
+    await publisher.publish(batchOf(exchange, 'INSERT', [4]), NO_SIGNAL);
   });
 
   test('a nack (a full queue with x-overflow reject-publish) rejects the batch retryable; it goes through once there is room', async () => {
@@ -271,13 +274,13 @@ describe('rabbitmq publisher', () => {
       await c.close();
     }
     const batch = batchOf(exchange, 'INSERT', [1, 2, 3]);
-    const err = await publisher.publish(batch).then(() => undefined, (e: unknown) => e);
+    const err = await publisher.publish(batch, NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable, String(err));
     assert.match(err.message, /nacked/);
     // Make room, as a consumer would, and send the message that found the queue full: confirmed now.
     const first = await consumeMessages(queue, 2, 10_000, 100);
     assert.deepEqual(first.map((m) => m.properties.messageId), [batch[0]?.id, batch[1]?.id]);
-    await publisher.publish(batch.slice(2));
+    await publisher.publish(batch.slice(2), NO_SIGNAL);
   });
 
   test('a broker that stops answering: the ack timeout rejects retryable, a cut connection too, and the next publish reconnects', async (t) => {
@@ -285,26 +288,26 @@ describe('rabbitmq publisher', () => {
     t.after(() => proxy.stop());
     const { publisher, exchange } = newPublisher({ address: proxy.url, ackTimeout: '1s' });
     await publisher.connect();
-    await publisher.publish(batchOf(exchange, 'INSERT', [1]));
+    await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL);
 
     proxy.freeze();
     const t0 = Date.now();
-    const hung = await publisher.publish(batchOf(exchange, 'UPDATE', [1])).then(() => undefined, (err: unknown) => err);
+    const hung = await publisher.publish(batchOf(exchange, 'UPDATE', [1]), NO_SIGNAL).then(() => undefined, (err: unknown) => err);
     assert.ok(hung instanceof PublishError && hung.retryable, String(hung));
     assert.match(hung.message, /no confirm from RabbitMQ within 1000 ms/);
     assert.ok(Date.now() - t0 < 5_000);
     assert.equal(publisher.healthy(), false);
     proxy.thaw();
-    await publisher.publish(batchOf(exchange, 'UPDATE', [1]));
+    await publisher.publish(batchOf(exchange, 'UPDATE', [1]), NO_SIGNAL);
     assert.equal(publisher.healthy(), true);
 
     // A connection reset by the network (not by the broker) while batches are in flight.
-    const inFlight = [publisher.publish(batchOf(exchange, 'UPDATE', [1, 2])), publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]))];
+    const inFlight = [publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]), NO_SIGNAL), publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]), NO_SIGNAL)];
     proxy.cut();
     for (const r of await Promise.allSettled(inFlight)) {
       if (r.status === 'rejected') assert.ok(r.reason instanceof PublishError && r.reason.retryable, String(r.reason));
     }
-    await publisher.publish(batchOf(exchange, 'DELETE', [1, 2]));
+    await publisher.publish(batchOf(exchange, 'DELETE', [1, 2]), NO_SIGNAL);
   });
 
   test('the exchange deleted under a running publisher: the publish fails retryable and the next one re-declares it', async () => {
@@ -316,10 +319,10 @@ describe('rabbitmq publisher', () => {
     } finally {
       await c.close();
     }
-    const err = await publisher.publish(batchOf(exchange, 'INSERT', [1])).then(() => undefined, (e: unknown) => e);
+    const err = await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable, String(err));
     assert.match(err.message, /NOT_FOUND/);
-    await publisher.publish(batchOf(exchange, 'INSERT', [2]));
+    await publisher.publish(batchOf(exchange, 'INSERT', [2]), NO_SIGNAL);
     const check = await rabbitConnect();
     try {
       await check.channel.checkExchange(exchange); // throws when it does not exist
@@ -328,7 +331,7 @@ describe('rabbitmq publisher', () => {
     }
     const queue = await boundQueue(exchange);
     const batch = batchOf(exchange, 'INSERT', [3]);
-    await publisher.publish(batch);
+    await publisher.publish(batch, NO_SIGNAL);
     const [got] = await consumeMessages(queue, 1);
     assertMessage(got as ConsumeMessage, batch[0] as OutboundMessage);
   });
@@ -342,11 +345,11 @@ describe('rabbitmq publisher', () => {
     await publisher.close();
     await publisher.close();
     assert.equal(publisher.healthy(), false);
-    const err = await publisher.publish(batchOf(exchange, 'INSERT', [1])).then(() => undefined, (e: unknown) => e);
+    const err = await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable);
     // An empty batch has nothing to confirm.
     const { publisher: other } = newPublisher();
-    await other.publish([]);
+    await other.publish([], NO_SIGNAL);
   });
 
   test('amqps with caCert, clientCert and clientKey; enableTLS turns amqp:// into amqps://', async (t) => {
@@ -361,14 +364,14 @@ describe('rabbitmq publisher', () => {
     await publisher.connect();
     const queue = await boundQueue(exchange);
     const batch = batchOf(exchange, 'INSERT', [1, 2]);
-    await publisher.publish(batch);
+    await publisher.publish(batch, NO_SIGNAL);
     const got = await consumeMessages(queue, 2);
     got.forEach((m, i) => assertMessage(m, batch[i] as OutboundMessage));
     assert.deepEqual(proxy.clientNames, ['wal-listener-test-client'], 'the client certificate was presented');
 
     const viaFlag = newPublisher({ address: `amqp://localhost:${proxy.port}`, enableTLS: true, ...tlsFiles }).publisher;
     await viaFlag.connect();
-    await viaFlag.publish(batchOf(exchange, 'INSERT', [3]));
+    await viaFlag.publish(batchOf(exchange, 'INSERT', [3]), NO_SIGNAL);
 
     // Without our CA the broker's certificate cannot be verified: retryable, with the reason.
     const untrusted = newPublisher({ address: `amqps://localhost:${proxy.port}`, clientCert: certs.clientCert, clientKey: certs.clientKey }).publisher;
@@ -422,7 +425,7 @@ describe('rabbitmq publisher', () => {
     const port = await freePort();
     await rejects({ address: `127.0.0.1:${port}` }, (err) => assert.ok(err instanceof PublishError && err.retryable && /ECONNREFUSED/.test(err.message), String(err)));
     const { publisher: down, exchange: downExchange } = newPublisher({ address: `127.0.0.1:${port}` });
-    const err = await down.publish(batchOf(downExchange, 'INSERT', [1])).then(() => undefined, (e: unknown) => e);
+    const err = await down.publish(batchOf(downExchange, 'INSERT', [1]), NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable, String(err));
     // The exchange exists with another type.
     const taken = uniqueName('wl_rmq');

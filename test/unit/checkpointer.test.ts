@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Checkpointer, type TxnRecord } from '../../src/pipeline/checkpointer.js';
 
+const compareLsn = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+const txn = (): TxnRecord<bigint> => ({ pending: 0, end: undefined, committed: false });
+
 /** Small deterministic PRNG so a failing seed can be replayed. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -23,8 +26,8 @@ interface Change {
 test('random ack orders never confirm past an unacknowledged change', () => {
   for (let seed = 1; seed <= 300; seed++) {
     const random = rng(seed);
-    const cp = new Checkpointer(5n);
-    const txns: { record: TxnRecord; endLsn: bigint; committed: boolean }[] = [];
+    const cp = new Checkpointer<bigint>(5n, compareLsn);
+    const txns: { record: TxnRecord<bigint>; endLsn: bigint; committed: boolean }[] = [];
     const changes: Change[] = [];
     const inFlight: number[] = [];
     let lsn = 100n;
@@ -33,7 +36,7 @@ test('random ack orders never confirm past an unacknowledged change', () => {
     for (let step = 0; step < steps || inFlight.length > 0 || open !== null; step++) {
       const r = random();
       if (step < steps && open === null && r < 0.2) {
-        txns.push({ record: cp.begin(), endLsn: 0n, committed: false });
+        txns.push({ record: cp.begin(txn()), endLsn: 0n, committed: false });
         open = txns.length - 1;
       } else if (step < steps && open !== null && r < 0.6) {
         changes.push({ txn: open, acked: false });
@@ -58,9 +61,9 @@ test('random ack orders never confirm past an unacknowledged change', () => {
         const txn = txns[t]!;
         const done = txn.committed && changes.every((c) => c.txn !== t || c.acked);
         if (!done) {
-          assert.ok(!txn.committed || confirmed < txn.endLsn, `seed ${seed}: confirmed ${confirmed} passes unacked txn ending ${txn.endLsn}`);
+          assert.ok(!txn.committed || confirmed! < txn.endLsn, `seed ${seed}: confirmed ${confirmed} passes unacked txn ending ${txn.endLsn}`);
           for (let later = t + 1; later < txns.length; later++) {
-            if (txns[later]!.committed) assert.ok(confirmed < txns[later]!.endLsn, `seed ${seed}: confirmed past a later txn while txn ${t} is unacked`);
+            if (txns[later]!.committed) assert.ok(confirmed! < txns[later]!.endLsn, `seed ${seed}: confirmed past a later txn while txn ${t} is unacked`);
           }
           break;
         }
@@ -74,11 +77,11 @@ test('random ack orders never confirm past an unacknowledged change', () => {
 });
 
 test('empty transactions are confirmed once everything before them is', () => {
-  const cp = new Checkpointer();
-  const a = cp.begin();
+  const cp = new Checkpointer<bigint>(0n, compareLsn);
+  const a = cp.begin(txn());
   a.pending = 2;
   cp.commit(a, 10n);
-  const empty = cp.begin();
+  const empty = cp.begin(txn());
   cp.commit(empty, 20n);
   assert.equal(cp.confirmed, 0n);
   cp.ack(a, 1);
@@ -88,8 +91,8 @@ test('empty transactions are confirmed once everything before them is', () => {
 });
 
 test('keepalive WAL end is confirmed only when nothing is open', () => {
-  const cp = new Checkpointer(10n);
-  const a = cp.begin();
+  const cp = new Checkpointer<bigint>(10n, compareLsn);
+  const a = cp.begin(txn());
   assert.equal(cp.confirmIdle(50n), false);
   a.pending = 1;
   cp.commit(a, 30n);
@@ -103,9 +106,9 @@ test('keepalive WAL end is confirmed only when nothing is open', () => {
 });
 
 test('more acks than changes is a bug, not a silent miscount', () => {
-  const cp = new Checkpointer();
-  const a = cp.begin();
+  const cp = new Checkpointer<bigint>(0n, compareLsn);
+  const a = cp.begin(txn());
   a.pending = 1;
   cp.ack(a, 1);
-  assert.throws(() => cp.ack(a, 1), /more acks than changes/);
+  assert.throws(() => cp.ack(a, 1), /more acks than messages/);
 });

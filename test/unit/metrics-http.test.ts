@@ -7,36 +7,39 @@ import { HttpServer, Probes, parseListenAddress } from '../../src/observability/
 import { configSecrets, createObservability } from '../../src/observability/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { checkDsn, secretScrubber } from '../../src/observability/sentry.js';
-import type { Publisher } from '../../src/publishers/publisher.js';
 import { freePort } from '../support/ports.js';
 import { httpGet } from '../support/ops.js';
 
-function fakePublisher(healthy: () => boolean): Publisher {
-  return { kind: 'nats', needsKey: false, connect: async () => {}, publish: async () => {}, healthy, close: async () => {} };
-}
-
-test('probes: /healthz alive unless stopping; /ready only while streaming with a healthy publisher', () => {
+test('probes: /healthz alive unless stopping; /ready only while streaming with a healthy, acknowledging publisher', () => {
   const probes = new Probes();
   const hooks = probes.observer();
   let up = true;
-  const publisher = fakePublisher(() => up);
+  let oldest = 0;
+  hooks.health(() => (up ? { ok: true, reason: 'publisher nats connected' } : { ok: false, reason: 'publisher nats is not connected; retrying' }));
+  hooks.oldestUnacked(() => oldest);
   assert.deepEqual([probes.liveness().status, probes.readiness().status], [200, 503]);
   assert.match(probes.readiness().body, /not ready: starting/);
   hooks.reconnect('publisher');
   assert.match(probes.readiness().body, /publisher is not reachable yet/);
-  hooks.state('streaming', publisher);
+  hooks.state('streaming');
   assert.deepEqual([probes.liveness().status, probes.readiness().status], [200, 200]);
   assert.equal(probes.readiness().body, 'ready: streaming, publisher nats connected\n');
   up = false;
   assert.deepEqual([probes.liveness().status, probes.readiness().status], [200, 503]);
   assert.match(probes.readiness().body, /publisher nats is not connected/);
   up = true;
+  oldest = 4_000;
+  assert.equal(probes.readiness().status, 503);
+  assert.match(probes.readiness().body, /has not acknowledged a batch for 4\.0 s/);
+  oldest = 0;
   hooks.reconnect('postgres');
-  hooks.state('reconnecting', publisher);
+  hooks.state('reconnecting');
   assert.deepEqual([probes.liveness().status, probes.readiness().status], [200, 503]);
-  assert.match(probes.readiness().body, /PostgreSQL .* reconnecting/);
+  assert.match(probes.readiness().body, /PostgreSQL replication connection lost or not available; reconnecting/);
   assert.match(probes.liveness().body, /ok: reconnecting/);
-  hooks.state('stopping', publisher);
+  hooks.state('standby');
+  assert.deepEqual([probes.readiness().status, probes.readiness().body], [200, 'standby\n']);
+  hooks.state('stopping');
   assert.deepEqual([probes.liveness().status, probes.readiness().status], [503, 503]);
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Metrics } from '../../src/observability/metrics.js';
-import type { RelationPlan } from '../../src/pipeline/event-builder.js';
+import type { TableHandle } from '../../src/pipeline/change.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
 import { metricValue } from '../support/ops.js';
 
@@ -10,10 +10,10 @@ const COMMIT_MS = Date.parse(COMMIT);
 
 function message(subject: string, table: string, lsn = '0/10', commitTime = COMMIT): OutboundMessage {
   const payload = `{"id":"x","schema":"public","table":"${table}","action":"INSERT","data":{"commitTime":"1999-01-01T00:00:00Z"},"dataOld":{},"commitTime":"${commitTime}","lsn":"${lsn}","xid":1}`;
-  return { id: 'x', subject, key: '', payload, lsn, schema: 'public', table, action: 'INSERT' };
+  return { id: 'x', subject, key: '', payload, lsn, schema: 'public', table, action: 'INSERT', headers: null, properties: null, exchange: null };
 }
 
-const plan = (table: string) => ({ table }) as RelationPlan;
+const plan = (table: string): TableHandle => ({ schema: 'public', table });
 
 test('published_events_total counts acknowledged messages per subject and table, per batch', async () => {
   const metrics = new Metrics({ version: '1.2.3', processMetrics: false });
@@ -45,12 +45,12 @@ test('skipped, convert problems, retries and reconnects; zero series exist from 
   assert.equal(metricValue(text, 'wal_listener_build_info', { version: '1.2.3' }), 1);
   for (let i = 0; i < 5; i++) observer.skipped(plan('other'));
   observer.skipped(plan('audit'));
-  observer.convertProblem(1700, 'x');
-  observer.convertProblem(1700, 'y');
+  observer.convertProblem();
+  observer.convertProblem();
   observer.reconnect('postgres');
   observer.reconnect('postgres');
   observer.reconnect('publisher');
-  observer.retrying(new (await import('../../src/errors.js')).PublishError('down', true), 1);
+  observer.retrying(1);
   text = await metrics.text();
   assert.equal(metricValue(text, 'filter_skipped_events_total', { table: 'other' }), 5);
   assert.equal(metricValue(text, 'filter_skipped_events_total', { table: 'audit' }), 1);
@@ -65,13 +65,15 @@ test('replication lag, confirmed LSN and in-flight gauges', async () => {
   const observer = metrics.observer();
   let inFlight = 7;
   observer.inFlight(() => inFlight);
-  observer.status(0x2_0000_1000n, 0x2_0000_0000n);
+  observer.lag(0x1000);
+  observer.confirmed(0x2_0000_0000);
   let text = await metrics.text();
   assert.equal(metricValue(text, 'replication_lag_bytes', {}), 0x1000);
   assert.equal(metricValue(text, 'confirmed_lsn_bytes', {}), 0x2_0000_0000);
   assert.equal(metricValue(text, 'in_flight_events', {}), 7);
   inFlight = 0;
-  observer.status(0x2_0000_1000n, 0x2_0000_1000n);
+  observer.lag(0);
+  observer.confirmed(0x2_0000_1000);
   text = await metrics.text();
   assert.equal(metricValue(text, 'replication_lag_bytes', {}), 0);
   assert.equal(metricValue(text, 'in_flight_events', {}), 0);

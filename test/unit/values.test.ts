@@ -90,7 +90,9 @@ const cases: Record<string, readonly Case[]> = {
   ],
   json: [
     [T.json, '{"a":[1,2]}', '{"a":[1,2]}'],
-    [T.json, ' { "a" : 1 }\n', ' { "a" : 1 }\n'], // json keeps the input text, which is valid JSON
+    [T.json, ' { "a" : 1 } ', ' { "a" : 1 } '], // json keeps the input text, which is valid JSON
+    // ...except line breaks, which can only be whitespace between tokens: one event stays one line.
+    [T.json, '{\n  "a": "x\\ny",\r\n  "b": [1,\n2]\n}\n', '{   "a": "x\\ny",    "b": [1, 2] } '],
     [T.json, '"x"', '"x"'],
     [T.json, 'null', 'null'],
     [T.jsonb, '{"a": "x\\"y", "b": [true, null, 1.5e300]}', '{"a": "x\\"y", "b": [true, null, 1.5e300]}'],

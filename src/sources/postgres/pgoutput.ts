@@ -5,11 +5,12 @@
  * Protocol: https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
 import { WalListenerError } from '../../errors.js';
+import { UNCHANGED } from '../../pipeline/change.js';
 
 export type Lsn = bigint;
 
-/** Marker for a TOASTed column whose value did not change and was not sent. */
-export const UNCHANGED_TOAST: unique symbol = Symbol('unchanged-toast');
+/** Marker for a TOASTed column whose value did not change and was not sent (the pipeline's UNCHANGED). */
+export const UNCHANGED_TOAST: typeof UNCHANGED = UNCHANGED;
 export type ColumnValue = string | null | typeof UNCHANGED_TOAST;
 /** One value per column of the relation, in column order. */
 export type Tuple = ColumnValue[];

@@ -61,6 +61,8 @@ export interface ValueConvertersOptions {
   onProblem: ConvertProblem;
 }
 
+const LINE_BREAKS = /[\r\n]/g;
+
 export const quote: ToJson = (text) => JSON.stringify(text);
 
 const enum Char {
@@ -161,8 +163,11 @@ function scalarConverter(kind: ScalarKind, oid: number, onProblem: ConvertProble
     case 'numeric':
       return (text) => (isNumericText(text) ? '"' + text + '"' : fallback(text));
     case 'json':
-      // Postgres only outputs valid JSON for json/jsonb, so it is copied as is.
-      return (text) => text;
+      // Postgres only outputs valid JSON for json/jsonb, so it is copied as is; but `json` keeps
+      // its input's line breaks, which would split an event over lines (stdout framing). A raw
+      // line break can only be whitespace between tokens (inside strings JSON escapes it), so it
+      // becomes a space.
+      return (text) => (text.indexOf('\n') < 0 && text.indexOf('\r') < 0 ? text : text.replace(LINE_BREAKS, ' '));
     case 'bytea':
       return checked(byteaToJson);
     case 'date':

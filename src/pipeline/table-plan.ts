@@ -1,0 +1,63 @@
+/**
+ * Everything about a table that does not change per row, worked out once when the source describes
+ * it (STYLE.md: build at startup, only look up on the hot path): the subject, the filter decision,
+ * the JSON pieces of the event, the key columns.
+ */
+import type { ActionSet, TableFilter } from './filter.js';
+import type { ColumnDescriptor, TableDescriptor, TableHandle, ToJson } from './change.js';
+import type { SubjectRouter } from './router.js';
+
+/** The schema of the daemon's own objects (DESIGN.md): never published. */
+export const OWN_SCHEMA = 'wal_listener';
+
+export interface ColumnPlan {
+  readonly name: string;
+  /** `"name":` */
+  readonly jsonKey: string;
+  readonly toJson: (value: unknown) => string;
+  readonly inIdentity: boolean;
+}
+
+export interface TablePlan extends TableHandle {
+  readonly subject: string;
+  /** Actions the filter lets through; null = none (the daemon's own schema is never published). */
+  readonly actions: ActionSet;
+  /** `","schema":"…","table":"…","action":"` — placed after the id. */
+  readonly head: string;
+  readonly columns: readonly ColumnPlan[];
+  /** Columns that make the row key, in key order; empty = the table name is the key. */
+  readonly keyColumns: readonly number[];
+  /** Column named by publisher.messageKeyFrom, or -1. */
+  readonly messageKeyIndex: number;
+  /** `<schema>.<table>`: the key of a keyless table's rows and of TRUNCATE. */
+  readonly tableKey: string;
+}
+
+export interface PlanOptions {
+  filter: TableFilter;
+  router: SubjectRouter;
+  messageKeyFrom: string;
+  /** The column converter the event format uses (native or compat). */
+  pick(column: ColumnDescriptor): ToJson;
+}
+
+export function planTable(descriptor: TableDescriptor, options: PlanOptions): TablePlan {
+  const { schema, table } = descriptor;
+  const columns: ColumnPlan[] = descriptor.columns.map((column) => ({
+    name: column.name,
+    jsonKey: `${JSON.stringify(column.name)}:`,
+    toJson: options.pick(column) as (value: unknown) => string,
+    inIdentity: column.inIdentity,
+  }));
+  return {
+    schema,
+    table,
+    subject: options.router(schema, table),
+    actions: schema === OWN_SCHEMA ? null : options.filter(schema, table),
+    head: `","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`,
+    columns,
+    keyColumns: descriptor.keyColumns,
+    messageKeyIndex: options.messageKeyFrom ? columns.findIndex((c) => c.name === options.messageKeyFrom) : -1,
+    tableKey: `${schema}.${table}`,
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * One streaming session on the replication connection: decodes frames, describes relations,
+ * hands changes to the sink in WAL order, and sends standby status: the flush LSN the pipeline
+ * confirmed, as soon as it is confirmed, every heartbeat, and whenever the server asks.
+ *
+ * Backpressure: when the sink's window is full, or a Relation message needs a catalog lookup,
+ * the socket is paused and frames already read are kept (copied: pg reuses its read buffer) until
+ * processing can go on. Memory stays bounded by the window, never by the size of a transaction.
+ */
+import type { Logger } from '../../observability/logger.js';
+import type { ChangeSink, TableHandle, TransactionHandle } from '../../pipeline/change.js';
+import { eventIdPrefix } from '../../pipeline/event-id.js';
+import type { PipelineObserver } from '../../pipeline/observer.js';
+import type { SourceSession } from '../source.js';
+import { classifyPgError, type PgErrorContext } from './errors.js';
+import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
+import type { Relations } from './relations.js';
+import type { ReplicationConnection } from './replication.js';
+
+export interface PostgresSessionOptions {
+  connection: ReplicationConnection;
+  sink: ChangeSink<Lsn>;
+  relations: Relations;
+  logger: Logger;
+  heartbeatMs: number;
+  /** Source hash for event ids (event-id.ts). */
+  source: number;
+  /** The slot's confirmed position when the session started. */
+  startLsn: Lsn;
+  errorContext: PgErrorContext;
+  observer?: PipelineObserver;
+}
+
+export class PostgresSession implements SourceSession<Lsn> {
+  readonly ended: Promise<void>;
+  private readonly sink: ChangeSink<Lsn>;
+  private txn: TransactionHandle | null = null;
+  private txnFinalLsn: Lsn = 0n;
+  /** Frames read while processing waits; null while flowing. */
+  private backlog: Buffer[] | null = null;
+  private backlogIndex = 0;
+  private stopped = false;
+  private failure: Error | null = null;
+  private failed!: (err: Error) => void;
+  private serverWalEnd: Lsn = 0n;
+  /** WAL end of the last keepalive outside a transaction: confirmed at the next heartbeat if nothing is in flight. */
+  private idleWalEnd: Lsn = 0n;
+  private lastReceived: Lsn = 0n;
+  private confirmedLsn: Lsn;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly observer: PipelineObserver;
+
+  private streamEnded!: (stream: Promise<void>) => void;
+
+  /** Created before START_REPLICATION (frames may arrive with its answer); `watch` gets the stream. */
+  constructor(private readonly options: PostgresSessionOptions) {
+    this.sink = options.sink;
+    this.confirmedLsn = options.startLsn;
+    this.observer = options.observer ?? {};
+    const failedPromise = new Promise<never>((_, reject) => {
+      this.failed = reject;
+    });
+    const stream = new Promise<void>((resolve) => {
+      this.streamEnded = (ended) => resolve(ended);
+    });
+    this.ended = Promise.race([stream, failedPromise]).catch((err: unknown) => {
+      throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived) });
+    });
+    this.ended.catch(() => {});
+  }
+
+  /** The stream started: `ended` follows it from now on, and the heartbeat runs. */
+  watch(streamEnded: Promise<void>): void {
+    this.streamEnded(streamEnded);
+    this.timer = setInterval(() => this.heartbeat(), this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Every heartbeat: an idle position (a keepalive's WAL end while no transaction is open) is
+   * offered to the pipeline, which confirms it when nothing is in flight; then the status goes out.
+   * Idle positions wait for the heartbeat: a keepalive can point into a transaction the server is
+   * still writing, and there is no hurry to confirm WAL that holds nothing for us.
+   */
+  private heartbeat(): void {
+    if (this.txn === null && this.idleWalEnd > this.confirmedLsn) this.sink.idle(this.idleWalEnd);
+    this.sendStatus();
+  }
+
+  /** Frame callback for ReplicationConnection.start. */
+  readonly onFrame = (chunk: Buffer): void => {
+    if (this.stopped) return;
+    if (this.backlog !== null) {
+      this.backlog.push(Buffer.from(chunk));
+      return;
+    }
+    const wait = this.process(chunk);
+    if (wait) this.block(wait);
+  };
+
+  confirm(position: Lsn): void {
+    if (position <= this.confirmedLsn) return;
+    this.confirmedLsn = position;
+    this.sendStatus();
+  }
+
+  /** Sends the standby status: written = last received, flushed = the confirmed LSN. */
+  sendStatus(): void {
+    const confirmed = this.confirmedLsn;
+    const written = this.lastReceived > confirmed ? this.lastReceived : confirmed;
+    try {
+      this.options.connection.sendStatus(written, confirmed);
+    } catch (err) {
+      this.options.logger.debug({ err: (err as Error).message }, 'standby status not sent');
+    }
+    this.observer.lag?.(this.serverWalEnd > confirmed ? Number(this.serverWalEnd - confirmed) : 0);
+    this.observer.confirmed?.(Number(confirmed));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.options.connection.pause();
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    this.sendStatus();
+    await this.options.connection.close();
+  }
+
+  private block(wait: Promise<void>): void {
+    if (this.backlog === null) {
+      this.backlog = [];
+      this.backlogIndex = 0;
+      this.options.connection.pause();
+    }
+    wait.then(this.drainBacklog, (err: unknown) => this.fail(err));
+  }
+
+  private readonly drainBacklog = (): void => {
+    const backlog = this.backlog;
+    if (backlog === null || this.stopped) return;
+    while (this.backlogIndex < backlog.length) {
+      const chunk = backlog[this.backlogIndex]!;
+      backlog[this.backlogIndex++] = EMPTY;
+      const wait = this.process(chunk);
+      if (wait) {
+        wait.then(this.drainBacklog, (err: unknown) => this.fail(err));
+        return;
+      }
+    }
+    this.backlog = null;
+    this.backlogIndex = 0;
+    this.options.connection.resume();
+  };
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    this.stop();
+    this.failed(this.failure);
+  }
+
+  /** Handles one frame; returns a promise when the next frame must wait for it. */
+  private process(chunk: Buffer): Promise<void> | undefined {
+    try {
+      const frame = decodeFrame(chunk);
+      if (frame.walEnd > this.serverWalEnd) this.serverWalEnd = frame.walEnd;
+      if (frame.kind === 'keepalive') {
+        if (this.txn === null) this.idleWalEnd = frame.walEnd;
+        if (frame.replyRequested) this.sendStatus();
+        return undefined;
+      }
+      if (frame.walStart > this.lastReceived) this.lastReceived = frame.walStart;
+      return this.handle(frame.message);
+    } catch (err) {
+      this.fail(err);
+      return undefined;
+    }
+  }
+
+  private handle(message: PgOutputMessage): Promise<void> | undefined {
+    const sink = this.sink;
+    switch (message.tag) {
+      case 'begin':
+        if (this.txn !== null) throw new ProtocolError('Begin inside an open transaction');
+        this.txn = sink.begin({
+          idPrefix: eventIdPrefix(message.finalLsn, this.options.source),
+          commitTime: formatPgTimestamp(message.commitTimeMicros),
+          position: formatLsn(message.finalLsn),
+          xid: message.xid,
+        });
+        this.txnFinalLsn = message.finalLsn;
+        return undefined;
+      case 'commit': {
+        const txn = this.requireTxn();
+        if (message.commitLsn !== this.txnFinalLsn) {
+          throw new ProtocolError(`Commit LSN ${message.commitLsn} differs from the Begin's final LSN ${this.txnFinalLsn}`);
+        }
+        this.txn = null;
+        sink.commit(txn, message.endLsn);
+        return undefined;
+      }
+      case 'relation':
+        return this.options.relations.relation(message);
+      case 'insert':
+        sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
+        break;
+      case 'update':
+        sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
+        break;
+      case 'delete':
+        sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
+        break;
+      case 'truncate': {
+        const txn = this.requireTxn();
+        for (const relationId of message.relationIds) sink.truncate(txn, this.table(relationId));
+        break;
+      }
+      case 'type':
+      case 'origin':
+      case 'message':
+        return undefined;
+    }
+    return sink.full ? sink.ready() : undefined;
+  }
+
+  private table(relationId: number): TableHandle {
+    const handle = this.options.relations.get(relationId);
+    if (!handle) throw new ProtocolError(`change for relation ${relationId} before its Relation message`);
+    return handle;
+  }
+
+  private requireTxn(): TransactionHandle {
+    if (this.txn === null) throw new ProtocolError('row change outside a transaction');
+    return this.txn;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
