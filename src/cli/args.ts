@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { checkConfigFiles } from '../config/files.js';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ConfigError, describeError } from '../errors.js';
 
@@ -30,10 +31,12 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O, 
   }
 }
 
-/** Loads the config; a ConfigError becomes a UsageExit with its message and code. */
+/** Loads the config and checks the files it names; a ConfigError becomes a UsageExit with its message and code. */
 export function readConfig(path: string): LoadedConfig {
   try {
-    return loadConfig(path);
+    const loaded = loadConfig(path);
+    checkConfigFiles(loaded.config);
+    return loaded;
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageExit(`wal-listener: ${err.message} [${err.code}]\n`);
     throw err;

@@ -66,6 +66,8 @@ describe('bad config exits 2 naming the problem, before connecting', () => {
   test('environment override with the wrong type', () => expectExit2(valid(), /WAL_DATABASE_PORT: expected a number/, undefined, { WAL_DATABASE_PORT: 'abc' }));
   test('environment override of a key the file lacks is validated', () =>
     expectExit2(valid(), /publisher\.exchangeKind/, undefined, { WAL_PUBLISHER_EXCHANGEKIND: 'sideways' }));
+  test('an unreadable certificate is found before anything connects', () =>
+    expectExit2(valid().replace('  port: ' + pgPort, `  port: ${pgPort}\n  sslMode: verify-full\n  sslRootCert: /nonexistent/root.crt`), /database\.sslRootCert: \/nonexistent\/root\.crt does not exist/));
   test('unknown flag is a usage error', () => expectExit2(null, /Unknown option '--bogus'/, ['--bogus']));
 });
 
