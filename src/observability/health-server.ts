@@ -65,15 +65,7 @@ export class Probes {
   }
 }
 
-/** `:2112`, `host:2112`, `[::1]:2112` or `2112`. Empty = off (null). Throws on anything else. */
-export function parseListenAddress(text: string): { host: string | undefined; port: number } | null {
-  if (text === '') return null;
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw new Error(`expected ":<port>" or "<host>:<port>" (such as ":2112"), got ${JSON.stringify(text)}`);
-  const host = match[1] || match[2] || undefined;
-  return { host, port };
-}
+export { parseListenAddress } from '../config/listen-address.js';
 
 /** One HTTP listener serving a fixed set of GET routes. */
 export class HttpServer {
