@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   WAL_CONFIG_PARSE: 'The config file is not valid YAML.',
   WAL_CONFIG_INVALID: 'A config key is unknown, has the wrong type, or a required key is missing.',
   WAL_PG_CONNECT: 'PostgreSQL cannot be reached or refused the connection; retried with backoff.',
+  WAL_PG_TLS: "The TLS settings (database.sslMode, enableTLS, sslRootCert) cannot work with this server: it has no TLS, its certificate fails verification, or it requires TLS.",
   WAL_PG_WAL_LEVEL: 'PostgreSQL runs with wal_level other than logical.',
   WAL_PG_SLOT_IN_USE: 'The replication slot is active in another process; retried with backoff.',
   WAL_PG_REPLICATION: 'The replication stream failed or sent something unexpected; reconnected.',
