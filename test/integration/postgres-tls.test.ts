@@ -48,14 +48,18 @@ async function encrypted(db: DatabaseConfig): Promise<boolean> {
 
 const shared = { host: PG_HOST, port: PG_PORT, user: PG_USER, name: 'postgres', ...(PG_PASSWORD ? { password: PG_PASSWORD } : {}) };
 
-describe('a PostgreSQL without TLS', () => {
-  before(async (t) => {
-    const client = await connectClient(database(shared));
-    const { rows } = await client.query<{ ssl: string }>('SHOW ssl');
+async function sslSetting(db: DatabaseConfig): Promise<string | undefined> {
+  const client = await connectClient(db);
+  try {
+    return (await client.query<{ ssl: string }>('SHOW ssl')).rows[0]?.ssl;
+  } finally {
     await client.end();
-    if (rows[0]?.ssl !== 'off') t.skip('this PostgreSQL has TLS on');
-  });
+  }
+}
 
+const sharedHasTls = (await sslSetting(database(shared))) !== 'off';
+
+describe('a PostgreSQL without TLS', { skip: sharedHasTls && 'this PostgreSQL has TLS on' }, () => {
   test("the Go config_example.yml's enableTLS: false with sslMode: require connects in plain text", async () => {
     const fixture = new URL('../fixtures/go-config_example.yml', import.meta.url).pathname;
     const env = { WAL_DATABASE_HOST: PG_HOST, WAL_DATABASE_PORT: String(PG_PORT), WAL_DATABASE_NAME: 'postgres', WAL_DATABASE_PASSWORD: PG_PASSWORD ?? '' };
