@@ -20,7 +20,7 @@ interface DurationBounds {
 /** A duration such as "30s" or "1m30s" (a bare number: seconds), turned into milliseconds, within bounds. */
 const duration = (fallback: string, bounds: DurationBounds = {}) =>
   z
-    .union([z.string(), z.number()])
+    .union([z.string(), z.number()], { error: (issue) => `expected a duration such as "30s" or "1m30s", got ${JSON.stringify(issue.input)}` })
     .default(fallback)
     .transform((value, ctx) => {
       const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
@@ -51,7 +51,7 @@ const port = z.number().int().min(1).max(65535);
 
 /** A bare port (0 = off, as in ihippik/wal-listener), or ":port" / "host:port" to bind one interface. */
 const serverAddress = z
-  .union([z.number(), z.string()])
+  .union([z.number(), z.string()], { error: (issue) => `expected a port or "<host>:<port>", got ${JSON.stringify(issue.input)}` })
   .default(0)
   .transform((value, ctx): ListenAddress | null => {
     const text = String(value).trim();

@@ -64,6 +64,8 @@ test('errors name the key', () => {
     ['listener: { slotName: s1 }\npublisher: { type: nats }', /publisher\.topic: is required/],
     ['listener: { slotName: s1 }\npublisher: { type: nats, topic: t }\nextra: 1', /unknown key extra/],
     ['- just\n- a list', /must be a mapping/],
+    ['listener: { slotName: s1, serverPort: true }\npublisher: { type: nats, topic: t }', /listener\.serverPort: expected a port or "<host>:<port>", got true/],
+    ['listener: { slotName: s1, heartbeatInterval: [1] }\npublisher: { type: nats, topic: t }', /listener\.heartbeatInterval: expected a duration such as "30s" or "1m30s", got \[1\]/],
   ];
   for (const [text, pattern] of cases) {
     assert.throws(() => parseConfig(text, 'test'), (err: unknown) => err instanceof ConfigError && pattern.test(err.message), text);
