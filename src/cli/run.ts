@@ -10,9 +10,10 @@ import { readConfig, sqlstateOf, version } from './args.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export async function runDaemon(configPath: string): Promise<number> {
-  const { config, warnings } = readConfig(configPath);
+  const { config, warnings, ignoredVariables } = readConfig(configPath);
   const log = createLogger(config.logger);
   for (const warning of warnings) log.warn(warning);
+  if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
   log.info({ version: version(), publisher: config.publisher.type, slot: config.listener.slotName }, 'wal-listener starting');
 
   const controller = new AbortController();

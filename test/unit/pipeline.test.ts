@@ -160,3 +160,30 @@ test('confirmations are sent as soon as the position moved, at most once per int
   assert.equal(confirmed.at(-1), 0x500n);
   dispatcher.stop();
 });
+
+test('a table whose subject the broker cannot use is refused before sending (stop, or a dead letter)', async () => {
+  const publisher = new FakePublisher();
+  publisher.auto = 'ack';
+  const stored: string[] = [];
+  const store: DeadLetterStore = { store: async (l) => void stored.push(...l.map((x) => x.reason)), list: async () => [], remove: async () => {} };
+  const dispatcher = new Dispatcher({ publisher, logger: log, maxInFlight: 100, ackTimeout: 5000, deadLetters: store, onFatal: (err) => assert.fail(err.message) });
+  const pipeline = new Pipeline<bigint>({
+    filter: compileFilter({}),
+    router: compileRouter({}, { topic: 'wal', topicPrefix: '' }),
+    encoder: nativeEncoder,
+    messageKeyFrom: '',
+    dispatcher,
+    checkSubject: (subject) => (/\s/.test(subject) ? `NATS subject "${subject}" cannot be used: it contains whitespace` : null),
+    confirm: () => {},
+  });
+  const spaced = pipeline.table({ ...users, table: 'my table' });
+  const fine = pipeline.table(users);
+  const t = pipeline.begin(txn(0x100n));
+  pipeline.insert(t, spaced, ['1', 'a', null]);
+  pipeline.insert(t, fine, ['2', 'b', null]);
+  pipeline.commit(t, 0x200n);
+  await dispatcher.drained();
+  assert.deepEqual(stored, ['NATS subject "wal.public_my table" cannot be used: it contains whitespace']);
+  assert.deepEqual(publisher.calls.flatMap((c) => c.batch).map((m) => m.subject), ['wal.public_users']);
+  dispatcher.stop();
+});
