@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js';
 import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { Backoff, sleep } from './pipeline/backoff.js';
+import { compatEncoder } from './pipeline/compat-encoder.js';
 import { Dispatcher } from './pipeline/dispatcher.js';
 import { nativeEncoder } from './pipeline/encoder.js';
 import { compileFilter } from './pipeline/filter.js';
@@ -120,7 +121,7 @@ export class Daemon {
       const pipeline = new Pipeline<P>({
         filter: compileFilter(config.listener.filter),
         router: compileRouter(config.listener.topicsMap, config.publisher),
-        encoder: nativeEncoder,
+        encoder: config.publisher.eventFormat === 'compat' ? compatEncoder : nativeEncoder,
         messageKeyFrom: config.publisher.messageKeyFrom,
         checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,

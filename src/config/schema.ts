@@ -162,6 +162,8 @@ const publisher = z.strictObject({
   duplicateWindow: duration('1h'),
   /** + How long to wait for a broker acknowledgement before the publish counts as failed and is retried. */
   ackTimeout: duration('30s', { min: MIN_PERIOD_MS, zero: '0 does not turn the timeout off; a publish needs time to be acknowledged' }),
+  /** + native: DESIGN.md's value shapes; compat: ihippik/wal-listener v2.11's, for its existing consumers. */
+  eventFormat: z.enum(['native', 'compat']).default('native'),
   /** + What a message the broker will never accept gets: stop the daemon, or a row in wal_listener.dead_letters. */
   onReject: z.enum(['stop', 'deadLetter']).default('stop'),
 }).superRefine((value, ctx) => {

@@ -8,7 +8,7 @@
 import type { ChangeSink, RoutedMessage, Row, TableDescriptor, TableHandle, TransactionHandle, TransactionInfo } from './change.js';
 import { Checkpointer, type TxnRecord } from './checkpointer.js';
 import type { Delivery, Dispatcher } from './dispatcher.js';
-import { messageKey, type EventAction, type EventEncoder } from './encoder.js';
+import type { EventAction, EventEncoder } from './encoder.js';
 import { eventId } from './event-id.js';
 import type { TableFilter } from './filter.js';
 import type { OutboundMessage } from './message.js';
@@ -184,7 +184,7 @@ export class Pipeline<P> implements ChangeSink<P> {
     const message: OutboundMessage = {
       id,
       subject: plan.subject,
-      key: messageKey(plan, keyRow),
+      key: this.encoder.key(plan, keyRow, action),
       payload: this.encoder.event(plan, id, txn.tail, action, row, old, oldKeyOnly),
       lsn: txn.info.position,
       schema: plan.schema,
