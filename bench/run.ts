@@ -13,6 +13,8 @@
  *   --tsx               run the daemon from src/ through tsx instead of dist/cli.js
  *   --no-build          do not run `npm run build` first
  *   --cpu-prof <dir>    run the daemon under --cpu-prof (one directory per drain) and print its top functions
+ *   --baseline <dir>    also run the daemon built in another checkout (<dir>/dist/cli.js) as
+ *                       baseline-stdout|nats|rabbitmq, next to each daemon contender: before/after in one run
  *   --daemon-node-args=<flags>  extra node flags for the daemon
  *   --quiet             no progress lines on stderr
  */
@@ -29,13 +31,13 @@ import { median } from './lib/stats.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { ...COMMON_OPTIONS, only: { type: 'string' }, scale: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  options: { ...COMMON_OPTIONS, only: { type: 'string' }, scale: { type: 'string' }, quick: { type: 'boolean', default: false }, baseline: { type: 'string' } },
   strict: true,
 });
 const runsGiven = process.argv.some((a) => a === '--runs' || a.startsWith('--runs='));
 const runs = values.quick && !runsGiven ? 1 : positive(values.runs, '--runs');
 const scale = positive(values.scale ?? (values.quick ? '0.2' : '1'), '--scale');
-const { workloads, contenders } = selectRun(values.only);
+const { workloads, contenders } = selectRun(values.only, values.baseline !== undefined);
 
 const measurements: Measurement[] = [];
 await withBenchEnv(values, async (env) => {
@@ -50,6 +52,7 @@ const rows = summarise(measurements, workloads.map((w) => w.key), contenders);
 const daemonFrom = values.tsx ? 'src/cli.ts (tsx)' : 'dist/cli.js';
 const title =
   `wal-listener throughput: medians of ${runs} round(s)${scale !== 1 ? ` at scale ${scale}` : ''}, daemon from ${daemonFrom}` +
+  `${values.baseline ? `, baseline from ${values.baseline}/dist/cli.js` : ''}` +
   `${values['cpu-prof'] ? ' under --cpu-prof' : ''}${values['daemon-node-args'] ? ` with ${values['daemon-node-args']}` : ''}; ` +
   'CPU-s/100k: CPU-seconds per 100,000 rows';
 const load = measurements.map((m) => m.loadAverage).filter((v): v is number => v !== undefined);

@@ -78,7 +78,8 @@ async function rabbitSink(env: BenchEnv, tag: string): Promise<Sink> {
   await channel.bindQueue(queue, exchange, '#');
   return {
     publisher: { type: 'rabbitmq', address: RABBIT_URL, topic: exchange },
-    brokerPid: findPid((argv) => argv[0]?.endsWith('beam.smp') === true && argv.some((a) => a.includes('rabbit'))),
+    // The server's VM, not a passing rabbitmqctl's (also a beam.smp that mentions rabbit).
+    brokerPid: findPid((argv) => argv[0]?.endsWith('beam.smp') === true && argv.join(' ').includes('-s rabbit boot')),
     count: async () => (await channel.checkQueue(queue)).messageCount,
     remove: async () => {
       await channel.deleteQueue(queue).catch(() => {});
@@ -96,9 +97,11 @@ class DaemonContender implements Contender {
 
   async drain(ctx: DrainContext): Promise<DrainFigures> {
     const { env } = ctx;
-    const sink = (this.sink =
-      this.name === 'daemon-stdout' ? stdoutSink(ctx.tag) : this.name === 'daemon-nats' ? natsSink(env, ctx.tag) : await rabbitSink(env, ctx.tag));
-    const launch = env.launch.cpuProfDir ? { ...env.launch, cpuProfDir: join(env.launch.cpuProfDir, `${ctx.workload.name}-${this.name}-r${ctx.round}`) } : env.launch;
+    const publisher = this.name.slice(this.name.indexOf('-') + 1);
+    const tag = `${ctx.tag}_${this.name.startsWith('baseline-') ? 'base' : 'new'}`;
+    const sink = (this.sink = publisher === 'stdout' ? stdoutSink(tag) : publisher === 'nats' ? natsSink(env, tag) : await rabbitSink(env, tag));
+    let launch = this.name.startsWith('baseline-') ? { ...env.launch, mode: 'dist' as const, root: env.baseline } : env.launch;
+    if (launch.cpuProfDir) launch = { ...launch, cpuProfDir: join(launch.cpuProfDir, `${ctx.workload.name}-${this.name}-r${ctx.round}`) };
     const daemon = (this.daemon = await startBenchDaemon(launch, {
       slot: ctx.slot,
       publication: PUBLICATION,

@@ -15,6 +15,8 @@ export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export interface DaemonLaunch {
   /** 'dist' runs dist/cli.js (build first); 'tsx' runs src/cli.ts through tsx. */
   mode: 'dist' | 'tsx';
+  /** Another checkout holding a built daemon (dist/cli.js and its node_modules) to run instead (dist mode). */
+  root?: string;
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the daemon exits. */
   cpuProfDir?: string;
   /** Extra node flags for the daemon process (e.g. --max-old-space-size=128), for experiments. */
@@ -54,13 +56,14 @@ export async function startBenchDaemon(launch: DaemonLaunch, config: BenchDaemon
   };
   writeFileSync(configPath, YAML.stringify(yaml));
   const nodeArgs = [...(launch.nodeArgs ?? []), ...(launch.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${launch.cpuProfDir}`] : [])];
-  const entry = launch.mode === 'dist' ? [join(REPO_ROOT, 'dist/cli.js')] : ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts')];
+  const root = launch.root ?? REPO_ROOT;
+  const entry = launch.mode === 'dist' ? [join(root, 'dist/cli.js')] : ['--import', 'tsx', join(root, 'src/cli.ts')];
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WAL_')) env[k] = v;
 
   const records: Record<string, unknown>[] = [];
   const child = new LineChild(process.execPath, [...nodeArgs, ...entry, '-c', configPath], {
-    cwd: REPO_ROOT,
+    cwd: root,
     env,
     stdio: ['ignore', config.onStdout ? 'pipe' : 'ignore', 'pipe'],
     ...(config.onStdout ? { onStdout: config.onStdout } : {}),

@@ -31,10 +31,12 @@ export interface BenchEnv {
   /** Opened on first use: the machine's RabbitMQ. */
   rabbit(): Promise<Channel>;
   launch: DaemonLaunch;
+  /** A checkout with a built daemon for the baseline-* contenders (`--baseline <dir>`). */
+  baseline?: string;
   log(message: string): void;
 }
 
-export async function openEnv(options: { launch: DaemonLaunch; log: (message: string) => void }): Promise<BenchEnv & { close(): Promise<void> }> {
+export async function openEnv(options: { launch: DaemonLaunch; baseline?: string; log: (message: string) => void }): Promise<BenchEnv & { close(): Promise<void> }> {
   const cluster = await startPrivateCluster(options.log);
   let db: TestDatabase | undefined;
   let admin: pg.Client | undefined;

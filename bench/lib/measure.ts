@@ -37,6 +37,7 @@ export class Window {
     const cpu = totalCpu(this.pid);
     const broker = this.brokerPid === undefined ? undefined : totalCpu(this.brokerPid);
     const walsender = walsenderPid === undefined ? undefined : totalCpu(walsenderPid);
+    const memory = readMemory(this.pid);
     const notes: string[] = [];
     if (cpu === undefined) notes.push('contender process gone before its CPU could be read');
     if (walsenderPid !== undefined && walsender === undefined) notes.push(`walsender ${walsenderPid} gone before its CPU could be read`);
@@ -45,7 +46,7 @@ export class Window {
       cpuSeconds: (cpu ?? NaN) - this.cpu,
       ...(walsender !== undefined ? { walsenderCpuSeconds: walsender } : {}),
       ...(broker !== undefined && this.brokerCpu !== undefined ? { brokerCpuSeconds: broker - this.brokerCpu } : {}),
-      ...(readMemory(this.pid) ? { peakRssMb: readMemory(this.pid)!.peakMb } : {}),
+      ...(memory ? { peakRssMb: memory.peakMb } : {}),
       notes,
     };
   }

@@ -1,9 +1,12 @@
 /** Which workloads and contenders a run has, and the order of the contenders in each round. */
-import { CONTENDERS, type ContenderName } from './names.js';
+import { BASELINE_CONTENDERS, CONTENDERS, type ContenderName } from './names.js';
 import { WORKLOADS, type WorkloadSpec } from './workloads.js';
 
-/** `--only` entries name workloads (key, name) or contenders (name or prefix, e.g. `daemon`). */
-export function selectRun(only: string | undefined): { workloads: WorkloadSpec[]; contenders: ContenderName[] } {
+/**
+ * `--only` entries name workloads (key, name) or contenders (name or prefix, e.g. `daemon`).
+ * With a baseline, every daemon contender chosen brings its baseline twin (daemon-nats: baseline-nats).
+ */
+export function selectRun(only: string | undefined, baseline = false): { workloads: WorkloadSpec[]; contenders: ContenderName[] } {
   const wanted = only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
   const isWorkload = (w: WorkloadSpec, s: string): boolean => s === w.key || s === w.name;
   const isContender = (c: string, s: string): boolean => c === s || c.startsWith(`${s}-`);
@@ -13,9 +16,11 @@ export function selectRun(only: string | undefined): { workloads: WorkloadSpec[]
   }
   const workloads = WORKLOADS.filter((w) => wanted.some((s) => isWorkload(w, s)));
   const namesContenders = wanted.some((s) => CONTENDERS.some((c) => isContender(c, s)));
+  const chosen = (c: ContenderName): boolean => !namesContenders || c === 'floor' || wanted.some((s) => isContender(c, s));
+  const twin = (c: ContenderName): ContenderName => c.replace(/^baseline-/, 'daemon-') as ContenderName;
   return {
     workloads: workloads.length > 0 ? workloads : [...WORKLOADS],
-    contenders: namesContenders ? CONTENDERS.filter((c) => c === 'floor' || wanted.some((s) => isContender(c, s))) : [...CONTENDERS],
+    contenders: CONTENDERS.filter((c) => ((BASELINE_CONTENDERS as readonly string[]).includes(c) ? baseline && (chosen(c) || chosen(twin(c))) : chosen(c))),
   };
 }
 

@@ -3,8 +3,8 @@
  * nats-server), cleaning up on exit or Ctrl-C, and the flags about the daemon itself.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { killTracked } from './children.js';
 import { REPO_ROOT, type DaemonLaunch } from './daemon.js';
 import { openEnv, type BenchEnv } from './env.js';
@@ -26,6 +26,7 @@ export interface CommonFlags {
   'no-build': boolean;
   'cpu-prof'?: string | undefined;
   'daemon-node-args'?: string | undefined;
+  baseline?: string | undefined;
   quiet: boolean;
 }
 
@@ -51,7 +52,9 @@ export async function withBenchEnv<T>(flags: CommonFlags, body: (env: BenchEnv) 
   const log = progressLog(flags);
   const launch = daemonLaunch(flags);
   if (launch.mode === 'dist' && !flags['no-build']) build(log);
-  const env = await openEnv({ launch, log });
+  const baseline = flags.baseline ? resolve(flags.baseline) : undefined;
+  if (baseline && !existsSync(join(baseline, 'dist/cli.js'))) throw new Error(`--baseline ${baseline}: no dist/cli.js there (build that checkout first)`);
+  const env = await openEnv({ launch, log, ...(baseline ? { baseline } : {}) });
   let closed = false;
   const cleanup = async (): Promise<void> => {
     if (closed) return;

@@ -87,6 +87,13 @@ test('selectRun: workloads by letter or name, contenders by name or prefix, the 
   assert.throws(() => selectRun('a,nonsense'), /unknown nonsense/);
 });
 
+test('selectRun with a baseline: each daemon contender chosen brings its baseline twin', () => {
+  assert.deepEqual(selectRun('a,daemon-nats', true).contenders, ['floor', 'daemon-nats', 'baseline-nats']);
+  assert.deepEqual(selectRun('baseline-stdout', true).contenders, ['floor', 'baseline-stdout']);
+  assert.equal(selectRun(undefined, true).contenders.length, 10);
+  assert.equal(selectRun(undefined, false).contenders.some((c) => c.startsWith('baseline-')), false);
+});
+
 test('roundOrder moves each round ceil(n / runs) places along', () => {
   const names = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6'];
   assert.deepEqual(roundOrder(names, 1, 3), names);
