@@ -27,16 +27,10 @@ import { createSource } from './sources/index.js';
 import { sourceLabel } from './sources/labels.js';
 import type { Source, SourceSession } from './sources/source.js';
 
-/** What the daemon reports to metrics and probes (PipelineObserver, plus the health check). */
-export interface DaemonObserver extends PipelineObserver {
-  /** Called once with a function telling whether publishing works now (and why not). */
-  health?(check: () => { ok: boolean; reason: string }): void;
-}
-
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
-  observer?: DaemonObserver;
+  observer?: PipelineObserver;
 }
 
 /** How long a source session must stay up before a failure counts as new (backoff reset). */
@@ -47,7 +41,7 @@ type Outcome = 'stop' | 'ended' | { error: unknown };
 export class Daemon {
   private readonly config: Config;
   private readonly log: Logger;
-  private readonly observer: DaemonObserver;
+  private readonly observer: PipelineObserver;
 
   constructor(options: DaemonOptions) {
     this.config = options.config;

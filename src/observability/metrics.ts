@@ -45,7 +45,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
   };
 }
 
-/** The DaemonObserver hooks that metrics implement. */
+/** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
   Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight'>
 >;
