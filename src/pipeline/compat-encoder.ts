@@ -12,27 +12,30 @@
  * a value that cannot be shaped is its source text (Go writes a zero value), and `lsn`/`xid` are
  * present (extra fields Go consumers ignore).
  */
-import { UNCHANGED, type Row } from './change.js';
-import { messageKey, newRowJson, xidJson, type EventEncoder } from './encoder.js';
-import type { TablePlan } from './table-plan.js';
+import { UNCHANGED, valueAt } from './change.js';
+import { messageKey, writeEnd, writeHead, writeNewRow, writeOldRow, xidJson, type EventEncoder } from './encoder.js';
 
 export const compatEncoder: EventEncoder = {
   pick: (column) => column.toCompatJson ?? column.toJson,
+  // Compat values go through their text converters: compat is for migrating, not the fast path.
+  pickWriter: () => undefined,
 
-  tail: (info) => `,"commitTime":"${trimFraction(info.commitTime)}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`,
+  tail: (info) => Buffer.from(`,"commitTime":"${trimFraction(info.commitTime)}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`),
 
-  event(plan, id, tail, action, row, old, oldKeyOnly) {
-    const { data, unchanged } = newRowJson(plan, row, old, oldKeyOnly);
-    const dataOld = old === null ? '{}' : everyColumnJson(plan, old, oldKeyOnly);
-    const toast = unchanged === null ? '' : `,"unchangedToast":${JSON.stringify(unchanged)}`;
-    return `{"id":"${id}${plan.head}${action}","data":${data},"dataOld":${dataOld}${toast}${tail}`;
+  event(out, plan, id, tail, action, row, old, oldKeyOnly) {
+    writeHead(out, plan, id, action);
+    const unchanged = writeNewRow(out, plan, row, old, oldKeyOnly);
+    out.ascii(',"dataOld":');
+    if (old === null) out.ascii('{}');
+    else writeOldRow(out, plan, old, oldKeyOnly, true);
+    writeEnd(out, unchanged, tail);
   },
 
   key(plan, row, action) {
     if (plan.messageKeyIndex < 0) return messageKey(plan, row);
     // Go looks the column up in `data`, which is empty for DELETE (and TRUNCATE): then the table name.
     if (row === null || action === 'DELETE') return plan.table;
-    const value = row[plan.messageKeyIndex];
+    const value = valueAt(row, plan.messageKeyIndex);
     return value === null || value === undefined || value === UNCHANGED ? 'null' : plan.columns[plan.messageKeyIndex]!.toJson(value);
   },
 };
@@ -40,18 +43,4 @@ export const compatEncoder: EventEncoder = {
 /** Go's time.Time JSON of a commit time in the native form: "2024-02-29T08:15:56.123400Z" → "…56.1234Z". */
 export function trimFraction(rfc3339: string): string {
   return rfc3339.replace(/\.(\d*?)0+Z$/, (_, kept: string) => (kept ? `.${kept}Z` : 'Z'));
-}
-
-/** Every column of an old row; with `keyOnly`, the non-identity ones are null (Go's shape). */
-function everyColumnJson(plan: TablePlan, row: Row, keyOnly: boolean): string {
-  let json = '{';
-  const columns = plan.columns;
-  for (let i = 0; i < columns.length; i++) {
-    const column = columns[i]!;
-    const value = row[i];
-    if (value === UNCHANGED) continue;
-    const text = value === null || value === undefined || (keyOnly && !column.inIdentity) ? 'null' : column.toJson(value);
-    json += `${json.length > 1 ? ',' : ''}${column.jsonKey}${text}`;
-  }
-  return `${json}}`;
 }

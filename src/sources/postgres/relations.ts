@@ -45,6 +45,7 @@ export class Relations {
       name: column.name,
       toJson: this.converters.forColumn(column),
       toCompatJson: this.converters.forColumnCompat(column),
+      writeJson: this.converters.forColumnWriter(column),
       inIdentity: column.isKey,
     }));
     const keyNames = primaryKey ?? message.columns.filter((c) => c.isKey).map((c) => c.name);
