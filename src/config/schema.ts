@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { mysqlSection } from './mysql.js';
+import { checkSourceSections, sourceSection, withSlotName } from './source.js';
 
 /** A duration such as "30s" or "1m30s", turned into milliseconds. */
 const duration = (fallback: string) =>
@@ -31,8 +33,9 @@ const port = z.number().int().min(0).max(65535);
 
 const listener = z.strictObject({
   slotName: z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'expected a string') })
-    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)'),
+    .string({ error: 'expected a string' })
+    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)')
+    .optional(),
   publication: z.string().min(1).default('wal-listener'),
   serverPort: port.default(0),
   refreshConnection: duration('30s'),
@@ -114,13 +117,18 @@ const monitoring = z
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
-  listener,
-  logger,
-  database: database.prefault({}),
-  publisher,
-  monitoring,
-});
+export const configSchema = z
+  .strictObject({
+    source: sourceSection,
+    listener: listener.prefault({}),
+    logger,
+    database: database.prefault({}),
+    mysql: mysqlSection.optional(),
+    publisher,
+    monitoring,
+  })
+  .superRefine(checkSourceSections)
+  .transform(withSlotName);
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listener'];
