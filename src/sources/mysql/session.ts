@@ -81,7 +81,6 @@ export class MysqlSession implements SourceSession<MysqlPosition> {
   /** The end of the last event handled: where a restart would resume at the latest. */
   private reached: MysqlPosition;
   private confirmed: MysqlPosition;
-  private waitingForSink = false;
   private stopped = false;
   private lagTimer: NodeJS.Timeout | null = null;
   private readonly errorContext: MysqlErrorContext;
@@ -254,23 +253,37 @@ export class MysqlSession implements SourceSession<MysqlPosition> {
       group.own = true;
       return;
     }
-    const sink = this.sink;
-    const txn = (this.txn ??= sink.begin(this.info(group)));
+    const txn = (this.txn ??= this.sink.begin(this.info(group)));
     const { handle, described } = entry;
+    const sink = this.sink;
+    let apply: (i: number) => void;
     if (event.type === 'update') {
-      for (const row of event.rows) sink.update(txn, handle, described.toRow(row.after), described.toRow(row.before), false);
+      const rows = event.rows;
+      apply = (i) => sink.update(txn, handle, described.toRow(rows[i]!.after), described.toRow(rows[i]!.before), false);
     } else if (event.type === 'insert') {
-      for (const row of event.rows) sink.insert(txn, handle, described.toRow(row));
+      const rows = event.rows;
+      apply = (i) => sink.insert(txn, handle, described.toRow(rows[i]!));
     } else {
-      for (const row of event.rows) sink.delete(txn, handle, described.toRow(row), false);
+      const rows = event.rows;
+      apply = (i) => sink.delete(txn, handle, described.toRow(rows[i]!), false);
     }
-    if (sink.full && !this.waitingForSink) {
-      this.waitingForSink = true;
-      this.reader.pause('sink');
-      sink.ready().then(() => {
-        this.waitingForSink = false;
-        this.reader.resume('sink');
-      }, (err: unknown) => this.fail(err));
+    this.handOver(apply, event.rows.length, 0);
+  }
+
+  /** Hands rows from `index` on to the sink; when its window fills, the rest waits (and the binlog with it). */
+  private handOver(apply: (i: number) => void, count: number, index: number): void {
+    const sink = this.sink;
+    for (let i = index; i < count; i++) {
+      apply(i);
+      if (sink.full) {
+        this.reader.pause('sink');
+        sink.ready().then(() => {
+          if (this.stopped) return;
+          this.handOver(apply, count, i + 1);
+          if (!sink.full) this.reader.resume('sink');
+        }, (err: unknown) => this.fail(err));
+        return;
+      }
     }
   }
 
