@@ -123,26 +123,28 @@ export class MysqlSession implements SourceSession<MysqlPosition> {
   }
 
   stop(): void {
+    this.finish();
+  }
+
+  /** Stops and waits until every confirmed position is written. */
+  async close(): Promise<void> {
+    this.finish();
+    await this.writer.flush();
+  }
+
+  private fail(err: unknown): void {
+    this.finish(classifyMysqlError(err, { ...this.errorContext, position: formatPosition(this.reached) }));
+  }
+
+  /** Stops reading and settles `ended`, once: resolved on a stop, rejected with the failure. */
+  private finish(error?: WalListenerError): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.lagTimer) clearInterval(this.lagTimer);
     this.reader.stop();
     void this.options.release();
-    this.settle.resolve();
-  }
-
-  /** Stops reading and waits until every confirmed position is written. */
-  async close(): Promise<void> {
-    this.stop();
-    await this.writer.flush();
-  }
-
-  private fail(err: unknown): void {
-    if (this.stopped) return;
-    this.stop();
-    // stop() resolved `ended` for a clean stop; a failure replaces that outcome.
-    const error = classifyMysqlError(err, { ...this.errorContext, position: formatPosition(this.reached) });
-    this.settle.reject(error);
+    if (error) this.settle.reject(error);
+    else this.settle.resolve();
   }
 
   private handle(event: BinlogEvent): void {
