@@ -8,9 +8,10 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import type { Config } from '../../src/config/schema.js';
 import { comparePositions, formatPosition, type MysqlPosition } from '../../src/sources/mysql/position.js';
-import { createMysqlSource } from '../../src/sources/mysql/source.js';
+import { createMysqlSource, type MysqlSourceObserver } from '../../src/sources/mysql/source.js';
 import type { Source, SourceSession } from '../../src/sources/source.js';
 import { createMysqlDatabase, forgetPosition, mysqlSourceConfig, query, requireRowBinlog, type MysqlTestDatabase } from '../support/mysql.js';
+import { waitFor } from '../support/ports.js';
 import { json, RecordingSink } from '../support/recording-sink.js';
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -37,8 +38,8 @@ after(async () => {
   await other?.drop();
 });
 
-async function openSource(config: Config, sink: RecordingSink<MysqlPosition>): Promise<{ source: Source<MysqlPosition>; session: SourceSession<MysqlPosition> }> {
-  const source = createMysqlSource(config, log, {}, { lagIntervalMs: 200 });
+async function openSource(config: Config, sink: RecordingSink<MysqlPosition>, observer: MysqlSourceObserver = {}): Promise<{ source: Source<MysqlPosition>; session: SourceSession<MysqlPosition> }> {
+  const source = createMysqlSource(config, log, observer, { lagIntervalMs: 100 });
   const session = await source.open(sink, new AbortController().signal);
   cleanup.push(async () => {
     await session.close();
@@ -198,4 +199,21 @@ test('positions are stored only when confirmed, never backwards, and a new sessi
   await again.until('the replayed and the new transaction', () => again.committed.length === 2);
   assert.deepEqual(again.changes.map((ch) => json(ch.table!, ch.row!).id), ['21', '22']);
   assert.equal(again.committed[0]!.info.idPrefix, sink.committed[1]!.info.idPrefix, 'a replayed transaction has the same event ids');
+});
+
+test('lag is the binlog bytes between the server\'s end and the confirmed position', async () => {
+  const config = mysqlSourceConfig({ databases: [db.name] });
+  const sink = new RecordingSink<MysqlPosition>();
+  const lags: number[] = [];
+  const { session } = await openSource(config, sink, { lag: (bytes) => lags.push(bytes) });
+  await db.sql(`INSERT INTO bulk (id, v) SELECT seq + 100000, seq FROM seq_1_to_200`);
+  await sink.until('the insert', () => sink.committed.length === 1);
+  const [end] = await query<{ File: string; Position: number }[]>('SHOW MASTER STATUS');
+  const start = await storedPosition(config);
+  const behind = Number(end!.Position) - Number(start!.split(':')[1]);
+  await waitFor('a lag report of the unconfirmed transaction', () => lags.some((l) => l >= behind));
+  session.confirm(sink.committed[0]!.end as MysqlPosition);
+  const confirmedEnd = (sink.committed[0]!.end as MysqlPosition).offset;
+  const reports = lags.length;
+  await waitFor('a lag report after the confirmation', () => lags.length > reports + 1 && lags[lags.length - 1]! <= Number(end!.Position) - confirmedEnd);
 });
