@@ -141,6 +141,11 @@ test('TRUNCATE is a truncate of the table; other DDL is skipped and the table is
   const last = sink.changes[2]!;
   assert.deepEqual(json(last.table!, last.row!), { id: '2', v: '2', extra: '"new"' });
   assert.equal(sink.tables.filter((t) => t.table === 'bulk').length, 3, 'described at the first insert, the truncate and after the ALTER');
+
+  // CREATE TABLE … SELECT writes its rows in the DDL's own group; MyISAM (non-transactional) ends with a COMMIT query.
+  await db.sql('CREATE TABLE copy ENGINE=InnoDB AS SELECT id, v FROM bulk; CREATE TABLE plain (id INT PRIMARY KEY) ENGINE=MyISAM; INSERT INTO plain VALUES (5), (6)');
+  await sink.until('the copied row and the MyISAM rows', () => sink.changes.length === 6);
+  assert.deepEqual(sink.changes.slice(3).map((ch) => `${ch.action} ${ch.table!.table} ${json(ch.table!, ch.row!).id}`), ['INSERT copy 2', 'INSERT plain 5', 'INSERT plain 6']);
 });
 
 test('a full window pauses the binlog until the sink has room; nothing is lost or reordered', async () => {
