@@ -7,7 +7,7 @@
 import type mysql from 'mysql2/promise';
 import type { Config } from '../../config/schema.js';
 import type { MysqlConfig } from '../../config/mysql.js';
-import { WalListenerError } from '../../errors.js';
+import { ConfigError, WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
 import type { DeadLetterStore } from '../../pipeline/dead-letters.js';
@@ -31,7 +31,7 @@ export interface MysqlSourceOptions {
 }
 
 export function createMysqlSource(config: Config, logger: Logger, observer: MysqlSourceObserver = {}, options: MysqlSourceOptions = {}): Source<MysqlPosition> {
-  if (!config.mysql) throw new WalListenerError('WAL_CONFIG_INVALID', 'source.type mysql needs the mysql section');
+  if (!config.mysql) throw new ConfigError('WAL_CONFIG_INVALID', 'source.type mysql needs the mysql section');
   return new MysqlSource(config.mysql, logger, observer, options);
 }
 
