@@ -119,6 +119,7 @@ export class Daemon {
         messageKeyFrom: config.publisher.messageKeyFrom,
         checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,
+        compare: (a, b) => source.compare(a, b),
         confirm: (position) => session?.confirm(position),
         observer: this.observer,
       });

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { brokerNameIssues } from './broker-names.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
+import { mysqlSection } from './mysql.js';
+import { checkSourceSections, sourceSection, withSlotName } from './source.js';
 
 /** The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -69,8 +71,9 @@ const EMPTY_FILTER = 'is empty, so every change would be dropped; remove the key
 
 const listener = z.strictObject({
   slotName: z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'expected a string') })
-    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)'),
+    .string({ error: 'expected a string' })
+    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)')
+    .optional(),
   publication: z.string().min(1).default('wal-listener'),
   /** /healthz and /ready: a port (every interface), ":port" or "host:port"; 0 or absent = off. */
   serverPort: serverAddress,
@@ -193,12 +196,15 @@ const monitoring = z
 
 export const configSchema = z
   .strictObject({
-    listener,
+    source: sourceSection,
+    listener: listener.prefault({}),
     logger,
     database: database.prefault({}),
+    mysql: mysqlSection.optional(),
     publisher,
     monitoring,
   })
+  .superRefine(checkSourceSections)
   .superRefine((config, ctx) => {
     for (const issue of brokerNameIssues(config.publisher, config.listener.topicsMap)) ctx.addIssue({ code: 'custom', ...issue });
     // One port serves probes and metrics together only when both name the same interface.
@@ -207,7 +213,8 @@ export const configSchema = z
     if (probes && metrics && probes.port === metrics.port && probes.port !== 0 && probes.host !== metrics.host) {
       ctx.addIssue({ code: 'custom', path: ['monitoring', 'promAddr'], message: `names port ${metrics.port} like listener.serverPort but another host; use the same host in both, or another port` });
     }
-  }, { when: (payload) => payload.issues.length === 0 });
+  }, { when: (payload) => payload.issues.length === 0 })
+  .transform(withSlotName);
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listener'];

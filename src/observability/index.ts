@@ -48,7 +48,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     logger.info({ release: `wal-listener@${version}` }, 'Sentry enabled: error logs and crashes are reported');
   }
 
-  const metrics = promAddress ? new Metrics({ version, source: 'postgres' }) : null;
+  const metrics = promAddress ? new Metrics({ version, source: config.source.type }) : null;
   const probeAddress = config.listener.serverPort;
   const probes = probeAddress ? new Probes() : null;
   const observer = combine(metrics?.observer(), probes?.observer());
