@@ -9,6 +9,8 @@
 import { isUtf8 } from 'node:buffer';
 
 const CHUNK_BYTES = 256 * 1024;
+/** Up to this many bytes, a JavaScript loop copies faster than a native call. */
+const SHORT = 48;
 
 const enum Ch {
   Quote = 0x22,
@@ -48,10 +50,21 @@ export class JsonOut {
     return this.chunk.subarray(this.start, this.pos);
   }
 
-  /** Text known to be ASCII (JSON punctuation, keys and pieces prepared once, ids). */
+  /**
+   * Text known to be ASCII (JSON punctuation, ids, numbers). Short text is copied by a loop:
+   * Buffer.write's per-call cost was most of the time for the few bytes written here (profile).
+   */
   ascii(text: string): void {
-    this.ensure(text.length);
-    this.pos += this.chunk.write(text, this.pos, 'latin1');
+    const n = text.length;
+    this.ensure(n);
+    if (n > SHORT) {
+      this.pos += this.chunk.write(text, this.pos, 'latin1');
+      return;
+    }
+    const chunk = this.chunk;
+    let pos = this.pos;
+    for (let i = 0; i < n; i++) chunk[pos++] = text.charCodeAt(i);
+    this.pos = pos;
   }
 
   /** Any text, as UTF-8 (already-JSON fragments from converters). */
@@ -65,10 +78,18 @@ export class JsonOut {
     this.chunk[this.pos++] = c;
   }
 
-  /** Bytes copied as they are (JSON that needs no change, prepared Buffers). */
+  /** Bytes copied as they are (JSON that needs no change, prepared Buffers); short runs by a loop (see ascii). */
   bytes(src: Buffer, from = 0, to = src.length): void {
-    this.ensure(to - from);
-    this.pos += src.copy(this.chunk, this.pos, from, to);
+    const n = to - from;
+    this.ensure(n);
+    if (n > SHORT) {
+      this.pos += src.copy(this.chunk, this.pos, from, to);
+      return;
+    }
+    const chunk = this.chunk;
+    let pos = this.pos;
+    for (let i = from; i < to; i++) chunk[pos++] = src[i]!;
+    this.pos = pos;
   }
 
   /**
