@@ -3,6 +3,7 @@
  * Keys marked "+" in DESIGN.md are ours; everything else matches ihippik/wal-listener.
  */
 import { z } from 'zod';
+import { checkBrokerSettings } from './broker-settings.js';
 import { parseDuration } from './duration.js';
 
 /** A duration such as "30s" or "1m30s", turned into milliseconds. */
@@ -107,6 +108,7 @@ const publisher = z.strictObject({
   if ((value.type === 'kafka' || value.type === 'rabbitmq') && value.address === '') {
     ctx.addIssue({ code: 'custom', path: ['address'], message: `is required for publisher.type ${value.type}` });
   }
+  checkBrokerSettings(value, ctx);
 });
 
 const monitoring = z
