@@ -73,6 +73,10 @@ export interface ControlledKafkaMock extends KafkaMock {
   readonly ports: readonly number[];
   /** The next request of Kafka API `apiKey` (0 = Produce) fails with Kafka error `code` (10 = MESSAGE_TOO_LARGE). */
   injectError(apiKey: number, code: number): Promise<void>;
+  /** SIGSTOP: connections stay open, nothing answers, nothing is lost (a hung broker, or a network cut). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
 }
 
 const MOCK_HOST_SOURCE = join(import.meta.dirname, 'kafka-mock.c');
@@ -123,6 +127,8 @@ export function startControlledKafkaMock(options: { ports?: readonly number[]; b
         bootstrap,
         ports,
         stop,
+        freeze: () => child.kill('SIGSTOP'),
+        thaw: () => child.kill('SIGCONT'),
         async injectError(apiKey, code) {
           const ok = nextLine();
           child.stdin.write(`error ${apiKey} ${code}\n`);
