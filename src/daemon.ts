@@ -9,10 +9,12 @@
  *              final confirmation → close the publisher → close the source's connections
  *   fatal:     as stop, but only what was acknowledged before the failure is confirmed; exit 1
  */
+import { validateSubject } from './config/broker-names.js';
 import type { Config } from './config/schema.js';
 import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { Backoff, sleep } from './pipeline/backoff.js';
+import { compatEncoder } from './pipeline/compat-encoder.js';
 import { Dispatcher } from './pipeline/dispatcher.js';
 import { nativeEncoder } from './pipeline/encoder.js';
 import { compileFilter } from './pipeline/filter.js';
@@ -25,16 +27,10 @@ import { createSource } from './sources/index.js';
 import { sourceLabel } from './sources/labels.js';
 import type { Source, SourceSession } from './sources/source.js';
 
-/** What the daemon reports to metrics and probes (PipelineObserver, plus the health check). */
-export interface DaemonObserver extends PipelineObserver {
-  /** Called once with a function telling whether publishing works now (and why not). */
-  health?(check: () => { ok: boolean; reason: string }): void;
-}
-
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
-  observer?: DaemonObserver;
+  observer?: PipelineObserver;
 }
 
 /** How long a source session must stay up before a failure counts as new (backoff reset). */
@@ -45,7 +41,7 @@ type Outcome = 'stop' | 'ended' | { error: unknown };
 export class Daemon {
   private readonly config: Config;
   private readonly log: Logger;
-  private readonly observer: DaemonObserver;
+  private readonly observer: PipelineObserver;
 
   constructor(options: DaemonOptions) {
     this.config = options.config;
@@ -119,8 +115,9 @@ export class Daemon {
       const pipeline = new Pipeline<P>({
         filter: compileFilter(config.listener.filter),
         router: compileRouter(config.listener.topicsMap, config.publisher),
-        encoder: nativeEncoder,
+        encoder: config.publisher.eventFormat === 'compat' ? compatEncoder : nativeEncoder,
         messageKeyFrom: config.publisher.messageKeyFrom,
+        checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,
         confirm: (position) => session?.confirm(position),
         observer: this.observer,
@@ -161,8 +158,9 @@ export class Daemon {
       const code = outcome === 'ended' ? undefined : (outcome.error as WalListenerError).code;
       if (code === 'WAL_PG_SLOT_IN_USE') log.warn({ err, code, retryInMs: delay }, 'replication slot in use by another process; retrying');
       else if (session) log.warn({ err, code, retryInMs: delay }, `${label.connection} lost; reconnecting`);
-      else log.warn({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
-      this.observer.reconnect?.(source.kind);
+      // A TLS setting the server cannot satisfy is said plainly (error level) every time it fails.
+      else log[code === 'WAL_PG_TLS' ? 'error' : 'warn']({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
+      this.observer.reconnect?.(source.kind, err);
       this.observer.state?.('reconnecting');
       await Promise.race([dispatcher.drained(), aborted, fatal]).catch(() => {});
       pipeline.close();

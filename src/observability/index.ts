@@ -1,13 +1,13 @@
 /**
- * Wires metrics, probes and Sentry from the config into one DaemonObserver.
- *   listener.serverPort  → /healthz, /ready            (0 = off)
+ * Wires metrics, probes and Sentry from the config into one PipelineObserver.
+ *   listener.serverPort  → /healthz, /ready            (0 = off; 8080, ":8080" or "127.0.0.1:8080")
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
  * When serverPort and promAddr name the same port, one server answers all three paths.
  * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
  */
 import type { Config } from '../config/schema.js';
-import type { DaemonObserver } from '../daemon.js';
+import type { PipelineObserver } from '../pipeline/observer.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
@@ -15,7 +15,7 @@ import { Metrics } from './metrics.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
 export interface Observability {
-  readonly observer: DaemonObserver;
+  readonly observer: PipelineObserver;
   /** Metrics registry, when promAddr is set. */
   readonly metrics: Metrics | null;
   /** Binds the probe and metrics ports (throws when a port is taken). */
@@ -49,14 +49,15 @@ export async function createObservability(config: Config, logger: Logger, versio
   }
 
   const metrics = promAddress ? new Metrics({ version, source: 'postgres' }) : null;
-  const probes = config.listener.serverPort > 0 ? new Probes() : null;
+  const probeAddress = config.listener.serverPort;
+  const probes = probeAddress ? new Probes() : null;
   const observer = combine(metrics?.observer(), probes?.observer());
 
   const listeners: Listener[] = [];
-  if (probes) {
+  if (probes && probeAddress) {
     listeners.push({
-      host: undefined,
-      port: config.listener.serverPort,
+      host: probeAddress.host,
+      port: probeAddress.port,
       what: 'probes',
       routes: new Map<string, Route>([
         ['/healthz', () => probes.liveness()],
@@ -66,7 +67,7 @@ export async function createObservability(config: Config, logger: Logger, versio
   }
   if (metrics && promAddress) {
     const route: Route = async () => ({ status: 200, body: await metrics.text(), contentType: metrics.contentType });
-    const shared = listeners.find((l) => l.port === promAddress.port && promAddress.port !== 0);
+    const shared = listeners.find((l) => l.port === promAddress.port && l.host === promAddress.host && promAddress.port !== 0);
     if (shared) {
       shared.routes.set('/metrics', route);
       shared.what += ' and metrics';
@@ -119,7 +120,7 @@ export function configSecrets(config: Config): string[] {
 }
 
 /** One observer calling every given observer's hooks; a hook only one of them has is used as is. */
-export function combine(...observers: (DaemonObserver | undefined)[]): DaemonObserver {
+export function combine(...observers: (PipelineObserver | undefined)[]): PipelineObserver {
   const hooks = new Map<string, ((...args: never[]) => void)[]>();
   for (const observer of observers) {
     for (const [name, hook] of Object.entries(observer ?? {})) {
@@ -130,5 +131,5 @@ export function combine(...observers: (DaemonObserver | undefined)[]): DaemonObs
   for (const [name, list] of hooks) {
     combined[name] = list.length === 1 ? list[0]! : (...args) => list.forEach((hook) => hook(...args));
   }
-  return combined as DaemonObserver;
+  return combined as PipelineObserver;
 }

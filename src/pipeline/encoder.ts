@@ -18,6 +18,8 @@ export interface EventEncoder {
    * the source sent one; `oldKeyOnly`: `old` holds only identity columns.
    */
   event(plan: TablePlan, id: string, tail: string, action: EventAction, row: Row | null, old: Row | null, oldKeyOnly: boolean): string;
+  /** The message key of a change (`row`: the new row, or the old one for DELETE; null for TRUNCATE). */
+  key(plan: TablePlan, row: Row | null, action: EventAction): string;
 }
 
 /** The native format (DESIGN.md "Values"). */
@@ -27,36 +29,44 @@ export const nativeEncoder: EventEncoder = {
   tail: (info) => `,"commitTime":"${info.commitTime}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`,
 
   event(plan, id, tail, action, row, old, oldKeyOnly) {
-    let unchanged: string[] | null = null;
-    let data = '{}';
-    if (row !== null) {
-      data = '{';
-      const columns = plan.columns;
-      // With a full old row (REPLICA IDENTITY FULL) the old row carries an unchanged TOAST value.
-      const fallback = old !== null && !oldKeyOnly ? old : null;
-      for (let i = 0; i < columns.length; i++) {
-        let value = row[i];
-        if (value === UNCHANGED) {
-          const previous = fallback?.[i];
-          if (previous === undefined || previous === UNCHANGED) {
-            (unchanged ??= []).push(columns[i]!.name);
-            continue;
-          }
-          value = previous;
-        }
-        const column = columns[i]!;
-        data += `${data.length > 1 ? ',' : ''}${column.jsonKey}${value === null || value === undefined ? 'null' : column.toJson(value)}`;
-      }
-      data += '}';
-    }
-    const dataOld = old === null ? '{}' : rowJson(plan, old, oldKeyOnly);
+    const { data, unchanged } = newRowJson(plan, row, old, oldKeyOnly);
+    const dataOld = old === null ? '{}' : oldRowJson(plan, old, oldKeyOnly);
     const toast = unchanged === null ? '' : `,"unchangedToast":${JSON.stringify(unchanged)}`;
     return `{"id":"${id}${plan.head}${action}","data":${data},"dataOld":${dataOld}${toast}${tail}`;
   },
+
+  key: (plan, row) => messageKey(plan, row),
 };
 
+/**
+ * The new row as JSON, and the unchanged TOAST columns it could not fill: with a full old row
+ * (REPLICA IDENTITY FULL) the old row carries an unchanged TOAST value; otherwise the column is
+ * left out and named in `unchanged`.
+ */
+export function newRowJson(plan: TablePlan, row: Row | null, old: Row | null, oldKeyOnly: boolean): { data: string; unchanged: string[] | null } {
+  if (row === null) return { data: '{}', unchanged: null };
+  let unchanged: string[] | null = null;
+  let data = '{';
+  const columns = plan.columns;
+  const fallback = old !== null && !oldKeyOnly ? old : null;
+  for (let i = 0; i < columns.length; i++) {
+    let value = row[i];
+    if (value === UNCHANGED) {
+      const previous = fallback?.[i];
+      if (previous === undefined || previous === UNCHANGED) {
+        (unchanged ??= []).push(columns[i]!.name);
+        continue;
+      }
+      value = previous;
+    }
+    const column = columns[i]!;
+    data += `${data.length > 1 ? ',' : ''}${column.jsonKey}${value === null || value === undefined ? 'null' : column.toJson(value)}`;
+  }
+  return { data: `${data}}`, unchanged };
+}
+
 /** An old row: with `keyOnly`, only the identity columns (the others are placeholders). */
-function rowJson(plan: TablePlan, row: Row, keyOnly: boolean): string {
+function oldRowJson(plan: TablePlan, row: Row, keyOnly: boolean): string {
   let json = '{';
   const columns = plan.columns;
   for (let i = 0; i < columns.length; i++) {

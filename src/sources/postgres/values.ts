@@ -31,6 +31,7 @@
  * through onProblem; it is never replaced by a zero value or dropped.
  */
 import { arrayToJson } from './arrays.js';
+import { compatConverter } from './compat-values.js';
 import { dateToJson, timestampToJson, timestamptzToJson } from './datetime.js';
 import type { RelationColumn } from './pgoutput.js';
 import { TypeCatalog, type QueryRows, type ScalarKind } from './type-catalog.js';
@@ -47,6 +48,8 @@ export interface ValueConverters {
   prepare(columns: readonly RelationColumn[]): Promise<void> | undefined;
   /** The converter for one column; called once per column per Relation message. */
   forColumn(column: RelationColumn): ToJson;
+  /** The converter for `publisher.eventFormat: compat` (compat-values.ts): ihippik/wal-listener's shapes. */
+  forColumnCompat(column: RelationColumn): ToJson;
 }
 
 /** Called when a value could not be converted and was published as its Postgres text instead. */
@@ -216,9 +219,21 @@ export function createValueConverters(options: ValueConvertersOptions): ValueCon
     return convert;
   };
 
+  /** The type behind domains: its OID and whether it is an array, or undefined while not loaded. */
+  const base = (oid: number, depth = 0): { oid: number; array: boolean } | undefined => {
+    const info = catalog.get(oid);
+    if (!info || depth > 32) return undefined;
+    if (info.form === 'domain') return base(info.baseOid, depth + 1);
+    return { oid, array: info.form === 'array' };
+  };
+
   return {
     prepare: (columns) => catalog.load(columns.map((column) => column.typeOid)),
     // A type prepare() has not loaded (no query configured) is published as its text.
     forColumn: (column) => resolve(column.typeOid, 0) ?? quote,
+    forColumnCompat: (column) => {
+      const type = base(column.typeOid);
+      return (type && compatConverter(type.oid, type.array, onProblem)) ?? resolve(column.typeOid, 0) ?? quote;
+    },
   };
 }
