@@ -7,8 +7,10 @@
  * The daemon runs without createTopics and the test creates the topics with their subscriptions,
  * before the daemon starts and again right after the restart: Pub/Sub keeps only what arrives
  * after a subscription exists, so a topic re-created by the daemon could take messages before the
- * test subscribes. (A topic that existed and is gone is retried, not fatal.) The broker's "return"
- * is measured from the moment the topics exist again.
+ * test subscribes; and the daemon is held (SIGSTOP) from the restart until the subscriptions exist,
+ * since the topic must exist before its subscription and a publish in between would be dropped.
+ * (A topic that existed and is gone is retried, not fatal.) The broker's "return" is measured from
+ * the daemon's release, with the emulator up and the topics and subscriptions in place.
  */
 import { after, before } from 'node:test';
 import type { PubSub } from '@google-cloud/pubsub';
@@ -67,6 +69,7 @@ const pubsub: BrokerUnderTest = {
   },
   freeze: () => emulator.freeze(),
   thaw: () => emulator.thaw(),
+  holdDaemonDuringRestart: true,
 };
 
 brokerFaultTests('google_pubsub', 'Pub/Sub emulator', pubsub);

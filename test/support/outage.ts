@@ -37,6 +37,12 @@ export interface BrokerUnderTest {
   restart(topics: readonly string[]): Promise<void>;
   freeze(): void;
   thaw(): void;
+  /**
+   * Hold the daemon (SIGSTOP) while the broker restarts and `restart` re-creates topics and
+   * subscriptions, so nothing is published to a topic before its subscription exists (Pub/Sub
+   * keeps only what arrives after). The return is then counted from the daemon's release.
+   */
+  readonly holdDaemonDuringRestart?: boolean;
 }
 
 export interface OutageFigures {
@@ -147,7 +153,12 @@ async function runOutage(broker: BrokerUnderTest, db: TestDatabase): Promise<Out
     assert.equal(h.daemon.child.exitCode, null, 'the daemon keeps running while the broker is down');
     assert.ok((await metrics(h)).published < before + during, 'nothing committed during the outage counts as acknowledged');
 
-    await broker.restart(h.topics);
+    if (broker.holdDaemonDuringRestart) h.daemon.child.kill('SIGSTOP');
+    try {
+      await broker.restart(h.topics);
+    } finally {
+      if (broker.holdDaemonDuringRestart) h.daemon.child.kill('SIGCONT');
+    }
     const returnedAt = Date.now();
     const caughtUpAt = await acknowledged(h, before + during, 60_000);
     const after = await broker.read(h.topics, during);
