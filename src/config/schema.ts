@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { brokerNameIssues } from './broker-names.js';
+import { checkBrokerSettings } from './broker-settings.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { mysqlSection } from './mysql.js';
@@ -176,6 +177,7 @@ const publisher = z.strictObject({
   if ((value.type === 'kafka' || value.type === 'rabbitmq') && value.address === '') {
     ctx.addIssue({ code: 'custom', path: ['address'], message: `is required for publisher.type ${value.type}` });
   }
+  checkBrokerSettings(value, ctx);
 });
 
 const monitoring = z
