@@ -44,14 +44,22 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import kafkajs from 'kafkajs';
-import type { Admin, ISocketFactory, LogEntry, Message, Producer, ProducerBatch, SASLOptions, TopicMessages } from 'kafkajs';
+import type { Admin, ICustomPartitioner, ISocketFactory, LogEntry, Message, Producer, ProducerBatch, SASLOptions, TopicMessages } from 'kafkajs';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { describeMessage, payloadBuffer, payloadBytes } from '../pipeline/message.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
+import { saramaPartition } from './sarama-partitioner.js';
 
 const { Kafka, Partitioners, logLevel, ConfigResourceTypes } = kafkajs;
+
+/** kafkajs partitioner choosing sarama's HashPartitioner partition for keyed messages. */
+const saramaPartitioner: ICustomPartitioner = () => ({ message, partitionMetadata }) => {
+  const key = message.key;
+  if (key === null || key === undefined) return partitionMetadata[Math.floor(Math.random() * partitionMetadata.length)]!.partitionId;
+  return saramaPartition(Buffer.isBuffer(key) ? key : Buffer.from(key), partitionMetadata.length);
+};
 
 /**
  * Upper bound on the bytes of one sendBatch. kafkajs puts every message a send has for a
@@ -183,7 +191,9 @@ export class KafkaPublisher implements Publisher {
       logCreator: () => (entry: LogEntry) => this.kafkaLog(entry),
     };
     this.producer = new Kafka({ ...options, socketFactory: this.watchedSockets() }).producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // compat: sarama's FNV-1a, as ihippik/wal-listener partitions keyed messages, so a row's
+      // partition does not move when switching from it; native: murmur2 like the Java client.
+      createPartitioner: this.config.eventFormat === 'compat' ? saramaPartitioner : Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: true,
       idempotent: false,
       maxInFlightRequests: 1,
