@@ -23,6 +23,9 @@ Commands:
 
 Options:
   -c, --config <file>  YAML config file (default: config.yml)
+  --recreate-slot      run: acknowledge that changes were lost (the slot is gone or invalidated, or
+                       the publication went missing under it) and start again from now with a new
+                       slot; the lost LSN range is logged and recorded in wal_listener.state
   -v, --version        print the version and exit
   -h, --help           print this help and exit (also after a command: wal-listener dead-letters -h)
 
@@ -36,6 +39,7 @@ error (or, for a command, a problem it found).
 
 const RUN_OPTIONS = {
   config: { type: 'string', short: 'c', default: 'config.yml' },
+  'recreate-slot': { type: 'boolean' },
   version: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -59,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`wal-listener ${version()}\n`);
       return EXIT_OK;
     }
-    return await runDaemon(args.values.config);
+    return await runDaemon(args.values.config, { recreateSlot: args.values['recreate-slot'] === true });
   } catch (err) {
     if (err instanceof UsageExit) {
       process.stderr.write(err.text);

@@ -2,9 +2,9 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PipelineObserver } from '../pipeline/observer.js';
-import type { Source } from './source.js';
+import type { Source, SourceOptions } from './source.js';
 
-export async function createSource(config: Config, logger: Logger, observer: PipelineObserver): Promise<Source<unknown>> {
+export async function createSource(config: Config, logger: Logger, observer: PipelineObserver, options: SourceOptions = {}): Promise<Source<unknown>> {
   const { PostgresSource } = await import('./postgres/source.js');
-  return new PostgresSource(config, logger.child({ source: 'postgres' }), observer) as Source<unknown>;
+  return new PostgresSource(config, logger.child({ source: 'postgres' }), observer, options) as Source<unknown>;
 }

@@ -31,9 +31,25 @@ export interface SourceSession<P> {
   close(): Promise<void>;
 }
 
+/** How the operator started the daemon (command-line flags of `run`), for the source. */
+export interface SourceOptions {
+  /**
+   * `--recreate-slot`: the operator acknowledges that changes since the last confirmed position are
+   * lost (the slot is gone or invalidated); the source starts again from now and records the gap.
+   */
+  recreateSlot?: boolean;
+}
+
 export interface Source<P> {
   /** For logs and metrics: postgres, mysql, pgq. */
   readonly kind: string;
+  /**
+   * Optional preflight, run once before the publisher connects: what can be checked without
+   * creating anything (the database exists, a position it had is still readable), so that a fatal
+   * problem stops the daemon before any broker object is created. Throws like open(); a retryable
+   * error is left for open() to retry.
+   */
+  check?(signal: AbortSignal): Promise<void>;
   /**
    * Connects, checks prerequisites, prepares what is missing (slot, publication, consumer) and
    * starts streaming into `sink` from the last confirmed position. Throws a WalListenerError

@@ -12,7 +12,7 @@ import type { ChangeSink, TableHandle, TransactionHandle } from '../../pipeline/
 import { eventIdPrefix } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
-import { classifyPgError, type PgErrorContext } from './errors.js';
+import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
 import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
 import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
@@ -29,6 +29,8 @@ export interface PostgresSessionOptions {
   startLsn: Lsn;
   errorContext: PgErrorContext;
   observer?: PipelineObserver;
+  /** Keeps the confirmed position in wal_listener.state (confirm-recorder.ts). */
+  recorder?: { confirmed(lsn: Lsn): void; close(): Promise<void> };
 }
 
 export class PostgresSession implements SourceSession<Lsn> {
@@ -64,9 +66,15 @@ export class PostgresSession implements SourceSession<Lsn> {
       this.streamEnded = (ended) => resolve(ended);
     });
     this.ended = Promise.race([stream, failedPromise]).catch((err: unknown) => {
-      throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived) });
+      const transaction = this.txn === null ? undefined : { commitLsn: formatLsn(this.txnFinalLsn), after: formatLsn(this.txnFinalLsn + 1n) };
+      throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived), ...(transaction ? { transaction } : {}) });
     });
     this.ended.catch(() => {});
+    // PostgreSQL 18 skips changes written while the publication did not exist, with only a warning.
+    options.connection.onNotice((notice) => {
+      const skipped = skippedPublication(notice);
+      if (skipped) this.fail(skipped);
+    });
   }
 
   /** The stream started: `ended` follows it from now on, and the heartbeat runs. */
@@ -102,6 +110,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     if (position <= this.confirmedLsn) return;
     this.confirmedLsn = position;
     this.sendStatus();
+    this.options.recorder?.confirmed(position);
   }
 
   /** Sends the standby status: written = last received, flushed = the confirmed LSN. */
@@ -128,6 +137,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.stop();
     this.sendStatus();
     await this.options.connection.close();
+    await this.options.recorder?.close();
   }
 
   private block(wait: Promise<void>): void {
