@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
+import { compileFilter } from '../../pipeline/filter.js';
 import type { DeadLetterStore } from '../../pipeline/dead-letters.js';
 import { sourceHash } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
@@ -18,6 +19,7 @@ import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
 import { parseLsn, type Lsn } from './pgoutput.js';
 import { Relations } from './relations.js';
+import { RenameWatch } from './renames.js';
 import { ReplicationConnection } from './replication.js';
 import { PostgresSession } from './session.js';
 import { prepareSlot } from './prepare.js';
@@ -36,6 +38,8 @@ export class PostgresSource implements Source<Lsn> {
   private announced = false;
   private recreateSlot: boolean;
   private deadLetterStore: PostgresDeadLetterStore | null = null;
+  /** Only with a filter: a rename can take a table out of it. */
+  private readonly renames: RenameWatch | null;
 
   constructor(
     private readonly config: Config,
@@ -45,6 +49,7 @@ export class PostgresSource implements Source<Lsn> {
   ) {
     this.sql = new SqlClient(config.database);
     this.recreateSlot = options.recreateSlot === true;
+    this.renames = config.listener.filter.tables ? new RenameWatch(compileFilter(config.listener.filter), log) : null;
     this.context = { doing: 'connecting', database: config.database.name, user: config.database.user, slot: config.listener.slotName };
     const lastWarned = new Map<number, number>();
     const onProblem: ConvertProblem = (typeOid, text) => {
@@ -103,7 +108,7 @@ export class PostgresSource implements Source<Lsn> {
       const session = new PostgresSession({
           connection,
           sink,
-          relations: new Relations(sink, this.converters, this.sql),
+          relations: new Relations(sink, this.converters, this.sql, (id, schema, table) => this.renames?.seen(id, schema, table)),
           logger: log,
           heartbeatMs: config.listener.heartbeatInterval,
           source: sourceHash(identity.systemId, identity.dbName),
