@@ -1,16 +1,22 @@
 /**
  * The command line: picks the command, runs it, maps the outcome to an exit code.
  *   wal-listener [run] -c config.yml        the daemon (run.ts)
+ *   wal-listener check | status | slot drop  operator commands (check.ts, status.ts, slot.ts)
  *   wal-listener dead-letters list|replay   (dead-letters.ts)
  * Exit codes: 0 clean stop or success, 2 bad config or usage, 1 anything else fatal or a problem found.
  */
 import { describeError } from '../errors.js';
 import { parseCommandArgs, UsageExit, version } from './args.js';
+import { CHECK_HELP, check } from './check.js';
 import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { runDaemon } from './run.js';
+import { SLOT_HELP, slot } from './slot.js';
+import { STATUS_HELP, status } from './status.js';
 
-export const HELP = `Usage: wal-listener [run] [--config <file>]
+export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slot]
+       wal-listener check|status --config <file> [--json]
+       wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
        wal-listener --version | --help
 
@@ -19,6 +25,9 @@ RabbitMQ, Google Pub/Sub or stdout, at least once, with stable event ids for bro
 
 Commands:
   run            the daemon (the default when no command is given)
+  check          check every prerequisite (PostgreSQL, publication, slot, broker); creates nothing
+  status         the replication slot now: who streams, confirmed position, lag, WAL retained
+  slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
 
 Options:
@@ -48,6 +57,9 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   'dead-letters': { run: deadLetters, help: DEAD_LETTERS_HELP },
+  check: { run: check, help: CHECK_HELP },
+  status: { run: status, help: STATUS_HELP },
+  slot: { run: slot, help: SLOT_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

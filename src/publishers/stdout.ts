@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PublishError } from '../errors.js';
+import type { Finding } from '../findings.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 export class StdoutPublisher implements Publisher {
@@ -29,6 +30,10 @@ export class StdoutPublisher implements Publisher {
     return new Promise((resolve, reject) => {
       this.out.write(text, (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));
     });
+  }
+
+  async describe(): Promise<Finding[]> {
+    return [{ status: 'ok', subject: 'publisher stdout', detail: 'events are written to standard output, one JSON line each' }];
   }
 
   healthy(): boolean {

@@ -11,6 +11,7 @@
  * lost: the daemon drains the pipeline and opens a new session after a backoff; or an error whose
  * `fatal` flag stops the daemon) → close().
  */
+import type { Finding } from '../findings.js';
 import type { ChangeSink } from '../pipeline/change.js';
 import type { DeadLetterStore } from '../pipeline/dead-letters.js';
 
@@ -50,6 +51,8 @@ export interface Source<P> {
    * error is left for open() to retry.
    */
   check?(signal: AbortSignal): Promise<void>;
+  /** Optional, for `wal-listener check`: each prerequisite as a finding, read-only (creates nothing). */
+  diagnose?(): Promise<Finding[]>;
   /**
    * Connects, checks prerequisites, prepares what is missing (slot, publication, consumer) and
    * starts streaming into `sink` from the last confirmed position. Throws a WalListenerError

@@ -108,6 +108,25 @@ export async function startDaemon(config: Record<string, unknown> | null, option
   return proc;
 }
 
+/** Writes a config file (deep-merged over the same defaults as startDaemon) in a new temporary directory; returns its path. */
+export function writeConfig(config: Record<string, unknown>): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'wl-config-')), 'config.yml');
+  writeFileSync(path, YAML.stringify(withDefaults(config)));
+  return path;
+}
+
+/** Runs a wal-listener command (`check`, `status`, …) to its end. */
+export function runCommand(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
 function withDefaults(config: Record<string, unknown>): Record<string, unknown> {
   const defaults = { listener: { heartbeatInterval: '1s' }, logger: { level: 'info', fmt: 'json' } };
   return merge(defaults, config);

@@ -12,7 +12,7 @@ import type { Logger } from '../../observability/logger.js';
 import { compareScope, createPublication, desiredScope, describeScope, readPublication, replicaIdentityProblem, tablesWithoutReplicaIdentity } from './publication.js';
 import { ensureSlot, type SlotState } from './setup.js';
 import { assessSlot, readSlotFacts } from './slot-history.js';
-import { writeSlotRecord, type AcknowledgedGap } from './state.js';
+import { ensureStateTable, writeSlotRecord, type AcknowledgedGap } from './state.js';
 
 export interface PrepareOptions {
   listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter'>;
@@ -66,6 +66,8 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     }
   }
 
+  // Where the slot will be recorded must be writable before the slot exists (a missing privilege stops here).
+  if (facts.slot === null || gap !== null) await ensureStateTable(client);
   const state = await ensureSlot(client, slotName, options.database);
   if (state.created || verdict.kind === 'usable' && (verdict.adopt || verdict.movedFrom)) {
     const lsn = state.confirmedFlush ?? '0/0';
@@ -81,7 +83,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     }
   }
   if (options.announce) {
-    const keyless = await tablesWithoutReplicaIdentity(client, publication);
+    const keyless = await tablesWithoutReplicaIdentity(client, { publication });
     if (keyless.length) log.warn({ publication, tables: keyless.map((t) => `${t.schema}.${t.table}`) }, replicaIdentityProblem(publication, keyless));
   }
   return { ...state, recreated: gap !== null };

@@ -178,25 +178,37 @@ export interface TableWithoutIdentity {
   identity: 'default' | 'nothing' | 'index';
 }
 
+/** A table PostgreSQL cannot identify rows of: no primary key and REPLICA IDENTITY DEFAULT, NOTHING, or USING INDEX of a dropped index. */
+const WITHOUT_IDENTITY = `(c.relreplident = 'n'
+   OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+   OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))`;
+
 /**
- * Published tables PostgreSQL refuses UPDATE/DELETE on ("cannot update table … because it does not
- * have a replica identity and publishes updates"): no primary key and REPLICA IDENTITY DEFAULT, or
- * NOTHING. Empty when the publication publishes neither updates nor deletes.
+ * Tables PostgreSQL refuses UPDATE/DELETE on ("cannot update table … because it does not have a
+ * replica identity and publishes updates"): those of the publication, or, before it exists, those
+ * the scope would publish. Empty when neither updates nor deletes are published.
  */
-export async function tablesWithoutReplicaIdentity(client: Queryable, publication: string): Promise<TableWithoutIdentity[]> {
-  const result = await client.query<{ schema: string; table: string; identity: string }>(
-    `SELECT pt.schemaname AS schema, pt.tablename AS table, c.relreplident AS identity
-       FROM pg_publication p
-       JOIN pg_publication_tables pt ON pt.pubname = p.pubname
-       JOIN pg_namespace n ON n.nspname = pt.schemaname
-       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
-      WHERE p.pubname = $1 AND (p.pubupdate OR p.pubdelete) AND n.nspname <> 'wal_listener'
-        AND (c.relreplident = 'n'
-          OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-          OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
-      ORDER BY 1, 2`,
-    [publication],
-  );
+export async function tablesWithoutReplicaIdentity(client: Queryable, target: { publication: string } | { scope: PublicationScope }): Promise<TableWithoutIdentity[]> {
+  const result =
+    'publication' in target
+      ? await client.query<{ schema: string; table: string; identity: string }>(
+          `SELECT pt.schemaname AS schema, pt.tablename AS table, c.relreplident AS identity
+             FROM pg_publication p
+             JOIN pg_publication_tables pt ON pt.pubname = p.pubname
+             JOIN pg_namespace n ON n.nspname = pt.schemaname
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+            WHERE p.pubname = $1 AND (p.pubupdate OR p.pubdelete) AND n.nspname <> 'wal_listener' AND ${WITHOUT_IDENTITY}
+            ORDER BY 1, 2`,
+          [target.publication],
+        )
+      : await client.query<{ schema: string; table: string; identity: string }>(
+          `SELECT n.nspname AS schema, c.relname AS table, c.relreplident AS identity
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ${SYSTEM_SCHEMAS} AND $4 AND ${WITHOUT_IDENTITY}
+              AND ($1 OR n.nspname || '.' || c.relname = ANY ($2) OR n.nspname = ANY ($3))
+            ORDER BY 1, 2`,
+          [target.scope.allTables, target.scope.tables, target.scope.schemas, target.scope.publish.includes('update') || target.scope.publish.includes('delete')],
+        );
   const names = { d: 'default', n: 'nothing', i: 'index' } as const;
   return result.rows.map((r) => ({ schema: r.schema, table: r.table, identity: names[r.identity as keyof typeof names] }));
 }

@@ -6,6 +6,7 @@
  */
 import type { Config } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
+import type { Finding } from '../../findings.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
 import { compileFilter } from '../../pipeline/filter.js';
@@ -14,6 +15,7 @@ import { sourceHash } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { Source, SourceOptions } from '../source.js';
 import { ConfirmRecorder } from './confirm-recorder.js';
+import { diagnosePostgres } from './diagnose.js';
 import { PostgresDeadLetterStore } from './dead-letter-store.js';
 import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
@@ -78,6 +80,10 @@ export class PostgresSource implements Source<Lsn> {
     } catch (err) {
       throw tlsError(this.config.database, err) ?? classifyPgError(err, { ...this.context, doing: step });
     }
+  }
+
+  diagnose(): Promise<Finding[]> {
+    return diagnosePostgres(this.config, this.sql);
   }
 
   async open(sink: ChangeSink<Lsn>, signal: AbortSignal): Promise<PostgresSession> {

@@ -107,9 +107,14 @@ export interface NewRecord {
   gap?: AcknowledgedGap;
 }
 
+/** Creates schema wal_listener and the table when missing (before a slot is created: a missing privilege stops first). */
+export async function ensureStateTable(client: Queryable): Promise<void> {
+  await client.query(CREATE);
+}
+
 /** Records a slot (replacing an older record of the same name, keeping its acknowledged gaps). */
 export async function writeSlotRecord(client: Queryable, record: NewRecord): Promise<void> {
-  await client.query(CREATE);
+  await ensureStateTable(client);
   await client.query(
     `INSERT INTO wal_listener.state AS s (slot_name, database, system_id, publication, origin, created_lsn, confirmed_lsn, confirmed_at, gaps)
      VALUES ($1, current_database(), $2, $3, $4, $5::pg_lsn, $5::pg_lsn, now(), $6::jsonb)
