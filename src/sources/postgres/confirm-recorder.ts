@@ -4,9 +4,10 @@
  * one. The record is what a later start reports as "changes lost from LSN …" if the slot vanishes,
  * so a few seconds behind is fine: it is a lower bound.
  *
- * Each write is itself a transaction in the WAL, which the slot then confirms. A position no further
- * than the WAL right after the previous write means nothing happened but that write: it is not
- * written, or an idle daemon would write every few seconds forever.
+ * Positions are ends of confirmed transactions (session.ts), and each write is itself a transaction
+ * the slot may stream (FOR ALL TABLES) and confirm. A position no further than the WAL right after
+ * the previous write means nothing happened but that write: it is not written, or an idle daemon
+ * would write every few seconds forever.
  */
 import type { WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
@@ -69,6 +70,7 @@ export class ConfirmRecorder {
         }
         if (problem) await writeProblem(client, this.slot, { code: problem.code, message: problem.message, at: new Date().toISOString() });
       } catch (err) {
+        if (problem) this.problem ??= problem;
         // The record is a safety net, not the delivery path: a failed write is retried next tick.
         if (!this.warned) this.log.warn({ err: (err as Error).message, slot: this.slot }, 'could not record the confirmed position in wal_listener.state; retrying');
         this.warned = true;

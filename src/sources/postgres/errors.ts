@@ -118,17 +118,20 @@ export function classifyPgError(err: unknown, context: PgErrorContext): WalListe
   return make('WAL_PG_REPLICATION', 'PostgreSQL reported an error');
 }
 
-/** What to grant, from what PostgreSQL refused. */
+/** What to grant, from what PostgreSQL refused and what was being done. */
 function privilegeRemedy(said: string, context: PgErrorContext): string {
   const user = context.user;
-  if (/publication/i.test(said)) {
-    return `user "${user}" may not create the publication: FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser, FOR TABLE the tables' owner. Create it yourself with the statement \`wal-listener check\` shows, or set listener.filter.tables`;
+  if (/publication/i.test(context.doing) || /publication/i.test(said)) {
+    return (
+      `user "${user}" may not create the publication (FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser; FOR TABLE needs CREATE on the database and ownership of the tables): ` +
+      'create it yourself with the statement `wal-listener check` shows, or grant what is missing'
+    );
+  }
+  if (/wal_listener|schema/i.test(context.doing) || /schema/i.test(said)) {
+    return `user "${user}" may not create schema wal_listener, where the daemon records its slot and dead letters: GRANT CREATE ON DATABASE "${context.database}" TO "${user}", or CREATE SCHEMA wal_listener AUTHORIZATION "${user}"`;
   }
   if (/replication|WAL sender/i.test(said)) {
     return `user "${user}" lacks the REPLICATION attribute needed to create and read replication slots: ALTER ROLE "${user}" REPLICATION (on Amazon RDS: GRANT rds_replication TO "${user}")`;
-  }
-  if (/schema|database/i.test(said)) {
-    return `user "${user}" may not create schema wal_listener, where the daemon records its slot and dead letters: GRANT CREATE ON DATABASE "${context.database}" TO "${user}", or CREATE SCHEMA wal_listener AUTHORIZATION "${user}"`;
   }
   return `user "${user}" lacks a privilege the daemon needs (the REPLICATION attribute, creating the publication, or schema wal_listener)`;
 }

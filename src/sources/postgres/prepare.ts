@@ -22,6 +22,8 @@ export interface PrepareOptions {
   /** Say what is worth saying once per process (scope differences, replica identity). */
   announce: boolean;
   log: Logger;
+  /** Told what is being done, for error messages ("creating the publication"). */
+  step(doing: string): void;
 }
 
 export interface PreparedSlot extends SlotState {
@@ -40,6 +42,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   if (verdict.kind === 'broken' || (options.recreateSlot && problem)) {
     const slot = facts.slot;
     if (slot?.activePid) throw new WalListenerError('WAL_PG_SLOT_IN_USE', `replication slot ${slotName} is active for PID ${slot.activePid}; it cannot be re-created while in use; retrying`);
+    options.step('dropping the lost replication slot');
     if (slot) await client.query('SELECT pg_drop_replication_slot($1)', [slotName]);
     gap = {
       from: (verdict.kind === 'broken' ? verdict.lostFrom : slot?.confirmedFlush) ?? facts.record?.confirmedLsn ?? 'unknown',
@@ -56,6 +59,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   }
   if (!facts.publicationExists) {
     // Only together with a new slot: under an existing slot, assessSlot refused above.
+    options.step('creating the publication');
     const statement = await createPublication(client, publication, scope);
     if (statement) log.info({ publication, covers: describeScope(scope), statement }, 'created publication');
   } else if (options.announce) {
@@ -67,8 +71,11 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   }
 
   // Where the slot will be recorded must be writable before the slot exists (a missing privilege stops here).
+  options.step('creating schema wal_listener');
   if (facts.slot === null || gap !== null) await ensureStateTable(client);
+  options.step('creating the replication slot');
   const state = await ensureSlot(client, slotName, options.database);
+  options.step('recording the replication slot');
   if (state.created || verdict.kind === 'usable' && (verdict.adopt || verdict.movedFrom)) {
     const lsn = state.confirmedFlush ?? '0/0';
     const acknowledged = gap ? { ...gap, to: lsn } : undefined;

@@ -49,6 +49,8 @@ export class PostgresSession implements SourceSession<Lsn> {
   private idleWalEnd: Lsn = 0n;
   private lastReceived: Lsn = 0n;
   private confirmedLsn: Lsn;
+  /** End of the last transaction handed to the sink. */
+  private lastCommitEnd: Lsn;
   private timer: NodeJS.Timeout | null = null;
   private readonly observer: PipelineObserver;
 
@@ -58,6 +60,7 @@ export class PostgresSession implements SourceSession<Lsn> {
   constructor(private readonly options: PostgresSessionOptions) {
     this.sink = options.sink;
     this.confirmedLsn = options.startLsn;
+    this.lastCommitEnd = options.startLsn;
     this.observer = options.observer ?? {};
     const failedPromise = new Promise<never>((_, reject) => {
       this.failed = reject;
@@ -110,7 +113,10 @@ export class PostgresSession implements SourceSession<Lsn> {
     if (position <= this.confirmedLsn) return;
     this.confirmedLsn = position;
     this.sendStatus();
-    this.options.recorder?.confirmed(position);
+    // Recorded: the end of the last transaction confirmed, never an idle position beyond it. Idle
+    // positions move with WAL nobody publishes (the daemon's own record among it): recording them
+    // would write every few seconds forever.
+    this.options.recorder?.confirmed(position < this.lastCommitEnd ? position : this.lastCommitEnd);
   }
 
   /** Sends the standby status: written = last received, flushed = the confirmed LSN. */
@@ -210,6 +216,7 @@ export class PostgresSession implements SourceSession<Lsn> {
           throw new ProtocolError(`Commit LSN ${message.commitLsn} differs from the Begin's final LSN ${this.txnFinalLsn}`);
         }
         this.txn = null;
+        this.lastCommitEnd = message.endLsn;
         sink.commit(txn, message.endLsn);
         return undefined;
       }

@@ -96,7 +96,14 @@ export class PostgresSource implements Source<Lsn> {
       step = 'checking wal_level';
       await checkWalLevel(client);
       step = 'checking the replication slot and the publication';
-      const slot = await prepareSlot(client, { listener: config.listener, database: config.database.name, recreateSlot: this.recreateSlot, announce: !this.announced, log });
+      const slot = await prepareSlot(client, {
+        listener: config.listener,
+        database: config.database.name,
+        recreateSlot: this.recreateSlot,
+        announce: !this.announced,
+        log,
+        step: (doing) => (step = doing),
+      });
       if (slot.recreated) this.recreateSlot = false;
       if (slot.created) log.info({ slot: slotName, lsn: slot.confirmedFlush }, 'created logical replication slot (pgoutput)');
       else if (!this.announced) log.info({ slot: slotName, confirmedFlush: slot.confirmedFlush }, 'using existing replication slot');
