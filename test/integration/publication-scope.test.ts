@@ -89,7 +89,7 @@ test('an existing publication that does not match a changed filter: a warning wi
   const changed = await daemon(slot, publication, { 'public.users': null, orders: ['insert'] });
   const warning = changed.logs().find((r) => r.msg === 'the publication does not match listener.filter.tables; it is not changed by the daemon: run the fix yourself (with the daemon running or stopped)');
   assert.ok(warning, changed.stderr());
-  assert.deepEqual(warning.differences, [`publication "${publication}" does not cover public.orders, which listener.filter.tables names: their changes are not published`]);
+  assert.deepEqual(warning.differences, [`publication "${publication}" does not cover public.orders, which listener.filter.tables names: their changes are not published (daemons with different filters need a listener.publication each)`]);
   assert.equal(warning.fix, `ALTER PUBLICATION "${publication}" SET TABLE "public"."orders", "public"."users";`);
   assert.deepEqual(await published(publication), ['public.users'], 'not altered by the daemon');
   assert.equal(await changed.stop(), 0);

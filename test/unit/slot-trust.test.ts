@@ -18,7 +18,7 @@ const record = (extra: Partial<SlotRecord> = {}): SlotRecord => ({
   slotName: 's1', database: 'db', systemId: '111', publication: 'p', origin: 'created', createdAt: new Date('2026-01-01T00:00:00Z'),
   createdLsn: '0/10', confirmedLsn: '0/180', confirmedAt: new Date('2026-01-02T00:00:00Z'), problem: null, gaps: [], ...extra,
 });
-const facts = (extra: Partial<SlotFacts>): SlotFacts => ({ slotName: 's1', publication: 'p', systemId: '111', slot: null, record: null, publicationExists: true, ...extra });
+const facts = (extra: Partial<SlotFacts>): SlotFacts => ({ slotName: 's1', database: 'db', publication: 'p', systemId: '111', slot: null, record: null, publicationExists: true, ...extra });
 
 test('assessSlot: first start, usable, adopted, moved by pg_upgrade', () => {
   assert.deepEqual(assessSlot(facts({})), { kind: 'new' });
@@ -54,6 +54,11 @@ test('assessSlot: gone, moved to another system, invalidated, publication missin
   }
   assert.equal(invalidation(slot({ walStatus: 'unreserved' })), null, 'unreserved is a risk, not a loss yet');
 
+  for (const other of [{ plugin: 'test_decoding' }, { slotType: 'physical', plugin: null, database: null }, { database: 'otherdb' }]) {
+    const foreign = assessSlot(facts({ slot: slot(other), record: record(), publicationExists: false }));
+    assert.ok(foreign.kind === 'foreign' && foreign.error.code === 'WAL_PG_SLOT_MISMATCH', `someone else's slot is never taken for ours: ${JSON.stringify(other)}`);
+  }
+
   const publication = assessSlot(facts({ slot: slot(), record: record(), publicationExists: false }));
   assert.ok(publication.kind === 'broken' && publication.error.code === 'WAL_PG_PUBLICATION');
   assert.match(publication.error.message, /^publication "p" does not exist, but replication slot "s1" \(confirmed up to LSN 0\/200\) streams through it\. The daemon never re-creates a publication under an existing slot/);
@@ -84,7 +89,7 @@ test('compareScope: what differs, and the statement that fixes it', () => {
 
   const changed = compareScope('p', existing({ tables: ['public.old'], publish: ['insert'] }), scope({ tables: ['public.users'], schemas: ['audit'], publish: ['insert', 'delete'] }));
   assert.deepEqual(changed!.differences, [
-    'publication "p" does not cover public.users, schema audit, which listener.filter.tables names: their changes are not published',
+    'publication "p" does not cover public.users, schema audit, which listener.filter.tables names: their changes are not published (daemons with different filters need a listener.publication each)',
     'publication "p" also publishes public.old, which listener.filter.tables does not name (decoded for nothing; UPDATE/DELETE on them need a replica identity)',
     'publication "p" does not publish delete, which listener.filter.tables asks for',
   ]);

@@ -16,6 +16,8 @@ import type { SqlClient } from './sql-client.js';
 import { writeConfirmed, writeProblem } from './state.js';
 
 const RECORD_EVERY_MS = 5_000;
+/** A stop or reconnect waits this long at most for the last write. */
+const CLOSE_WAIT_MS = 2_000;
 
 export class ConfirmRecorder {
   private latest: Lsn = 0n;
@@ -48,11 +50,13 @@ export class ConfirmRecorder {
     this.problem = problem;
   }
 
-  /** Writes what is left (the last position, a problem) and stops. */
+  /** Writes what is left (the last position, a problem) and stops; waits at most CLOSE_WAIT_MS (PostgreSQL may be gone). */
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.tick(true);
-    await this.writing;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.writing, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private tick(final: boolean): void {

@@ -58,7 +58,7 @@ export async function diagnosePostgres(config: Config, sql: SqlClient): Promise<
   const verdict = assessSlot(facts);
   const scope = await desiredScope(client, config.listener.filter);
   findings.push(await publicationFinding(client, facts, verdict, scope, role.superuser));
-  findings.push(await slotFinding(client, facts, verdict, config.database.name));
+  findings.push(await slotFinding(client, facts, verdict));
   const needsSlot = facts.slot === null;
   const slotsFull = needsSlot && server.slotsUsed >= server.maxReplicationSlots;
   findings.push({
@@ -109,14 +109,11 @@ async function publicationFinding(client: pg.Client, facts: SlotFacts, verdict: 
   return { status: 'ok', subject, detail: `${detail}; listener.filter.tables asks for ${describeScope(scope)}` };
 }
 
-async function slotFinding(client: pg.Client, facts: SlotFacts, verdict: SlotVerdict, database: string): Promise<Finding> {
+async function slotFinding(client: pg.Client, facts: SlotFacts, verdict: SlotVerdict): Promise<Finding> {
   const subject = `replication slot "${facts.slotName}"`;
   const slot = facts.slot;
-  if (verdict.kind === 'broken' && verdict.error.code === 'WAL_PG_SLOT_LOST') return { status: 'problem', subject, detail: verdict.error.message };
+  if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && verdict.error.code === 'WAL_PG_SLOT_LOST')) return { status: 'problem', subject, detail: verdict.error.message };
   if (!slot) return { status: 'ok', subject, detail: 'absent; the first start creates it (streaming begins at that moment)' };
-  if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput' || slot.database !== database) {
-    return { status: 'problem', subject, detail: `a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'} on database ${slot.database ?? 'none'}; wal-listener needs a logical pgoutput slot on ${database}`, fix: 'drop it (wal-listener slot drop) or choose another listener.slotName' };
-  }
   const position = `confirmed up to ${slot.confirmedFlush ?? 'nothing yet'}, wal_status ${slot.walStatus ?? 'unknown'}`;
   if (slot.activePid !== null) {
     const who = await slotActivity(client, slot.activePid);

@@ -47,7 +47,7 @@ export interface RoleFacts {
   superuser: boolean;
   /** The REPLICATION attribute, or Amazon RDS's rds_replication role. */
   replication: boolean;
-  /** Whether it may create schema wal_listener (or it exists and it may create tables in it). */
+  /** Whether it may keep its record in wal_listener.state: create the schema and table, or use what exists. */
   stateSchema: boolean;
 }
 
@@ -55,8 +55,9 @@ export async function roleFacts(client: Queryable): Promise<RoleFacts> {
   const r = await client.query<{ user: string; superuser: boolean; replication: boolean; rds: boolean; schema: boolean }>(
     `SELECT current_user AS user, r.rolsuper AS superuser, r.rolreplication AS replication,
             (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_replication') AND pg_has_role('rds_replication', 'MEMBER')) AS rds,
-            CASE WHEN to_regnamespace('wal_listener') IS NULL THEN has_database_privilege(current_database(), 'CREATE')
-                 ELSE has_schema_privilege('wal_listener', 'CREATE') END AS schema
+            CASE WHEN to_regclass('wal_listener.state') IS NOT NULL THEN has_table_privilege('wal_listener.state', 'SELECT, INSERT, UPDATE, DELETE')
+                 WHEN to_regnamespace('wal_listener') IS NOT NULL THEN has_schema_privilege('wal_listener', 'CREATE')
+                 ELSE has_database_privilege(current_database(), 'CREATE') END AS schema
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   const row = r.rows[0]!;

@@ -38,7 +38,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   const verdict = assessSlot(facts);
   let gap: Omit<AcknowledgedGap, 'to'> | null = null;
   const problem = facts.record?.problem ?? null;
-  if (verdict.kind === 'broken' && !options.recreateSlot) throw verdict.error;
+  if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !options.recreateSlot)) throw verdict.error;
   if (verdict.kind === 'broken' || (options.recreateSlot && problem)) {
     const slot = facts.slot;
     if (slot?.activePid) throw new WalListenerError('WAL_PG_SLOT_IN_USE', `replication slot ${slotName} is active for PID ${slot.activePid}; it cannot be re-created while in use; retrying`);

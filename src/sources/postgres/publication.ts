@@ -152,7 +152,7 @@ export function compareScope(name: string, existing: ExistingPublication, desire
     const missingSchemas = desired.schemas.filter((s) => !existing.schemas.includes(s));
     const extra = existing.tables.filter((t) => !desired.tables.includes(t) && !desired.schemas.includes(t.slice(0, t.indexOf('.'))));
     if (missingTables.length || missingSchemas.length) {
-      differences.push(`publication "${name}" does not cover ${[...missingTables, ...missingSchemas.map((s) => `schema ${s}`)].join(', ')}, which listener.filter.tables names: their changes are not published`);
+      differences.push(`publication "${name}" does not cover ${[...missingTables, ...missingSchemas.map((s) => `schema ${s}`)].join(', ')}, which listener.filter.tables names: their changes are not published (daemons with different filters need a listener.publication each)`);
     }
     if (extra.length) differences.push(`publication "${name}" also publishes ${extra.join(', ')}, which listener.filter.tables does not name (decoded for nothing; UPDATE/DELETE on them need a replica identity)`);
     if (differences.length) fixes.push(`ALTER PUBLICATION ${quoteIdent(name)} SET ${objects(desired).replace(/^FOR /, '') || 'TABLE'}`.trimEnd());

@@ -77,6 +77,8 @@ export function invalidation(slot: SlotInfo): string | null {
 
 export interface SlotFacts {
   slotName: string;
+  /** current_database(). */
+  database: string;
   publication: string;
   systemId: string;
   slot: SlotInfo | null;
@@ -87,6 +89,8 @@ export interface SlotFacts {
 export type SlotVerdict =
   /** No slot and no record of one: the first start (create the publication if missing, then the slot). */
   | { kind: 'new' }
+  /** A slot of that name that is not a logical pgoutput slot of this database: someone else's, never dropped. */
+  | { kind: 'foreign'; error: WalListenerError }
   /** The slot is there and usable. `adopt`: no record of it yet; `movedFrom`: recorded on another system. */
   | { kind: 'usable'; adopt: boolean; movedFrom: string | null }
   /** Changes were or will be lost: refuse, unless the operator acknowledges the gap (`--recreate-slot`). */
@@ -112,6 +116,8 @@ export function assessSlot(facts: SlotFacts): SlotVerdict {
   const { slot, record, slotName, publication } = facts;
   const created = record ? `created ${record.createdAt.toISOString()} at LSN ${record.createdLsn}` : null;
   if (slot) {
+    const foreign = slotMismatch(slot, facts.database);
+    if (foreign) return { kind: 'foreign', error: foreign };
     const why = invalidation(slot);
     if (why) {
       return broken('WAL_PG_SLOT_LOST', `invalidated: ${why}`, slot.confirmedFlush ?? record?.confirmedLsn ?? null,
@@ -139,11 +145,22 @@ export function assessSlot(facts: SlotFacts): SlotVerdict {
       `Changes committed after ${confirmedText(record, null)} were not published and cannot be read any more.`);
 }
 
+/** A slot of that name that wal-listener cannot use (another plugin, type or database), as WAL_PG_SLOT_MISMATCH; else null. */
+export function slotMismatch(slot: SlotInfo, database: string): WalListenerError | null {
+  if (slot.slotType === 'logical' && slot.plugin === 'pgoutput' && slot.database === database) return null;
+  return new WalListenerError(
+    'WAL_PG_SLOT_MISMATCH',
+    `replication slot ${slot.name} exists but is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'} on database ${slot.database ?? 'none'}; ` +
+      `wal-listener needs a logical pgoutput slot on ${database} (drop it or choose another listener.slotName)`,
+  );
+}
+
 /** Everything assessSlot needs, read without creating anything. */
 export async function readSlotFacts(client: Queryable, slotName: string, publication: string): Promise<SlotFacts> {
   const systemId = await systemIdentifier(client);
+  const database = (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
   const slot = await readSlot(client, slotName);
   const record = await readSlotRecord(client, slotName);
   const publicationExists = ((await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication])).rowCount ?? 0) > 0;
-  return { slotName, publication, systemId, slot, record, publicationExists };
+  return { slotName, database, publication, systemId, slot, record, publicationExists };
 }

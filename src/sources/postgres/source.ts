@@ -76,7 +76,7 @@ export class PostgresSource implements Source<Lsn> {
       await checkWalLevel(client);
       step = 'checking the replication slot';
       const verdict = assessSlot(await readSlotFacts(client, slotName, publication));
-      if (verdict.kind === 'broken' && !this.recreateSlot) throw verdict.error;
+      if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !this.recreateSlot)) throw verdict.error;
     } catch (err) {
       throw tlsError(this.config.database, err) ?? classifyPgError(err, { ...this.context, doing: step });
     }

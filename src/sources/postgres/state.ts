@@ -7,8 +7,7 @@
  */
 import type pg from 'pg';
 
-const CREATE = `
-CREATE SCHEMA IF NOT EXISTS wal_listener;
+const CREATE_TABLE = `
 CREATE TABLE IF NOT EXISTS wal_listener.state (
   slot_name     text PRIMARY KEY,
   database      text NOT NULL,
@@ -107,9 +106,17 @@ export interface NewRecord {
   gap?: AcknowledgedGap;
 }
 
-/** Creates schema wal_listener and the table when missing (before a slot is created: a missing privilege stops first). */
+/**
+ * Creates schema wal_listener and the table when missing (before a slot is created: a missing
+ * privilege stops first). Each is looked up first: CREATE … IF NOT EXISTS checks the privilege to
+ * create before it looks, and a DBA may have made the schema for a user who cannot create one.
+ */
 export async function ensureStateTable(client: Queryable): Promise<void> {
-  await client.query(CREATE);
+  const { schema, table } = (await client.query<{ schema: boolean; table: boolean }>(
+    "SELECT to_regnamespace('wal_listener') IS NOT NULL AS schema, to_regclass('wal_listener.state') IS NOT NULL AS table",
+  )).rows[0]!;
+  if (!schema) await client.query('CREATE SCHEMA IF NOT EXISTS wal_listener');
+  if (!table) await client.query(CREATE_TABLE);
 }
 
 /** Records a slot (replacing an older record of the same name, keeping its acknowledged gaps). */
