@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
-import { runCommand, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
+import { runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase } from '../support/postgres.js';
 
@@ -101,10 +101,10 @@ test('a slot invalidated by max_slot_wal_keep_size: refused with WAL_PG_SLOT_LOS
   assert.match(refused.err, /--recreate-slot/);
 
   const path = writeConfig(cfg);
-  const checked = await runCommand(['check', '-c', path]);
+  const checked = await runCli(['check', '-c', path]);
   assert.equal(checked.code, 1);
   assert.match(checked.stdout, new RegExp(`^problem replication slot "${slot}": replication slot "${slot}" .*was invalidated by PostgreSQL`, 'm'));
-  const status = await runCommand(['status', '-c', path, '--json']);
+  const status = await runCli(['status', '-c', path, '--json']);
   assert.equal(status.code, 1);
   assert.match(String((JSON.parse(status.stdout) as { invalidated: string }).invalidated), /invalidation_reason = wal_removed/);
 
@@ -156,7 +156,7 @@ test('all replication slots in use (53400): WAL_PG_SLOTS_FULL with the remedy; a
     assert.equal(refused.code, 'WAL_PG_SLOTS_FULL');
     assert.equal(refused.sqlstate, '53400');
     assert.match(refused.err, /PostgreSQL has no free replication slot or WAL sender: raise max_replication_slots \/ max_wal_senders \(restart needed\) or drop a stale slot .*all replication slots are in use/);
-    const checked = await runCommand(['check', '-c', writeConfig(config(db, 'one_too_many'))]);
+    const checked = await runCli(['check', '-c', writeConfig(config(db, 'one_too_many'))]);
     assert.equal(checked.code, 1);
     assert.match(checked.stdout, /^problem max_replication_slots: 4 of 4 in use; the daemon needs one more\n {8}fix: raise max_replication_slots/m);
 
@@ -193,7 +193,7 @@ test('missing privileges (42501), one after the other, each with the remedy that
   assert.equal(replication.code, 'WAL_PG_PRIVILEGE');
   assert.match(replication.err, new RegExp(`user "${user}" lacks the REPLICATION attribute needed to create and read replication slots: ALTER ROLE "${user}" REPLICATION`));
   assert.match(replication.err, /permission denied to use replication slots/);
-  const checked = await runCommand(['check', '-c', writeConfig(cfg)]);
+  const checked = await runCli(['check', '-c', writeConfig(cfg)]);
   assert.match(checked.stdout, new RegExp(`^problem replication privilege: ${user} has neither the REPLICATION attribute nor superuser`, 'm'));
   await sql(db, `ALTER ROLE "${user}" REPLICATION`);
 

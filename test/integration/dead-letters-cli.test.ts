@@ -4,6 +4,7 @@
  * the broker acknowledged; usage errors exit 2, unknown ids exit 1.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import YAML from 'yaml';
 import { configSchema } from '../../src/config/schema.js';
 import type { OutboundMessage } from '../../src/pipeline/message.js';
 import { PostgresDeadLetterStore } from '../../src/sources/postgres/dead-letter-store.js';
-import { databaseSection, runCommand } from '../support/daemon.js';
+import { CLI, REPO_ROOT, databaseSection } from '../support/daemon.js';
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -38,7 +39,16 @@ after(async () => {
   await db?.drop();
 });
 
-const run = runCommand;
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const message = (id: string, payload: string | Buffer, extra: Partial<OutboundMessage> = {}): OutboundMessage => ({
   id,

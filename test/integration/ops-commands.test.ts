@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { databaseSection, runCommand, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
+import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { startNats, type NatsServer } from '../support/nats.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -43,7 +43,7 @@ interface Finding {
 }
 
 async function checkJson(path: string): Promise<{ code: number | null; findings: Finding[] }> {
-  const r = await runCommand(['check', '-c', path, '--json']);
+  const r = await runCli(['check', '-c', path, '--json']);
   return { code: r.code, findings: JSON.parse(r.stdout) as Finding[] };
 }
 const find = (findings: Finding[], subject: string | RegExp): Finding => {
@@ -55,7 +55,7 @@ const find = (findings: Finding[], subject: string | RegExp): Finding => {
 test('check before the first start: every prerequisite on its own line, and nothing is created', async () => {
   const slot = db.slotName();
   const path = writeConfig(config(slot));
-  const text = await runCommand(['check', '-c', path]);
+  const text = await runCli(['check', '-c', path]);
   assert.equal(text.code, 0, text.stdout + text.stderr);
   assert.match(text.stdout, /^ok {6}PostgreSQL: reachable: PostgreSQL \d+/m);
   assert.match(text.stdout, /^ok {6}wal_level: logical$/m);
@@ -97,7 +97,7 @@ test('status --json, check while streaming, slot drop refused while in use, then
   assert.match(find(streaming.findings, `publication "p_${slot}"`).detail, /^covers public\.nk, public\.users \(publishes insert, update, delete, truncate\)/);
   assert.match(find(streaming.findings, `NATS stream t_${slot}`).detail, new RegExp(`^exists: subjects t_${slot}\\.>`));
 
-  const status = await runCommand(['status', '-c', path, '--json']);
+  const status = await runCli(['status', '-c', path, '--json']);
   assert.equal(status.code, 0, status.stderr);
   const s = JSON.parse(status.stdout) as Record<string, unknown> & { streaming: Record<string, unknown> | null; record: Record<string, unknown> | null };
   assert.equal(s.exists, true);
@@ -110,24 +110,24 @@ test('status --json, check while streaming, slot drop refused while in use, then
   assert.equal(s.walStatus, 'reserved');
   assert.equal(s.record?.origin, 'created');
 
-  const refused = await runCommand(['slot', 'drop', '-c', path, '--yes']);
+  const refused = await runCli(['slot', 'drop', '-c', path, '--yes']);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, new RegExp(`replication slot ${slot} is in use by PID \\d+ \\(a daemon is streaming from it\\): stop that daemon first \\[WAL_PG_SLOT_IN_USE\\]`));
-  assert.equal((await runCommand(['slot', 'drop', '-c', path])).code, 2, 'without --yes: a usage error');
+  assert.equal((await runCli(['slot', 'drop', '-c', path])).code, 2, 'without --yes: a usage error');
 
   assert.equal(await d.stop(), 0);
-  const idle = await runCommand(['status', '-c', path]);
+  const idle = await runCli(['status', '-c', path]);
   assert.equal(idle.code, 0);
   assert.match(idle.stdout, new RegExp(`^slot {7}${slot} on database ${db.name} \\(pgoutput\\): not streaming`, 'm'));
   assert.match(idle.stdout, /^lag {8}\d+ bytes behind the current WAL/m);
 
-  const dropped = await runCommand(['slot', 'drop', '-c', path, '--yes']);
+  const dropped = await runCli(['slot', 'drop', '-c', path, '--yes']);
   assert.equal(dropped.code, 0, dropped.stderr);
   assert.match(dropped.stdout, new RegExp(`^dropped replication slot ${slot} \\(confirmed up to [0-9A-F/]+\\) and its record in wal_listener\\.state\\.`, 'm'));
   assert.match(dropped.stdout, /that were not published yet will never be published: consumers miss them unless you re-read the tables \(wal-listener backfill\)/);
   assert.equal(await db.confirmedFlush(slot), null);
   assert.equal((await db.sql('SELECT 1 FROM wal_listener.state WHERE slot_name = $1', [slot])).rowCount, 0);
-  assert.equal((await runCommand(['status', '-c', path])).code, 1, 'status: no slot is a problem found');
+  assert.equal((await runCli(['status', '-c', path])).code, 1, 'status: no slot is a problem found');
 
   // Decommissioned on purpose: the next start is a first start, not a lost slot.
   const next = await startDaemon(config(slot));

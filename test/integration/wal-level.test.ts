@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
-import { runCommand, startDaemon, writeConfig } from '../support/daemon.js';
+import { runCli, startDaemon, writeConfig } from '../support/daemon.js';
 
 let server: EmbeddedServer;
 
@@ -38,7 +38,7 @@ test('check: wal_level=replica is a problem (exit 1), with the fix, and nothing 
     database: { host: server.host, port: server.port, name: 'postgres', user: server.user, password: server.password },
     publisher: { type: 'stdout', topic: 'wl' },
   });
-  const r = await runCommand(['check', '-c', path]);
+  const r = await runCli(['check', '-c', path]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /^problem wal_level: replica; logical replication needs wal_level=logical\n {8}fix: ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL$/m);
   assert.match(r.stdout, /^1 problem\(s\)/m);

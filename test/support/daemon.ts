@@ -115,18 +115,6 @@ export function writeConfig(config: Record<string, unknown>): string {
   return path;
 }
 
-/** Runs a wal-listener command (`check`, `status`, …) to its end. */
-export function runCommand(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
-  });
-}
-
 function withDefaults(config: Record<string, unknown>): Record<string, unknown> {
   const defaults = { listener: { heartbeatInterval: '1s' }, logger: { level: 'info', fmt: 'json' } };
   return merge(defaults, config);
@@ -148,4 +136,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** The `database` section for a test database. */
 export function databaseSection(db: { name: string; host: string; port: number; user: string; password?: string | undefined }): Record<string, unknown> {
   return { host: db.host, port: db.port, name: db.name, user: db.user, ...(db.password ? { password: db.password } : {}) };
+}
+
+/** Runs a one-shot CLI command (e.g. `dead-letters replay -c …`) to its exit. */
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
+  });
 }
