@@ -26,6 +26,7 @@ test('assessSlot: first start, usable, adopted, moved by pg_upgrade', () => {
   assert.deepEqual(assessSlot(facts({ slot: slot() })), { kind: 'usable', adopt: true, movedFrom: null });
   assert.deepEqual(assessSlot(facts({ slot: slot(), record: record({ systemId: '999' }) })), { kind: 'usable', adopt: false, movedFrom: '999' });
   assert.deepEqual(assessSlot(facts({ publicationExists: false })), { kind: 'new' }, 'a missing publication with no slot: created with the slot');
+  assert.deepEqual(assessSlot(facts({ slot: slot(), record: record(), systemId: 'unknown' })), { kind: 'usable', adopt: false, movedFrom: null }, 'a server that does not tell its system id is not taken for another');
 });
 
 test('assessSlot: gone, moved to another system, invalidated, publication missing under the slot', () => {

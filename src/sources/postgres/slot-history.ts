@@ -55,9 +55,20 @@ export async function readSlot(client: Queryable, name: string): Promise<SlotInf
   };
 }
 
-/** The PostgreSQL system identifier (the same as IDENTIFY_SYSTEM's; kept by physical replicas, new for a new cluster). */
+/** Recorded when the server does not tell its system identifier: never compared. */
+export const UNKNOWN_SYSTEM = 'unknown';
+
+/**
+ * The PostgreSQL system identifier (the same as IDENTIFY_SYSTEM's; kept by physical replicas, new
+ * for a new cluster), or UNKNOWN_SYSTEM where pg_control_system() is not offered (some managed services).
+ */
 export async function systemIdentifier(client: Queryable): Promise<string> {
-  return (await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
+  try {
+    return (await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
+  } catch (err) {
+    if (['42501', '42883', '0A000'].includes(String((err as { code?: unknown }).code))) return UNKNOWN_SYSTEM;
+    throw err;
+  }
 }
 
 const REASONS: Record<string, string> = {
@@ -112,6 +123,8 @@ function confirmedText(record: SlotRecord | null, slot: SlotInfo | null): string
   return `LSN ${lsn}${at}`;
 }
 
+const movedSystem = (recorded: string, now: string): boolean => recorded !== now && recorded !== UNKNOWN_SYSTEM && now !== UNKNOWN_SYSTEM;
+
 export function assessSlot(facts: SlotFacts): SlotVerdict {
   const { slot, record, slotName, publication } = facts;
   const created = record ? `created ${record.createdAt.toISOString()} at LSN ${record.createdLsn}` : null;
@@ -131,10 +144,10 @@ export function assessSlot(facts: SlotFacts): SlotVerdict {
           '(PostgreSQL 15–17 stop with "publication does not exist", 18 skips them with a warning). ' +
           'If nothing was written to the published tables since it was dropped, re-create it exactly as it was and start again.');
     }
-    return { kind: 'usable', adopt: record === null, movedFrom: record && record.systemId !== facts.systemId ? record.systemId : null };
+    return { kind: 'usable', adopt: record === null, movedFrom: record && movedSystem(record.systemId, facts.systemId) ? record.systemId : null };
   }
   if (!record) return { kind: 'new' };
-  if (record.systemId !== facts.systemId) {
+  if (movedSystem(record.systemId, facts.systemId)) {
     return broken('WAL_PG_SLOT_LOST', `the database moved from PostgreSQL system ${record.systemId} to ${facts.systemId}`, record.confirmedLsn,
       `replication slot "${slotName}" (${created}) was recorded on PostgreSQL system ${record.systemId}, but this database now belongs to system ${facts.systemId}: ` +
         'it was restored or failed over to another cluster, without the slot. Changes committed on the old system after ' +
