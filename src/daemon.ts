@@ -1,6 +1,7 @@
 /**
  * The daemon's lifecycle, in a fixed order (STYLE.md, DESIGN.md "The pipeline"):
- *   start:     connect the publisher → open a source session (prerequisites, slot) → stream
+ *   start:     source preflight (a fatal problem stops here, before any broker object exists) →
+ *              connect the publisher → open a source session (prerequisites, slot) → stream
  *   stream:    source session → pipeline (filter, route, encode) → dispatcher → publisher; the
  *              confirmed position goes back to the source as soon as it moves (≤ 1/s)
  *   reconnect: the source connection ended: stop reading, wait for in-flight acks, confirm, back
@@ -25,12 +26,14 @@ import { createPublisher } from './publishers/index.js';
 import type { Publisher } from './publishers/publisher.js';
 import { createSource } from './sources/index.js';
 import { sourceLabel } from './sources/labels.js';
-import type { Source, SourceSession } from './sources/source.js';
+import type { Source, SourceOptions, SourceSession } from './sources/source.js';
 
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
   observer?: PipelineObserver;
+  /** Command-line flags for the source (`run --recreate-slot`). */
+  source?: SourceOptions;
 }
 
 /** How long a source session must stay up before a failure counts as new (backoff reset). */
@@ -42,11 +45,13 @@ export class Daemon {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly observer: PipelineObserver;
+  private readonly sourceOptions: SourceOptions;
 
   constructor(options: DaemonOptions) {
     this.config = options.config;
     this.log = options.logger;
     this.observer = options.observer ?? {};
+    this.sourceOptions = options.source ?? {};
   }
 
   /** Runs until `signal` aborts (resolves) or a fatal error (rejects). */
@@ -54,9 +59,12 @@ export class Daemon {
     const { config, log } = this;
     this.observer.state?.('starting');
     const publisher = await createPublisher(config.publisher, log);
-    const source = await createSource(config, log, this.observer);
+    const source = await createSource(config, log, this.observer, this.sourceOptions);
     let dispatcher: Dispatcher | null = null;
     try {
+      await source.check?.(signal).catch((err: unknown) => {
+        if (isFatal(err)) throw err; // else open() retries it, after the publisher connected
+      });
       await this.connectPublisher(publisher, signal);
       if (signal.aborted) return;
       let reportFatal: (err: WalListenerError) => void = () => {};

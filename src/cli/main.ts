@@ -1,16 +1,22 @@
 /**
  * The command line: picks the command, runs it, maps the outcome to an exit code.
  *   wal-listener [run] -c config.yml        the daemon (run.ts)
+ *   wal-listener check | status | slot drop  operator commands (check.ts, status.ts, slot.ts)
  *   wal-listener dead-letters list|replay   (dead-letters.ts)
  * Exit codes: 0 clean stop or success, 2 bad config or usage, 1 anything else fatal or a problem found.
  */
 import { describeError } from '../errors.js';
 import { parseCommandArgs, UsageExit, version } from './args.js';
+import { CHECK_HELP, check } from './check.js';
 import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { runDaemon } from './run.js';
+import { SLOT_HELP, slot } from './slot.js';
+import { STATUS_HELP, status } from './status.js';
 
-export const HELP = `Usage: wal-listener [run] [--config <file>]
+export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slot]
+       wal-listener check|status --config <file> [--json]
+       wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
        wal-listener --version | --help
 
@@ -19,10 +25,16 @@ RabbitMQ, Google Pub/Sub or stdout, at least once, with stable event ids for bro
 
 Commands:
   run            the daemon (the default when no command is given)
+  check          check every prerequisite (PostgreSQL, publication, slot, broker); creates nothing
+  status         the replication slot now: who streams, confirmed position, lag, WAL retained
+  slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
 
 Options:
   -c, --config <file>  YAML config file (default: config.yml)
+  --recreate-slot      run: acknowledge that changes were lost (the slot is gone or invalidated, or
+                       the publication went missing under it) and start again from now with a new
+                       slot; the lost LSN range is logged and recorded in wal_listener.state
   -v, --version        print the version and exit
   -h, --help           print this help and exit (also after a command: wal-listener dead-letters -h)
 
@@ -36,6 +48,7 @@ error (or, for a command, a problem it found).
 
 const RUN_OPTIONS = {
   config: { type: 'string', short: 'c', default: 'config.yml' },
+  'recreate-slot': { type: 'boolean' },
   version: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -44,6 +57,9 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   'dead-letters': { run: deadLetters, help: DEAD_LETTERS_HELP },
+  check: { run: check, help: CHECK_HELP },
+  status: { run: status, help: STATUS_HELP },
+  slot: { run: slot, help: SLOT_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -59,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`wal-listener ${version()}\n`);
       return EXIT_OK;
     }
-    return await runDaemon(args.values.config);
+    return await runDaemon(args.values.config, { recreateSlot: args.values['recreate-slot'] === true });
   } catch (err) {
     if (err instanceof UsageExit) {
       process.stderr.write(err.text);

@@ -6,10 +6,11 @@ import { Daemon } from '../daemon.js';
 import { ConfigError, WalListenerError, describeError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import { createObservability, type Observability } from '../observability/index.js';
+import type { SourceOptions } from '../sources/source.js';
 import { readConfig, sqlstateOf, version } from './args.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
-export async function runDaemon(configPath: string): Promise<number> {
+export async function runDaemon(configPath: string, sourceOptions: SourceOptions = {}): Promise<number> {
   const { config, warnings, ignoredVariables } = readConfig(configPath);
   const log = createLogger(config.logger);
   for (const warning of warnings) log.warn(warning);
@@ -35,7 +36,7 @@ export async function runDaemon(configPath: string): Promise<number> {
   try {
     observability = await createObservability(config, log, version());
     await observability.start();
-    await new Daemon({ config, logger: log, observer: observability.observer }).run(controller.signal);
+    await new Daemon({ config, logger: log, observer: observability.observer, source: sourceOptions }).run(controller.signal);
     log.info('stopped');
     return EXIT_OK;
   } catch (err) {
@@ -43,7 +44,8 @@ export async function runDaemon(configPath: string): Promise<number> {
       log.fatal({ code: err.code }, err.message);
       return EXIT_USAGE;
     }
-    log.fatal({ err: describeError(err), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code, sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
+    // Remedies say `-c <config>`: name the file this run used.
+    log.fatal({ err: describeError(err).replaceAll('-c <config>', `-c ${configPath}`), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code, sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
     return EXIT_FATAL;
   } finally {
     await observability?.stop();

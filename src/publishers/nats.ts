@@ -13,6 +13,7 @@ import { connect, createInbox, headers as natsHeaders, type Msg, type MsgHdrs, t
 import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
 import type { PublisherConfig } from '../config/schema.js';
 import { PublishError, WalListenerError, describeError } from '../errors.js';
+import type { Finding } from '../findings.js';
 import type { Logger } from '../observability/logger.js';
 import { describeMessage, payloadBuffer } from '../pipeline/message.js';
 import { MsgIdHeader } from './nats-msg-id-header.js';
@@ -65,7 +66,7 @@ export class NatsPublisher implements Publisher {
   }
 
   private async open(): Promise<void> {
-    const servers = (this.config.address || '127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
+    const servers = this.servers();
     let nc: NatsConnection;
     try {
       nc = await connect({
@@ -97,6 +98,45 @@ export class NatsPublisher implements Publisher {
     this.connected = true;
     void this.watch(nc);
     if (reconnected) this.events.emit('restored');
+  }
+
+  /** For `wal-listener check`: the server and the stream as they are; nothing is created. */
+  async describe(): Promise<Finding[]> {
+    const servers = this.servers();
+    const shown = servers.map((s) => s.replace(/\/\/[^@/]*@/, '//***@')).join(',');
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers, name: 'wal-listener check', reconnect: false, timeout: 5_000, ...this.tlsOptions() });
+    } catch (err) {
+      return [{ status: 'problem', subject: 'NATS', detail: `not reachable at ${shown}: ${describeError(err)}`, fix: 'check publisher.address and that nats-server runs' }];
+    }
+    const stream = `NATS stream ${this.config.topic}`;
+    try {
+      const findings: Finding[] = [{ status: 'ok', subject: 'NATS', detail: `reachable at ${shown} (server ${nc.info?.server_name ?? ''} ${nc.info?.version ?? ''}, max_payload ${nc.info?.max_payload ?? '?'} bytes)` }];
+      const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+        findings.push({ status: 'problem', subject: 'NATS JetStream', detail: describeError(err), fix: 'start nats-server with JetStream (-js)' });
+        return null;
+      });
+      if (!jsm) return findings;
+      const info = await jsm.streams.info(this.config.topic).catch((err: unknown) => {
+        if (/not found/i.test(describeError(err))) return null;
+        throw err;
+      });
+      const subject = `${this.config.topic}.>`;
+      if (info === null) findings.push({ status: 'ok', subject: stream, detail: `absent; the first start creates it with subjects ${subject}` });
+      else if (!(info.config.subjects ?? []).some((s) => s === subject || s === '>')) {
+        findings.push({ status: 'warn', subject: stream, detail: `exists with subjects ${(info.config.subjects ?? []).join(', ')}, not ${subject}: events on subjects it does not cover are retried until it does`, fix: `add ${subject} to the stream's subjects` });
+      } else {
+        findings.push({ status: 'ok', subject: stream, detail: `exists: subjects ${(info.config.subjects ?? []).join(', ')}, ${info.state.messages} messages, max_msg_size ${info.config.max_msg_size ?? -1}, duplicate window ${Math.round((info.config.duplicate_window ?? 0) / NANOS_PER_MS)} ms` });
+      }
+      return findings;
+    } finally {
+      await nc.close().catch(() => {});
+    }
+  }
+
+  private servers(): string[] {
+    return (this.config.address || '127.0.0.1:4222').split(',').map((s) => s.trim()).filter(Boolean);
   }
 
   private tlsOptions(): Partial<NodeConnectionOptions> {

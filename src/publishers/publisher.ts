@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { PublisherType } from '../config/schema.js';
+import type { Finding } from '../findings.js';
 import type { OutboundMessage } from '../pipeline/message.js';
 
 export type { OutboundMessage } from '../pipeline/message.js';
@@ -46,6 +47,11 @@ export interface Publisher {
    * order, before anything after it goes out.
    */
   maxPayloadBytes(message: OutboundMessage): number;
+  /**
+   * Optional, for `wal-listener check`: connects on its own, reports whether the broker is reachable
+   * and what exists of the stream/exchange/topic, without declaring or creating anything, and closes.
+   */
+  describe?(): Promise<Finding[]>;
   /** True while connected and able to publish, as far as the client knows. */
   healthy(): boolean;
   /** Closes connections; pending publishes reject. Safe to call twice. */

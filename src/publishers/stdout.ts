@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PublishError } from '../errors.js';
 import { payloadBuffer } from '../pipeline/message.js';
+import type { Finding } from '../findings.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 const NEWLINE = Buffer.from('\n');
@@ -35,6 +36,10 @@ export class StdoutPublisher implements Publisher {
     return new Promise((resolve, reject) => {
       this.out.write(Buffer.concat(parts), (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));
     });
+  }
+
+  async describe(): Promise<Finding[]> {
+    return [{ status: 'ok', subject: 'publisher stdout', detail: 'events are written to standard output, one JSON line each' }];
   }
 
   healthy(): boolean {

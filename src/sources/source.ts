@@ -11,6 +11,7 @@
  * lost: the daemon drains the pipeline and opens a new session after a backoff; or an error whose
  * `fatal` flag stops the daemon) → close().
  */
+import type { Finding } from '../findings.js';
 import type { ChangeSink } from '../pipeline/change.js';
 import type { DeadLetterStore } from '../pipeline/dead-letters.js';
 
@@ -31,11 +32,29 @@ export interface SourceSession<P> {
   close(): Promise<void>;
 }
 
+/** How the operator started the daemon (command-line flags of `run`), for the source. */
+export interface SourceOptions {
+  /**
+   * `--recreate-slot`: the operator acknowledges that changes since the last confirmed position are
+   * lost (the slot is gone or invalidated); the source starts again from now and records the gap.
+   */
+  recreateSlot?: boolean;
+}
+
 export interface Source<P> {
   /** For logs and metrics: postgres, mysql, pgq. */
   readonly kind: string;
   /** Orders two positions (negative, zero, positive), so a confirmation never goes backwards. */
   compare(a: P, b: P): number;
+  /**
+   * Optional preflight, run once before the publisher connects: what can be checked without
+   * creating anything (the database exists, a position it had is still readable), so that a fatal
+   * problem stops the daemon before any broker object is created. Throws like open(); a retryable
+   * error is left for open() to retry.
+   */
+  check?(signal: AbortSignal): Promise<void>;
+  /** Optional, for `wal-listener check`: each prerequisite as a finding, read-only (creates nothing). */
+  diagnose?(): Promise<Finding[]>;
   /**
    * Connects, checks prerequisites, prepares what is missing (slot, publication, consumer) and
    * starts streaming into `sink` from the last confirmed position. Throws a WalListenerError

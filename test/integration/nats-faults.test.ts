@@ -39,7 +39,7 @@ async function currentLsn(): Promise<bigint> {
 
 async function start(slot: string, topic: string, listener: Record<string, unknown> = {}, publisher: Record<string, unknown> = {}): Promise<DaemonProcess> {
   const d = await startDaemon({
-    listener: { slotName: slot, ...listener },
+    listener: { slotName: slot, publication: `p_${slot}`, ...listener }, // each filter its own publication
     database: databaseSection(db),
     publisher: { type: 'nats', address: nats.url, topic, ackTimeout: '2s', ...publisher },
   });

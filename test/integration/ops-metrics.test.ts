@@ -19,6 +19,9 @@ let daemon: DaemonProcess | undefined;
 before(async () => {
   db = await createTestDatabase('wl_metrics');
   await db.sql('CREATE TABLE items (id int PRIMARY KEY, n int); CREATE TABLE other (id int PRIMARY KEY)');
+  // A FOR ALL TABLES publication, as a setup migrated from ihippik/wal-listener has: the filter then
+  // drops what PostgreSQL sends (a publication the daemon creates for a filter carries only the filtered tables).
+  await db.sql('CREATE PUBLICATION "wal-listener" FOR ALL TABLES');
 });
 
 after(async () => {

@@ -39,6 +39,8 @@ export interface StartOptions {
   rawConfig?: string;
   /** Pass these CLI args instead of `-c <config>`. */
   args?: string[];
+  /** CLI args after `-c <config>` (e.g. `--recreate-slot`). */
+  extraArgs?: string[];
   /** Wait for the "replication streaming" log line before resolving (default true). */
   waitForStreaming?: boolean;
 }
@@ -49,7 +51,7 @@ export async function startDaemon(config: Record<string, unknown> | null, option
   const configPath = join(dir, 'config.yml');
   const text = options.rawConfig ?? YAML.stringify(withDefaults(config ?? {}));
   writeFileSync(configPath, text);
-  const args = options.args ?? ['-c', configPath];
+  const args = [...(options.args ?? ['-c', configPath]), ...(options.extraArgs ?? [])];
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('WAL_')) env[k] = v;
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -104,6 +106,13 @@ export async function startDaemon(config: Record<string, unknown> | null, option
     }
   }
   return proc;
+}
+
+/** Writes a config file (deep-merged over the same defaults as startDaemon) in a new temporary directory; returns its path. */
+export function writeConfig(config: Record<string, unknown>): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'wl-config-')), 'config.yml');
+  writeFileSync(path, YAML.stringify(withDefaults(config)));
+  return path;
 }
 
 function withDefaults(config: Record<string, unknown>): Record<string, unknown> {

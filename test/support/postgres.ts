@@ -42,11 +42,11 @@ async function adminQuery(text: string, params: unknown[] = [], port = PG_PORT, 
   }
 }
 
-export async function createTestDatabase(prefix = 'wl', opts: { host?: string; port?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(prefix = 'wl', opts: { host?: string; port?: number; /** CREATE DATABASE options, e.g. "ENCODING SQL_ASCII …" */ with?: string } = {}): Promise<TestDatabase> {
   const host = opts.host ?? PG_HOST;
   const port = opts.port ?? PG_PORT;
   const name = uniqueName(prefix);
-  await adminQuery(`CREATE DATABASE ${name}`, [], port, host);
+  await adminQuery(`CREATE DATABASE ${name}${opts.with ? ` ${opts.with}` : ''}`, [], port, host);
   let slots = 0;
   const client = async (): Promise<pg.Client> => {
     const c = new pg.Client({ host, port, user: PG_USER, password: PG_PASSWORD, database: name });

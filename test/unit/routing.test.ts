@@ -18,6 +18,14 @@ test('filter: "table" matches any schema, "schema.table" exactly and wins', () =
   assert.equal(f('public', 'other'), null);
 });
 
+test('filter: "schema.*" matches every table of the schema; "schema.table" and "table" are more specific', () => {
+  const f = compileFilter({ tables: { 'audit.*': ['insert'], 'audit.log': ['delete'], users: ['update'] } });
+  assert.deepEqual([...f('audit', 'anything')!], ['insert']);
+  assert.deepEqual([...f('audit', 'log')!], ['delete']);
+  assert.deepEqual([...f('audit', 'users')!], ['update'], 'a bare table name is more specific than a schema');
+  assert.equal(f('public', 'anything'), null);
+});
+
 test('router: topic, prefix, schema_table and topicsMap', () => {
   const r = compileRouter({ public_users: 'notifier' }, { topic: 'wal_listener', topicPrefix: 'pre_' });
   assert.equal(r('public', 'users'), 'wal_listener.pre_notifier');

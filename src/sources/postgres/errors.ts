@@ -10,6 +10,35 @@ import { WalListenerError, describeError, type ErrorCode } from '../../errors.js
 interface PgErrorLike {
   code?: unknown;
   message?: unknown;
+  detail?: unknown;
+  /** CONTEXT: for the walsender, which slot and callback, and the associated LSN. */
+  where?: unknown;
+}
+
+/** A notice (warning) from the server, as pg reports it. */
+export interface PgNotice {
+  message?: string | undefined;
+  detail?: string | undefined;
+  where?: string | undefined;
+}
+
+/** The recovery from a gap in the stream: acknowledge it, then re-read. */
+export const RECREATE_SLOT =
+  'run once with --recreate-slot (wal-listener run -c <config> --recreate-slot: a new slot from now, with the lost LSN range logged and recorded in wal_listener.state), ' +
+  'then re-read the affected tables with wal-listener backfill -c <config> <schema.table>';
+
+/**
+ * PostgreSQL 18 does not stop on a publication missing at a point of the WAL (15–17 do, 42704):
+ * it skips those changes with a warning. Only the warning tells, so it stops the stream.
+ */
+export function skippedPublication(notice: PgNotice): WalListenerError | null {
+  const name = /skipped loading publication "(.*)"/.exec(notice.message ?? '')?.[1];
+  if (name === undefined) return null;
+  return new WalListenerError(
+    'WAL_PG_PUBLICATION',
+    `PostgreSQL skipped changes written while publication "${name}" did not exist (it was dropped and re-created under the slot)` +
+      `${notice.where ? ` (${notice.where})` : ''}: they cannot be published. Recover: ${RECREATE_SLOT}`,
+  );
 }
 
 /** Node socket errors that mean "not reachable now". */
@@ -24,17 +53,22 @@ export interface PgErrorContext {
   user: string;
   /** The LSN being read, when streaming. */
   lsn?: string;
+  /** listener.slotName, for remedies. */
+  slot?: string;
+  /** When a transaction was being streamed: its commit LSN, and the first LSN after it (to skip it). */
+  transaction?: { commitLsn: string; after: string };
 }
 
 /** The error as a WalListenerError with the code that decides its fate. */
 export function classifyPgError(err: unknown, context: PgErrorContext): WalListenerError {
   if (err instanceof WalListenerError) return err;
-  const { code, message } = (err ?? {}) as PgErrorLike;
+  const { code, message, detail, where } = (err ?? {}) as PgErrorLike;
   const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   const text = typeof message === 'string' ? message : describeError(err);
-  const at = context.lsn ? ` at LSN ${context.lsn}` : '';
+  const said = [text, typeof detail === 'string' ? detail : '', typeof where === 'string' ? where : ''].filter(Boolean).join('; ');
+  const at = context.lsn ? ` after LSN ${context.lsn}` : '';
   const make = (errorCode: ErrorCode, explanation: string): WalListenerError =>
-    new WalListenerError(errorCode, `${explanation} (${context.doing}${at}; PostgreSQL said: ${text}${sqlstate ? ` [SQLSTATE ${sqlstate}]` : ''})`, { cause: err });
+    new WalListenerError(errorCode, `${explanation} (${context.doing}${at}; PostgreSQL said: ${said}${sqlstate ? ` [SQLSTATE ${sqlstate}]` : ''})`, { cause: err });
 
   if (sqlstate === undefined) {
     if (typeof code === 'string' && NETWORK_CODES.has(code)) return make('WAL_PG_CONNECT', 'PostgreSQL is not reachable');
@@ -53,21 +87,51 @@ export function classifyPgError(err: unknown, context: PgErrorContext): WalListe
     case '28000':
       return make('WAL_PG_AUTH', `PostgreSQL refused the login of user "${context.user}": check database.user and database.password (and pg_hba.conf)`);
     case '42501':
-      return make('WAL_PG_PRIVILEGE', `user "${context.user}" lacks a privilege: it needs the REPLICATION attribute (ALTER ROLE ${context.user} REPLICATION), and to create the publication, ownership of the tables or superuser`);
+      return make('WAL_PG_PRIVILEGE', privilegeRemedy(`${text} ${typeof detail === 'string' ? detail : ''}`, context));
     case '42704':
-      if (/publication/i.test(text)) return make('WAL_PG_PUBLICATION', 'the publication is missing for WAL written while it existed; it is never re-created silently under a slot that needs it. Recreate it as it was, or drop the slot with `wal-listener slot drop` and back-fill');
+      if (/publication/i.test(text)) {
+        return make('WAL_PG_PUBLICATION', `the publication did not exist at this point of the WAL (dropped, or created after the slot): changes written then cannot be decoded, and it is never re-created silently under a slot that needs it. Recover: ${RECREATE_SLOT}`);
+      }
+      if (/replication slot/i.test(text)) return make('WAL_PG_SLOT_LOST', `the replication slot was dropped while in use: changes after its last confirmed position cannot be read. Recover: ${RECREATE_SLOT}`);
       return make('WAL_PG_OBJECT', 'a database object the stream needs is missing');
     case '58P01':
-      return make('WAL_PG_SLOT_LOST', 'WAL the slot needs has been removed: the slot is lost; changes since its confirmed position cannot be read. Acknowledge the gap with --recreate-slot, then back-fill');
+      return make('WAL_PG_SLOT_LOST', `WAL the slot needs has been removed: the slot is lost; changes since its confirmed position cannot be read. Recover: ${RECREATE_SLOT}`);
   }
   if (cls === '08' || sqlstate === '57P01' || sqlstate === '57P02' || sqlstate === '57P03' || sqlstate === '53300' || cls === '40') {
     return make('WAL_PG_CONNECT', 'PostgreSQL closed the connection or is not accepting connections');
   }
-  if (cls === '55' && /replication slot|publication/i.test(text)) {
-    return make(/slot/i.test(text) ? 'WAL_PG_SLOT_LOST' : 'WAL_PG_PUBLICATION', 'the replication slot or publication cannot be used');
+  if (cls === '55' && /wal_level/i.test(text)) return make('WAL_PG_WAL_LEVEL', 'logical replication needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)');
+  if (cls === '55' && /replication slot/i.test(text)) return make('WAL_PG_SLOT_LOST', `the replication slot was invalidated by PostgreSQL: changes after its confirmed position cannot be read. Recover: ${RECREATE_SLOT}`);
+  if (cls === '55' && /publication/i.test(text)) return make('WAL_PG_PUBLICATION', 'the publication cannot be used');
+  if (cls === '22') {
+    const txn = context.transaction;
+    return make(
+      'WAL_PG_DATA',
+      "PostgreSQL cannot turn a change into the stream's encoding (UTF8), e.g. bytes that are not UTF-8 in a SQL_ASCII database; every later change is stuck behind it, " +
+        `and the WAL cannot be corrected. Skip ${txn ? `the transaction that commits at LSN ${txn.commitLsn}` : 'that transaction'} with the daemon stopped: ` +
+        `SELECT pg_replication_slot_advance('${context.slot ?? '<slot>'}', '${txn?.after ?? '<an LSN after its commit>'}') (its other changes are skipped too), ` +
+        'then fix the value in the table and re-read the table with wal-listener backfill',
+    );
   }
-  if (cls === '22') return make('WAL_PG_DATA', 'PostgreSQL cannot decode a value for the stream (e.g. a byte sequence invalid in the database encoding); every later change is stuck behind it. Fix or remove the row, or skip it by advancing the slot past this LSN (pg_replication_slot_advance) and back-fill');
   if (cls === '42' || cls === '28' || cls === '3D' || cls === '3F') return make('WAL_PG_OBJECT', 'a database object or privilege the stream needs is missing');
   // Resource and internal errors (53, 54, 57, 58, XX) may pass: retry, loudly.
   return make('WAL_PG_REPLICATION', 'PostgreSQL reported an error');
+}
+
+/** What to grant, from what PostgreSQL refused and what was being done. */
+function privilegeRemedy(said: string, context: PgErrorContext): string {
+  const user = context.user;
+  if (/publication/i.test(context.doing) || /publication/i.test(said)) {
+    return (
+      `user "${user}" may not create the publication (FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser; FOR TABLE needs CREATE on the database and ownership of the tables): ` +
+      'create it yourself with the statement `wal-listener check` shows, or grant what is missing'
+    );
+  }
+  if (/wal_listener|schema/i.test(context.doing) || /schema/i.test(said)) {
+    return `user "${user}" may not create schema wal_listener, where the daemon records its slot and dead letters: GRANT CREATE ON DATABASE "${context.database}" TO "${user}", or CREATE SCHEMA wal_listener AUTHORIZATION "${user}"`;
+  }
+  if (/replication|WAL sender/i.test(said)) {
+    return `user "${user}" lacks the REPLICATION attribute needed to create and read replication slots: ALTER ROLE "${user}" REPLICATION (on Amazon RDS: GRANT rds_replication TO "${user}")`;
+  }
+  return `user "${user}" lacks a privilege the daemon needs (the REPLICATION attribute, creating the publication, or schema wal_listener)`;
 }

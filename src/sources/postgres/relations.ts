@@ -18,10 +18,13 @@ export class Relations {
     private readonly sink: ChangeSink<unknown>,
     private readonly converters: ValueConverters,
     private readonly sql: SqlClient,
+    /** Told of every Relation message (renames.ts). */
+    private readonly onRelation?: (relationId: number, schema: string, table: string) => void,
   ) {}
 
   /** Describes the relation to the sink; returns a promise when a catalog lookup must finish first. */
   relation(message: RelationMessage): Promise<void> | undefined {
+    this.onRelation?.(message.relationId, message.schema, message.name);
     const types = this.converters.prepare(message.columns);
     const needsPrimaryKey = message.replicaIdentity === 'f' || message.replicaIdentity === 'n';
     if (!types && !needsPrimaryKey) {

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { DatabaseConfig } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
 import { connectClient, REPLICATION_SESSION_OPTIONS } from './connection-options.js';
+import type { PgNotice } from './errors.js';
 import { formatLsn, type Lsn } from './pgoutput.js';
 
 export interface SystemIdentity {
@@ -95,6 +96,11 @@ export class ReplicationConnection {
       throw new WalListenerError('WAL_PG_REPLICATION', 'START_REPLICATION ended before streaming started');
     })]);
     return { ended };
+  }
+
+  /** Notices (warnings) the server sends on the connection while streaming. */
+  onNotice(listener: (notice: PgNotice) => void): void {
+    this.client.on('notice', listener);
   }
 
   sendStatus(written: Lsn, flushed: Lsn): void {

@@ -12,7 +12,7 @@ import type { ChangeSink, TableHandle, TransactionHandle } from '../../pipeline/
 import { eventIdPrefix } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
-import { classifyPgError, type PgErrorContext } from './errors.js';
+import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
 import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
 import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
@@ -29,6 +29,8 @@ export interface PostgresSessionOptions {
   startLsn: Lsn;
   errorContext: PgErrorContext;
   observer?: PipelineObserver;
+  /** Keeps the confirmed position in wal_listener.state (confirm-recorder.ts). */
+  recorder?: { confirmed(lsn: Lsn): void; close(): Promise<void> };
 }
 
 export class PostgresSession implements SourceSession<Lsn> {
@@ -47,6 +49,8 @@ export class PostgresSession implements SourceSession<Lsn> {
   private idleWalEnd: Lsn = 0n;
   private lastReceived: Lsn = 0n;
   private confirmedLsn: Lsn;
+  /** End of the last transaction handed to the sink. */
+  private lastCommitEnd: Lsn;
   private timer: NodeJS.Timeout | null = null;
   private readonly observer: PipelineObserver;
 
@@ -56,6 +60,7 @@ export class PostgresSession implements SourceSession<Lsn> {
   constructor(private readonly options: PostgresSessionOptions) {
     this.sink = options.sink;
     this.confirmedLsn = options.startLsn;
+    this.lastCommitEnd = options.startLsn;
     this.observer = options.observer ?? {};
     const failedPromise = new Promise<never>((_, reject) => {
       this.failed = reject;
@@ -64,9 +69,15 @@ export class PostgresSession implements SourceSession<Lsn> {
       this.streamEnded = (ended) => resolve(ended);
     });
     this.ended = Promise.race([stream, failedPromise]).catch((err: unknown) => {
-      throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived) });
+      const transaction = this.txn === null ? undefined : { commitLsn: formatLsn(this.txnFinalLsn), after: formatLsn(this.txnFinalLsn + 1n) };
+      throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived), ...(transaction ? { transaction } : {}) });
     });
     this.ended.catch(() => {});
+    // PostgreSQL 18 skips changes written while the publication did not exist, with only a warning.
+    options.connection.onNotice((notice) => {
+      const skipped = skippedPublication(notice);
+      if (skipped) this.fail(skipped);
+    });
   }
 
   /** The stream started: `ended` follows it from now on, and the heartbeat runs. */
@@ -102,6 +113,10 @@ export class PostgresSession implements SourceSession<Lsn> {
     if (position <= this.confirmedLsn) return;
     this.confirmedLsn = position;
     this.sendStatus();
+    // Recorded: the end of the last transaction confirmed, never an idle position beyond it. Idle
+    // positions move with WAL nobody publishes (the daemon's own record among it): recording them
+    // would write every few seconds forever.
+    this.options.recorder?.confirmed(position < this.lastCommitEnd ? position : this.lastCommitEnd);
   }
 
   /** Sends the standby status: written = last received, flushed = the confirmed LSN. */
@@ -128,6 +143,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.stop();
     this.sendStatus();
     await this.options.connection.close();
+    await this.options.recorder?.close();
   }
 
   private block(wait: Promise<void>): void {
@@ -200,6 +216,7 @@ export class PostgresSession implements SourceSession<Lsn> {
           throw new ProtocolError(`Commit LSN ${message.commitLsn} differs from the Begin's final LSN ${this.txnFinalLsn}`);
         }
         this.txn = null;
+        this.lastCommitEnd = message.endLsn;
         sink.commit(txn, message.endLsn);
         return undefined;
       }

@@ -1,7 +1,7 @@
 /**
- * Prepares PostgreSQL over a regular SQL connection: checks wal_level, creates the publication
- * (FOR ALL TABLES) and the permanent pgoutput slot when they are missing, and reports whether the
- * slot is in use by another process.
+ * Prepares PostgreSQL over a regular SQL connection: checks wal_level, creates the permanent
+ * pgoutput slot when it is missing, and reports whether the slot is in use by another process.
+ * (Whether a missing slot may be created, and the publication: prepare.ts.)
  */
 import pg from 'pg';
 import { WalListenerError } from '../../errors.js';
@@ -23,19 +23,6 @@ export async function checkWalLevel(client: pg.Client): Promise<void> {
       `PostgreSQL runs with wal_level=${level}; logical replication needs wal_level=logical ` +
         `(ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)`,
     );
-  }
-}
-
-/** Creates the publication FOR ALL TABLES if it does not exist. Returns true when created. */
-export async function ensurePublication(client: pg.Client, name: string): Promise<boolean> {
-  const existing = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
-  if (existing.rowCount) return false;
-  try {
-    await client.query(`CREATE PUBLICATION ${client.escapeIdentifier(name)} FOR ALL TABLES`);
-    return true;
-  } catch (err) {
-    if ((err as { code?: string }).code === '42710') return false; // created concurrently
-    throw err;
   }
 }
 

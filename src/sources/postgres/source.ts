@@ -1,24 +1,32 @@
 /**
  * The PostgreSQL source: a logical replication slot read with pgoutput. Each session checks the
- * server (wal_level), makes sure the publication and the slot exist, and streams from the slot's
- * confirmed position; confirmations go back as the slot's flush LSN (session.ts).
+ * server (wal_level), trusts the slot or refuses (slot lost, publication missing: prepare.ts),
+ * creates what a first start needs, and streams from the slot's confirmed position; confirmations
+ * go back as the slot's flush LSN (session.ts) and, every few seconds, into wal_listener.state.
  */
 import type { Config } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
+import type { Finding } from '../../findings.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
+import { compileFilter } from '../../pipeline/filter.js';
 import type { DeadLetterStore } from '../../pipeline/dead-letters.js';
 import { sourceHash } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
-import type { Source } from '../source.js';
+import type { Source, SourceOptions } from '../source.js';
+import { ConfirmRecorder } from './confirm-recorder.js';
+import { diagnosePostgres } from './diagnose.js';
 import { PostgresDeadLetterStore } from './dead-letter-store.js';
 import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
 import { parseLsn, type Lsn } from './pgoutput.js';
 import { Relations } from './relations.js';
+import { RenameWatch } from './renames.js';
 import { ReplicationConnection } from './replication.js';
 import { PostgresSession } from './session.js';
-import { checkWalLevel, ensurePublication, ensureSlot } from './setup.js';
+import { prepareSlot } from './prepare.js';
+import { checkWalLevel } from './setup.js';
+import { assessSlot, readSlotFacts } from './slot-history.js';
 import { SqlClient } from './sql-client.js';
 import { createValueConverters, type ConvertProblem, type ValueConverters } from './values.js';
 
@@ -31,15 +39,21 @@ export class PostgresSource implements Source<Lsn> {
   private readonly converters: ValueConverters;
   private readonly context: PgErrorContext;
   private announced = false;
+  private recreateSlot: boolean;
   private deadLetterStore: PostgresDeadLetterStore | null = null;
+  /** Only with a filter: a rename can take a table out of it. */
+  private readonly renames: RenameWatch | null;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
     private readonly observer: PipelineObserver = {},
+    options: SourceOptions = {},
   ) {
     this.sql = new SqlClient(config.database);
-    this.context = { doing: 'connecting', database: config.database.name, user: config.database.user };
+    this.recreateSlot = options.recreateSlot === true;
+    this.renames = config.listener.filter.tables ? new RenameWatch(compileFilter(config.listener.filter), log) : null;
+    this.context = { doing: 'connecting', database: config.database.name, user: config.database.user, slot: config.listener.slotName };
     const lastWarned = new Map<number, number>();
     const onProblem: ConvertProblem = (typeOid, text) => {
       this.observer.convertProblem?.();
@@ -53,6 +67,26 @@ export class PostgresSource implements Source<Lsn> {
     this.converters = createValueConverters({ query: (text, params) => this.sql.query(text, params), onProblem });
   }
 
+  /** Before the publisher connects: a database that does not exist, a lost slot or publication stop the daemon here. */
+  async check(): Promise<void> {
+    const { slotName, publication } = this.config.listener;
+    let step = 'connecting';
+    try {
+      const client = await this.sql.connection();
+      step = 'checking wal_level';
+      await checkWalLevel(client);
+      step = 'checking the replication slot';
+      const verdict = assessSlot(await readSlotFacts(client, slotName, publication));
+      if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !this.recreateSlot)) throw verdict.error;
+    } catch (err) {
+      throw tlsError(this.config.database, err) ?? classifyPgError(err, { ...this.context, doing: step });
+    }
+  }
+
+  diagnose(): Promise<Finding[]> {
+    return diagnosePostgres(this.config, this.sql);
+  }
+
   async open(sink: ChangeSink<Lsn>, signal: AbortSignal): Promise<PostgresSession> {
     const { config, log } = this;
     const { slotName, publication } = config.listener;
@@ -62,11 +96,17 @@ export class PostgresSource implements Source<Lsn> {
       const client = await this.sql.connection();
       step = 'checking wal_level';
       await checkWalLevel(client);
-      step = 'checking the publication';
-      if (await ensurePublication(client, publication)) log.info({ publication }, 'created publication FOR ALL TABLES');
-      step = 'checking the replication slot';
-      const slot = await ensureSlot(client, slotName, config.database.name);
-      if (slot.created) log.info({ slot: slotName }, 'created logical replication slot (pgoutput)');
+      step = 'checking the replication slot and the publication';
+      const slot = await prepareSlot(client, {
+        listener: config.listener,
+        database: config.database.name,
+        recreateSlot: this.recreateSlot,
+        announce: !this.announced,
+        log,
+        step: (doing) => (step = doing),
+      });
+      if (slot.recreated) this.recreateSlot = false;
+      if (slot.created) log.info({ slot: slotName, lsn: slot.confirmedFlush }, 'created logical replication slot (pgoutput)');
       else if (!this.announced) log.info({ slot: slotName, confirmedFlush: slot.confirmedFlush }, 'using existing replication slot');
       this.announced = true;
       if (slot.activePid !== null) {
@@ -77,19 +117,31 @@ export class PostgresSource implements Source<Lsn> {
       connection = await ReplicationConnection.open(config.database);
       const identity = await connection.identifySystem();
       const startLsn = slot.confirmedFlush ? parseLsn(slot.confirmedFlush) : 0n;
+      const recorder = new ConfirmRecorder(this.sql, slotName, startLsn, log);
       step = 'starting replication';
       const session = new PostgresSession({
           connection,
           sink,
-          relations: new Relations(sink, this.converters, this.sql),
+          relations: new Relations(sink, this.converters, this.sql, (id, schema, table) => this.renames?.seen(id, schema, table)),
           logger: log,
           heartbeatMs: config.listener.heartbeatInterval,
           source: sourceHash(identity.systemId, identity.dbName),
           startLsn,
           errorContext: { ...this.context, doing: 'streaming' },
           observer: this.observer,
+          recorder,
       });
-      const { ended } = await connection.start(slotName, publication, 0n, session.onFrame);
+      // A publication gap is kept in wal_listener.state: the problem `--recreate-slot` acknowledges.
+      const keepProblem = (err: WalListenerError): WalListenerError => {
+        if (err.code === 'WAL_PG_PUBLICATION') recorder.failed(err);
+        return err;
+      };
+      session.ended.catch((err: unknown) => err instanceof WalListenerError && keepProblem(err));
+      const { ended } = await connection.start(slotName, publication, 0n, session.onFrame).catch(async (err: unknown) => {
+        const error = keepProblem(classifyPgError(err, { ...this.context, doing: step }));
+        await recorder.close();
+        throw error;
+      });
       session.watch(ended);
       log.info({ slot: slotName, systemId: identity.systemId, from: slot.confirmedFlush }, 'replication streaming');
       return session;
