@@ -1,0 +1,32 @@
+/**
+ * The consumer SDK on NATS JetStream: a durable pull consumer on the daemon's stream (a private
+ * nats-server). The stream's duplicate window is 1 s here (publisher.duplicateWindow), shorter
+ * than the daemon's restart, so the daemon's re-sent copies are stored and reach the consumer,
+ * which must skip them itself (with the default 1 h window JetStream drops them first).
+ */
+import { after, before, describe, it } from 'node:test';
+import { runConsumerScenario } from '../support/consumer-scenario.js';
+import { startNats, type NatsServer } from '../support/nats.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+
+describe('consumer SDK on NATS JetStream', () => {
+  let db: TestDatabase;
+  let nats: NatsServer;
+
+  before(async () => {
+    [db, nats] = await Promise.all([createTestDatabase('wl_sdk_nats'), startNats()]);
+  });
+
+  after(async () => {
+    await Promise.all([db?.drop(), nats?.stop()]);
+  });
+
+  it('hands every change to its handler once, typed, in per-key order, across failures and a daemon kill -9', async () => {
+    await runConsumerScenario(db, {
+      publisher: { type: 'nats', address: nats.url, topic: 'sdk', duplicateWindow: '1s' },
+      consumerFirst: false,
+      pauseBeforeRestartMs: 1500,
+      consumerOptions: (shared) => ({ ...shared, broker: 'nats', servers: nats.url, topic: 'sdk' }),
+    });
+  });
+});
