@@ -76,7 +76,7 @@ export async function runConsumerScenario(db: TestDatabase, broker: ScenarioBrok
   };
 
   const consumer = createConsumer(
-    broker.consumerOptions({ name: `wlc_${db.name.slice(-6)}`, tables: COLUMN_TYPES, retry: { initialDelayMs: 50, maxDelayMs: 200 }, onError: (e) => reported.push(e) }),
+    broker.consumerOptions({ name: `c_${db.name}`, tables: COLUMN_TYPES, retry: { initialDelayMs: 50, maxDelayMs: 200 }, onError: (e) => reported.push(e) }),
   );
   for (const table of Object.keys(COLUMN_TYPES)) consumer.on(table, handler);
   const config = {
