@@ -46,6 +46,8 @@ class WalConsumer implements Consumer {
     this.closed = new Promise<void>((resolve, reject) => {
       this.settleClosed = (error) => (error ? reject(error) : resolve());
     });
+    // Awaiting `closed` later (or never, with onError) must not be an unhandled rejection.
+    this.closed.catch(() => undefined);
   }
 
   get stats(): ConsumerStats {

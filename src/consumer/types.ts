@@ -144,6 +144,8 @@ export interface KafkaConsumerOptions extends ConsumerOptionsBase {
   readonly brokers: string | readonly string[];
   /** More kafkajs client options (ssl, sasl, clientId, …). */
   readonly kafka?: Record<string, unknown>;
+  /** More kafkajs consumer options (sessionTimeout, rebalanceTimeout, heartbeatInterval, …). */
+  readonly consumer?: Record<string, unknown>;
   /** Where a new group starts: the oldest retained message (default true) or only new ones. */
   readonly fromBeginning?: boolean;
   /** Partitions handled at once (default 4). */
@@ -213,7 +215,10 @@ export interface Consumer {
   start(): Promise<void>;
   /** Stops fetching, waits for running handlers (up to `stopTimeoutMs`), acknowledges them and disconnects. */
   stop(): Promise<void>;
-  /** Resolves after stop(); rejects with the error that stopped the consumer (e.g. HandlerFailedError). */
+  /**
+   * Resolves after stop(); rejects with the error that stopped the consumer by itself (e.g.
+   * HandlerFailedError, also given to `onError`). Await it, or give `onError`, to learn why.
+   */
   readonly closed: Promise<void>;
   readonly stats: ConsumerStats;
 }

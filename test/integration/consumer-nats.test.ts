@@ -3,10 +3,14 @@
  * nats-server). The stream's duplicate window is 1 s here (publisher.duplicateWindow), shorter
  * than the daemon's restart, so the daemon's re-sent copies are stored and reach the consumer,
  * which must skip them itself (with the default 1 h window JetStream drops them first).
+ * Dead letter: a copy to a subject (here captured by a stream), then `term`.
  */
 import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { DL_TOPIC, runDeadLetterScenario } from '../support/consumer-dead-letter.js';
 import { runConsumerScenario } from '../support/consumer-scenario.js';
-import { startNats, type NatsServer } from '../support/nats.js';
+import { readStream, startNats, type NatsServer } from '../support/nats.js';
+import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
 describe('consumer SDK on NATS JetStream', () => {
@@ -28,5 +32,25 @@ describe('consumer SDK on NATS JetStream', () => {
       pauseBeforeRestartMs: 1500,
       consumerOptions: (shared) => ({ ...shared, broker: 'nats', servers: nats.url, topic: 'sdk' }),
     });
+  });
+
+  it('dead-letters a change that keeps failing (copy to a subject, then term), or stops and leaves it for the next consumer', async () => {
+    const nc = await nats.connect();
+    try {
+      await (await jetstreamManager(nc)).streams.add({ name: 'dead', subjects: ['dead.>'] });
+      await runDeadLetterScenario(db, {
+        publisher: { type: 'nats', address: nats.url, topic: DL_TOPIC },
+        consumerOptions: (shared, deadLetter) => ({ ...shared, broker: 'nats', servers: nats.url, topic: DL_TOPIC, ...(deadLetter ? { deadLetter: { subject: 'dead.poison' } } : {}) }),
+        async readDeadLetter() {
+          const [message] = await waitFor('a dead letter', async () => {
+            const stored = await readStream(nc, 'dead').catch(() => []);
+            return stored.length > 0 ? stored : undefined;
+          });
+          return { body: message!.raw, error: message!.headers?.get('Wal-Listener-Error') ?? '' };
+        },
+      });
+    } finally {
+      await nc.close();
+    }
   });
 });

@@ -48,7 +48,7 @@ export function kafkaAdapter(options: KafkaConsumerOptions, context: AdapterCont
   return {
     async start(sink) {
       const kafka = new Kafka({ clientId: `wal-listener-consumer-${options.name}`, logLevel: logLevel.NOTHING, ...options.kafka, brokers });
-      consumer = kafka.consumer({ groupId: options.name, maxWaitTimeInMs: 200 });
+      consumer = kafka.consumer({ maxWaitTimeInMs: 200, ...options.consumer, groupId: options.name });
       const current = consumer;
       try {
         await current.connect();
