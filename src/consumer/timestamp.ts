@@ -40,6 +40,8 @@ export class Timestamp extends Date {
 
   /** Reads a published timestamp. Throws RangeError when `text` is not one. */
   static from(text: string): Timestamp {
+    const canonical = canonicalUtc(text);
+    if (canonical !== undefined) return canonical;
     if (text === 'infinity') return new Timestamp(MAX_DATE_MS, text, 0, 1);
     if (text === '-infinity') return new Timestamp(-MAX_DATE_MS, text, 0, -1);
     const m = TIMESTAMP.exec(text);
@@ -56,6 +58,43 @@ export class Timestamp extends Date {
   override toJSON(): string {
     return this.text;
   }
+}
+
+/**
+ * The daemon's own forms, `2024-02-29T08:15:56.123456Z` (timestamptz) and without the Z
+ * (timestamp, read as UTC), read without a regex: about three times faster, and every event has
+ * one. Anything else (or a non-digit where a digit belongs) is left to the regex.
+ */
+function canonicalUtc(t: string): Timestamp | undefined {
+  const length = t.length;
+  if (length !== 26 && (length !== 27 || t.charCodeAt(26) !== 0x5a)) return undefined;
+  if (t.charCodeAt(4) !== 0x2d || t.charCodeAt(7) !== 0x2d || t.charCodeAt(10) !== 0x54 || t.charCodeAt(13) !== 0x3a || t.charCodeAt(16) !== 0x3a || t.charCodeAt(19) !== 0x2e) {
+    return undefined;
+  }
+  const year = digits4(t, 0);
+  const month = digits2(t, 5);
+  const day = digits2(t, 8);
+  const hour = digits2(t, 11);
+  const minute = digits2(t, 14);
+  const second = digits2(t, 17);
+  const ms = digits2(t, 20) * 10 + digit(t, 22);
+  const micros = digits2(t, 23) * 10 + digit(t, 25);
+  // A non-digit makes its part NaN (see digit), and so the sum.
+  if (Number.isNaN(year + month + day + hour + minute + second + ms + micros)) return undefined;
+  return new Timestamp(utc(year, month, day, hour, minute, second, ms), t, micros);
+}
+
+function digit(t: string, at: number): number {
+  const d = t.charCodeAt(at) - 0x30;
+  return d >= 0 && d <= 9 ? d : NaN;
+}
+
+function digits2(t: string, at: number): number {
+  return digit(t, at) * 10 + digit(t, at + 1);
+}
+
+function digits4(t: string, at: number): number {
+  return digits2(t, at) * 100 + digits2(t, at + 2);
 }
 
 function utc(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number): number {

@@ -68,6 +68,8 @@ describe('Timestamp', () => {
     assert.ok(inf > Timestamp.from('+200000-01-01T00:00:00Z'));
     assert.equal(Timestamp.from('-infinity').infinite, -1);
     assert.throws(() => Timestamp.from('yesterday'), RangeError);
+    assert.throws(() => Timestamp.from('2024-02-29T08:15:5x.123456Z'), RangeError, 'a non-digit in the daemon\'s own form');
+    assert.throws(() => Timestamp.from('2024-02-29T08:15:56.12345xZ'), RangeError);
   });
 });
 
