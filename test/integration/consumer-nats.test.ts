@@ -5,8 +5,10 @@
  * which must skip them itself (with the default 1 h window JetStream drops them first).
  * Dead letter: a copy to a subject (here captured by a stream), then `term`.
  */
+import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { BrokerSetupError, createConsumer } from '../../src/consumer/index.js';
 import { DL_TOPIC, runDeadLetterScenario } from '../support/consumer-dead-letter.js';
 import { runConsumerScenario } from '../support/consumer-scenario.js';
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
@@ -46,11 +48,18 @@ describe('consumer SDK on NATS JetStream', () => {
             const stored = await readStream(nc, 'dead').catch(() => []);
             return stored.length > 0 ? stored : undefined;
           });
+          assert.equal(message!.msgId, (message!.json as { id: string }).id, 'the copy keeps Nats-Msg-Id = event id');
           return { body: message!.raw, error: message!.headers?.get('Wal-Listener-Error') ?? '' };
         },
       });
     } finally {
       await nc.close();
     }
+  });
+
+  it('refuses to start before the daemon has created the stream, naming it', async () => {
+    const consumer = createConsumer({ broker: 'nats', servers: nats.url, topic: 'not_yet', name: 'early' }).on('public.t', () => undefined);
+    await assert.rejects(consumer.start(), (err: Error) => err instanceof BrokerSetupError && err.code === 'WAL_CONSUMER_SETUP' && /stream not_yet does not exist/.test(err.message));
+    await consumer.closed;
   });
 });

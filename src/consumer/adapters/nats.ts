@@ -32,7 +32,8 @@ export function natsAdapter(options: NatsConsumerOptions, context: AdapterContex
             for (const [k, v] of m.headers ?? []) for (const value of v) h.append(k, value);
             h.set('Wal-Listener-Error', reason.message.slice(0, 1000));
             h.set('Wal-Listener-Subject', m.subject);
-            await jetstream(nc!).publish(deadLetterSubject, m.data, { headers: h, msgID: m.headers?.get('Nats-Msg-Id') || undefined });
+            // The copied Nats-Msg-Id lets a dead-letter stream drop a second copy of the same change.
+            await jetstream(nc!).publish(deadLetterSubject, m.data, { headers: h });
           }
           m.term(reason.message.slice(0, 200));
         }

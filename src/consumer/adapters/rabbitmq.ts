@@ -15,6 +15,8 @@ export function rabbitMqAdapter(options: RabbitMqConsumerOptions, context: Adapt
   const kind = options.exchangeKind ?? 'topic';
   const dlx = options.deadLetterExchange;
   let model: ChannelModel | undefined;
+  /** Resolves when the connection has closed, whoever closed it. */
+  let modelClosed: Promise<void> = Promise.resolve();
   let channel: Channel | undefined;
   let consumerTag: string | undefined;
   let closing = false;
@@ -60,9 +62,12 @@ export function rabbitMqAdapter(options: RabbitMqConsumerOptions, context: Adapt
       }
       const current = model;
       current.on('error', () => undefined);
-      current.on('close', (err?: Error) => {
-        if (!closing) sink.lost(err ?? new Error('RabbitMQ connection closed'));
-      });
+      modelClosed = new Promise((resolve) =>
+        current.once('close', (err?: Error) => {
+          resolve();
+          if (!closing) sink.lost(err ?? new Error('RabbitMQ connection closed'));
+        }),
+      );
       // A refused declaration closes its channel: declarations get a channel of their own.
       const setup = await current.createChannel();
       setup.on('error', () => undefined);
@@ -88,8 +93,9 @@ export function rabbitMqAdapter(options: RabbitMqConsumerOptions, context: Adapt
       closing = true;
       const current = model;
       model = channel = consumerTag = undefined;
-      // Closing the channel gives every unacknowledged message back to the queue.
-      await current?.close().catch(() => undefined);
+      // Closing gives every unacknowledged message back to the queue. A connection the broker is
+      // closing never answers close(): its close event ends the wait instead.
+      if (current) await Promise.race([current.close().catch(() => undefined), modelClosed]);
     },
   };
 }
