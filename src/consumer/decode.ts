@@ -129,3 +129,18 @@ function rowKey(table: string, columns: readonly string[], values: Row | null): 
   }
   return key;
 }
+
+/**
+ * A decoder of single events, for events that reach you some other way than through
+ * createConsumer() (the stdout publisher, your own broker client): JSON text → typed Change.
+ * Throws EventDecodeError.
+ *
+ * @example
+ * const decode = createEventDecoder({ tables: columnTypes });
+ * for await (const line of lines) handle(decode<PublicUsers>(line));
+ */
+export function createEventDecoder(options: Partial<DecodeOptions> = {}): <T = Row>(text: string) => Change<T> {
+  const decode = createDecoder({ format: options.format ?? 'native', decimal: options.decimal, tables: options.tables ?? {} });
+  return <T = Row>(text: string) => decode(text, undefined).change as Change<T>;
+}
+

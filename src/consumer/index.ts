@@ -3,6 +3,7 @@
  * and Google Pub/Sub. See docs/consumer.md.
  */
 export { createConsumer } from './consumer.js';
+export { createEventDecoder } from './decode.js';
 export { MemoryDedupWindow } from './dedup.js';
 export {
   BrokerConnectionError,

@@ -1,7 +1,7 @@
 /** Events → typed changes, in both formats, and the key that orders them. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createDecoder } from '../../src/consumer/decode.js';
+import { createDecoder, createEventDecoder } from '../../src/consumer/decode.js';
 import { EventDecodeError } from '../../src/consumer/errors.js';
 import { Timestamp } from '../../src/consumer/timestamp.js';
 import type { ColumnTypeMap } from '../../src/consumer/types.js';
@@ -95,5 +95,11 @@ describe('createDecoder', () => {
       () => decode(`{"id":"x","schema":"public","table":"accounts","action":"INSERT","data":{"opened":"soon"},"dataOld":{},"commitTime":"2024-02-29T08:15:56Z"}`, undefined),
       /event x: public\.accounts\.opened: not a timestamp: "soon"/,
     );
+  });
+
+  it('createEventDecoder: one event at a time, for events from other transports', () => {
+    const decode = createEventDecoder({ tables });
+    const change = decode<{ id: bigint }>(`{"id":"${ID}","schema":"public","table":"accounts","action":"INSERT","data":{"id":1},"dataOld":{},"commitTime":"2024-02-29T08:15:56.000000Z","lsn":"0/1","xid":1}`);
+    assert.equal(change.after!.id, 1n);
   });
 });
