@@ -91,6 +91,8 @@ class WalConsumer implements Consumer {
       this.settleClosed();
       throw err;
     }
+    // stop() during start() found the adapter still connecting.
+    if (this.state !== 'starting') return void (await adapter.close().catch(() => undefined));
     this.state = 'running';
   }
 
@@ -133,6 +135,8 @@ class WalConsumer implements Consumer {
       if (this.state !== 'running') break;
       try {
         await adapter.start(this.sink);
+        // stop() may have run while this connected: its close found nothing to close yet.
+        if (this.state !== 'running') await adapter.close().catch(() => undefined);
         break;
       } catch (err) {
         this.report(err as Error);
