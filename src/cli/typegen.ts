@@ -76,13 +76,13 @@ SELECT a.attname AS name
 
 /** Connects with the config's `database` section and returns the TypeScript for `tables` ("schema.table"). */
 export async function generateTypes(config: Config, tables: readonly string[], options: TypegenOptions = {}): Promise<string> {
-  if (tables.length === 0) throw new ConfigError('WAL_USAGE', 'typegen: name at least one table, e.g. public.users');
+  if (tables.length === 0) throw new ConfigError('WAL_USAGE', 'name at least one table, e.g. public.users');
   const names = tables.map(splitTable);
   let client: pg.Client;
   try {
     client = await connectClient(config.database, { application_name: 'wal-listener typegen' });
   } catch (err) {
-    throw new WalListenerError('WAL_PG_CONNECT', `typegen: cannot connect to PostgreSQL at ${config.database.host}:${config.database.port}: ${describeError(err)}`, { cause: err });
+    throw new WalListenerError('WAL_PG_CONNECT', `cannot connect to PostgreSQL at ${config.database.host}:${config.database.port}: ${describeError(err)}`, { cause: err });
   }
   try {
     const read: CatalogTable[] = [];
@@ -95,14 +95,14 @@ export async function generateTypes(config: Config, tables: readonly string[], o
 
 function splitTable(name: string): [string, string] {
   const dot = name.indexOf('.');
-  if (dot <= 0 || dot === name.length - 1) throw new ConfigError('WAL_USAGE', `typegen: expected schema.table, got ${JSON.stringify(name)}`);
+  if (dot <= 0 || dot === name.length - 1) throw new ConfigError('WAL_USAGE', `expected schema.table, got ${JSON.stringify(name)}`);
   return [name.slice(0, dot), name.slice(dot + 1)];
 }
 
 async function readTable(client: pg.Client, schema: string, table: string, database: string): Promise<CatalogTable> {
   const found = await client.query<{ oid: string | null }>('SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || \'.\' || pg_catalog.quote_ident($2))::oid AS oid', [schema, table]);
   const oid = found.rows[0]?.oid;
-  if (!oid) throw new ConfigError('WAL_USAGE', `typegen: table ${schema}.${table} does not exist in database ${database}`);
+  if (!oid) throw new ConfigError('WAL_USAGE', `table ${schema}.${table} does not exist in database ${database}`);
   const columns = await client.query<{ name: string; not_null: boolean; type_name: string; is_array: boolean; enum_labels: string[] | null }>(COLUMNS_SQL, [oid]);
   const key = await client.query<{ name: string }>(KEY_SQL, [oid]);
   return {
@@ -178,19 +178,32 @@ function property(name: string): string {
   return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? name : JSON.stringify(name);
 }
 
-/** The command: `-c config.yml` (default config.yml) and table names; TypeScript on stdout. */
+export const TYPEGEN_HELP = `Usage: wal-listener typegen [--config <file>] <schema.table>...
+
+Reads the tables' columns from PostgreSQL (the config's database section) and prints TypeScript
+for wal-listener/consumer: an interface per table, a Tables map, and columnTypes for
+createConsumer({ tables: columnTypes }).
+
+  wal-listener typegen -c config.yml public.users public.orders > src/tables.ts
+`;
+
+/** The command: `-c config.yml` (default config.yml) and table names; TypeScript on stdout. Returns the exit code. */
 export async function runTypegen(args: readonly string[]): Promise<number> {
   const tables: string[] = [];
   let configPath = 'config.yml';
   try {
     for (let i = 0; i < args.length; i++) {
       const arg = args[i]!;
+      if (arg === '-h' || arg === '--help') {
+        process.stdout.write(TYPEGEN_HELP);
+        return 0;
+      }
       if (arg === '-c' || arg === '--config') {
         const value = args[++i];
         if (value === undefined) throw new ConfigError('WAL_USAGE', `${arg} needs a file name`);
         configPath = value;
       } else if (arg.startsWith('-')) {
-        throw new ConfigError('WAL_USAGE', `typegen: unknown flag ${arg} (usage: wal-listener typegen [-c config.yml] schema.table...)`);
+        throw new ConfigError('WAL_USAGE', `unknown flag ${arg}\n\n${TYPEGEN_HELP}`);
       } else {
         tables.push(arg);
       }
@@ -200,7 +213,7 @@ export async function runTypegen(args: readonly string[]): Promise<number> {
     return 0;
   } catch (err) {
     const code = err instanceof WalListenerError ? err.code : undefined;
-    process.stderr.write(`wal-listener typegen: ${code ? `[${code}] ` : ''}${describeError(err)}\n`);
+    process.stderr.write(`wal-listener typegen: ${describeError(err)}${code ? ` [${code}]` : ''}\n`);
     return err instanceof ConfigError ? 2 : 1;
   }
 }

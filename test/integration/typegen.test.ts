@@ -133,6 +133,6 @@ describe('typegen', () => {
       (err: { code?: number; stderr?: string }) => err,
     );
     assert.equal(failed.code, 2);
-    assert.match(failed.stderr ?? '', /\[WAL_USAGE\] typegen: table public\.nope does not exist in database wl_typegen_/);
+    assert.match(failed.stderr ?? '', /^wal-listener typegen: table public\.nope does not exist in database wl_typegen_\w+ \[WAL_USAGE\]$/m);
   });
 });
