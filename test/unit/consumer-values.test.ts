@@ -33,6 +33,11 @@ describe('parseJson', () => {
     assert.deepEqual(Object.getOwnPropertyDescriptor(parsed, '__proto__')?.value, { p: 1 });
   });
 
+  it('turns only integer tokens into bigints: not digits in strings, fractions or exponents', () => {
+    const text = '{"s":"a,12345678901234567890,b","k":"\\"12345678901234567890","f":12345678901234567890.5,"e":12345678901234567890e2,"g":0.12345678901234567,"big":[-12345678901234567890]}';
+    assert.deepEqual(parseJson(text), { ...(JSON.parse(text) as object), big: [-12345678901234567890n] });
+  });
+
   it('rejects bad JSON on both paths', () => {
     assert.throws(() => parseJson('{"a":1'), SyntaxError);
     assert.throws(() => parseJson('{"a":12345678901234567890'), SyntaxError);
