@@ -76,7 +76,7 @@ export class HandlerFailedError extends ConsumerError {
   readonly failed: FailedMessage;
 
   constructor(failed: FailedMessage, cause: unknown) {
-    super('WAL_CONSUMER_HANDLER', `handler for ${failed.table} failed ${failed.attempts} times on event ${failed.id} (lsn ${failed.lsn}): ${describe(cause)}`, { cause });
+    super('WAL_CONSUMER_HANDLER', `handler for ${failed.table} failed ${failed.attempts === 1 ? 'once' : `${failed.attempts} times`} on event ${failed.id} (lsn ${failed.lsn}): ${describe(cause)}`, { cause });
     this.failed = failed;
   }
 }
