@@ -7,7 +7,8 @@
  * broker client) over the same span. Payload `bigint` has an int8 beyond 2^53 (the lossless JSON
  * path); `plain` has none (JSON.parse).
  *
- * Flags: --runs <n> (3), --events <n> (20000; Pub/Sub: a quarter), --only <nats,kafka,rabbitmq,pubsub,decode>.
+ * Flags: --runs <n> (3), --events <n> (20000; Pub/Sub: a quarter), --only <nats,kafka,rabbitmq,pubsub,decode>,
+ * --timeout <ms> (300000) for one drain.
  */
 import { parseArgs } from 'node:util';
 import kafkajs from 'kafkajs';
@@ -23,10 +24,11 @@ import { emulatorClient, startPubSubEmulator } from '../test/support/pubsub.js';
 import { cleanup, RABBIT_URL, uniqueName } from '../test/support/rabbitmq.js';
 import { median } from './lib/stats.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, events: { type: 'string', default: '20000' }, only: { type: 'string' } }, strict: true });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, events: { type: 'string', default: '20000' }, only: { type: 'string' }, timeout: { type: 'string', default: '300000' } }, strict: true });
 const RUNS = Number(values.runs);
 const EVENTS = Number(values.events);
 const only = values.only?.split(',');
+const TIMEOUT_MS = Number(values.timeout);
 
 const TOPIC = 'bench';
 const SUBJECT = `${TOPIC}.public_transfers`;
@@ -184,13 +186,14 @@ async function drain(options: ConsumerOptions, count: number): Promise<{ rate: n
     if (handled === count) resolveDone();
   });
   await consumer.start();
-  const timeout = setTimeout(() => resolveDone(), 300_000);
+  const timeout = setTimeout(() => resolveDone(), TIMEOUT_MS);
   await done;
   clearTimeout(timeout);
   const seconds = (performance.now() - first) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const stats = consumer.stats;
   await consumer.stop();
-  if (handled < count) throw new Error(`${options.broker}: only ${handled} of ${count} events handled`);
+  if (handled < count) throw new Error(`${options.broker}: only ${handled} of ${count} events handled in ${TIMEOUT_MS} ms (${JSON.stringify(stats)})`);
   return { rate: (count - 1) / seconds, cpuUs: (cpu.user + cpu.system) / (count - 1) };
 }
 
