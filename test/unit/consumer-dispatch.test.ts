@@ -140,6 +140,22 @@ describe('Dispatcher', () => {
     assert.equal(d.stats.duplicates, 2);
   });
 
+  it('uses a pluggable async dedup store: asks it before the handler, tells it after', async () => {
+    const stored = new Map<string, string>([['seen-before', 'public.t']]);
+    const store = {
+      has: async (id: string) => (await delay(1), stored.has(id)),
+      add: async (id: string, change: Change) => void (await delay(1), stored.set(id, `${change.schema}.${change.table}`)),
+    };
+    const calls: string[] = [];
+    const { d } = dispatcher(async (change) => void calls.push(change.id), { dedup: store });
+    const copies = [delivery('seen-before', 1, 1), delivery('new', 2, 1), delivery('new', 2, 1)];
+    for (const c of copies) d.deliver(c);
+    await until('all acknowledged', () => copies.every((c) => c.outcome === 'ack'));
+    assert.deepEqual(calls, ['new']);
+    assert.equal(stored.get('new'), 'public.t');
+    assert.equal(d.stats.duplicates, 2);
+  });
+
   it('drain: lets running handlers finish and acknowledges them, releases what has not started', async () => {
     const { d } = dispatcher(async () => delay(30), { concurrency: 1 });
     const [a, b, c] = [delivery('a', 1, 1), delivery('b', 1, 2), delivery('c', 2, 1)];
