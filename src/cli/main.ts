@@ -13,11 +13,13 @@ import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { runDaemon } from './run.js';
 import { SLOT_HELP, slot } from './slot.js';
 import { STATUS_HELP, status } from './status.js';
+import { TYPEGEN_HELP, runTypegen } from './typegen.js';
 
 export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slot]
        wal-listener check|status --config <file> [--json]
        wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
+       wal-listener typegen --config <file> <schema.table>...
        wal-listener --version | --help
 
 Streams database row changes (PostgreSQL logical replication, pgoutput) to NATS JetStream, Kafka,
@@ -29,6 +31,7 @@ Commands:
   status         the replication slot now: who streams, confirmed position, lag, WAL retained
   slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
+  typegen        TypeScript interfaces and column types of tables, for wal-listener/consumer
 
 Options:
   -c, --config <file>  YAML config file (default: config.yml)
@@ -60,6 +63,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   check: { run: check, help: CHECK_HELP },
   status: { run: status, help: STATUS_HELP },
   slot: { run: slot, help: SLOT_HELP },
+  typegen: { run: runTypegen, help: TYPEGEN_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { freePort, waitFor } from './ports.js';
 
@@ -55,6 +55,7 @@ export interface StoredMessage {
   seq: number;
   subject: string;
   msgId: string | undefined;
+  headers: MsgHdrs | undefined;
   /** The payload as sent (JSON.parse loses int8 digits; assert on this for exact numbers). */
   raw: string;
   json: Record<string, unknown>;
@@ -89,7 +90,7 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
   const consumer = await jetstream(nc).consumers.get(stream);
   const messages = await consumer.consume({ max_messages: 1000 });
   for await (const m of messages) {
-    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), raw: m.string(), json: parseOrEmpty(m.string()) });
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), headers: m.headers, raw: m.string(), json: parseOrEmpty(m.string()) });
     if (m.seq >= last) break;
   }
   await messages.close();
