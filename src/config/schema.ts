@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { pgqSection } from './pgq.js';
 
 /** A duration such as "30s" or "1m30s", turned into milliseconds. */
 const duration = (fallback: string) =>
@@ -115,11 +116,13 @@ const monitoring = z
   .prefault({});
 
 export const configSchema = z.strictObject({
+  source: z.strictObject({ type: z.enum(['postgres', 'mysql', 'pgq']).default('postgres') }).prefault({}),
   listener,
   logger,
   database: database.prefault({}),
   publisher,
   monitoring,
+  pgq: pgqSection(duration).optional(),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -127,6 +130,7 @@ export type ListenerConfig = Config['listener'];
 export type DatabaseConfig = Config['database'];
 export type PublisherConfig = Config['publisher'];
 export type PublisherType = PublisherConfig['type'];
+export type PgqConfig = NonNullable<Config['pgq']>;
 
 /** Keys ihippik/wal-listener documents but ignores; accepted with a warning. */
 export const IGNORED_KEYS = ['database.debug', 'listener.ackTimeout'] as const;
