@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { pino, type Logger } from 'pino';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import { waitFor } from './ports.js';
@@ -50,7 +51,7 @@ export async function createQueue(db: TestDatabase, queue: string, settings: Que
 export interface Ticker {
   /** Stops pgqd (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
-  /** Starts it again after stop(). */
+  /** Starts it again after stop() (no-op while it runs). */
   start(): Promise<void>;
   /** Stops it and removes its config and log. */
   close(): Promise<void>;
@@ -82,6 +83,7 @@ export async function startTicker(db: TestDatabase, periodSeconds = 0.1): Promis
   );
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) return; // running
     const c = spawn('pgqd', ['-q', ini], { stdio: 'ignore' });
     child = c;
     const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`pgqd exited with ${code}: ${readLog()}`))));
@@ -166,4 +168,30 @@ export async function queueEvents(db: TestDatabase, queue: string): Promise<Stor
 export async function consumerInfo(db: TestDatabase, queue: string, consumer = 'wal-listener'): Promise<{ current_batch: string | null; pending_events: string; last_tick: string } | undefined> {
   const r = await db.sql('SELECT current_batch::text, pending_events::text, last_tick::text FROM pgq.get_consumer_info($1, $2)', [queue, consumer]);
   return r.rows[0] as { current_batch: string | null; pending_events: string; last_tick: string } | undefined;
+}
+
+/**
+ * Registers node:test before/after hooks for a test file: a PgQ database with its own ticker and the
+ * given queues, dropped afterwards. Read `db` and `ticker` inside tests (they exist once `before` ran).
+ */
+export function pgqFixture(prefix: string, queues: string[] = []): { readonly db: TestDatabase; readonly ticker: Ticker } {
+  let db: TestDatabase | undefined;
+  let ticker: Ticker | undefined;
+  before(async () => {
+    db = await createPgqDatabase(prefix);
+    ticker = await startTicker(db);
+    for (const queue of queues) await createQueue(db, queue);
+  });
+  after(async () => {
+    await ticker?.close();
+    await db?.drop();
+  });
+  return {
+    get db() {
+      return db!;
+    },
+    get ticker() {
+      return ticker!;
+    },
+  };
 }

@@ -43,6 +43,8 @@ export class RecordingSink<P> implements ChangeSink<P> {
   readonly refused: OutboundMessage[] = [];
   /** Positions confirmed to the session, in order. */
   readonly confirmed: P[] = [];
+  /** The most messages that were unacknowledged at once (a source ignoring `full` makes it exceed the window). */
+  peakInFlight = 0;
   private readonly window: number;
   private readonly queue: Delivery<P>[] = [];
   private inFlight = 0;
@@ -89,6 +91,7 @@ export class RecordingSink<P> implements ChangeSink<P> {
     txn.messages.push(message);
     txn.pending++;
     this.inFlight++;
+    this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
     this.queue.push({ txn, message });
     if (this.options.autoAck ?? true) this.ackAll();
   }

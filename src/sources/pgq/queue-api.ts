@@ -7,6 +7,9 @@ import type pg from 'pg';
 import { WalListenerError } from '../../errors.js';
 import type { PgqEventRow } from './event-mapping.js';
 
+/** Session settings: the timestamps the event mapping reads are written in UTC, ISO style. */
+export const PGQ_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO,YMD';
+
 /** Every column as text: int8 stays exact, timestamptz keeps its microseconds. */
 const RAW = { getTypeParser: () => (value: string) => value };
 

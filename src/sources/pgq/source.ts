@@ -19,16 +19,13 @@ import { createEventMapper } from './event-mapping.js';
 import { messageIdPrefix, queueHash } from './ids.js';
 import { PgqDeadLetters } from './pgq-dead-letters.js';
 import type { PgqPosition } from './position.js';
-import { checkQueue, consumerBacklog, identity, registerConsumer, unregisterConsumer } from './queue-api.js';
+import { checkQueue, consumerBacklog, identity, PGQ_SESSION_OPTIONS, registerConsumer, unregisterConsumer } from './queue-api.js';
 import { pgqError } from './server-errors.js';
 import { startSession, type PgqObserver } from './session.js';
 import { TickerWatch } from './ticker-watch.js';
 
 export type { PgqPosition } from './position.js';
 export type { PgqObserver } from './session.js';
-
-/** Session settings: the timestamps the event mapping reads are written in UTC, ISO style. */
-export const PGQ_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO,YMD';
 
 /** Knobs with fixed values in production; tests and benchmarks shorten them. */
 export interface PgqTuning {
