@@ -3,6 +3,7 @@
  * read without losing microseconds (a JS Date keeps milliseconds only): the three forms the mikkoo
  * mapping needs.
  */
+import { sequenceTimePart } from './ids.js';
 
 export interface EventTime {
   /** Microseconds since the Unix epoch (for the `sequence` header). */
@@ -13,6 +14,8 @@ export interface EventTime {
   readonly iso: string;
   /** RFC 3339 in UTC with microseconds, as the pipeline's commitTime: "2024-02-29T08:15:56.123456Z". */
   readonly rfc3339: string;
+  /** The time half of the `sequence` header (ids.ts sequenceTimePart). */
+  readonly sequencePart: string;
 }
 
 const TIMESTAMPTZ = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;
@@ -32,8 +35,10 @@ export function parseEventTime(text: string): EventTime | undefined {
   const time = `${pad(utc.getUTCHours())}:${pad(utc.getUTCMinutes())}:${pad(utc.getUTCSeconds())}`;
   // Python's isoformat leaves the fraction out when it is zero.
   const fraction = micros === 0 ? '' : `.${pad(micros, 6)}`;
+  const epochMicros = BigInt(seconds) * 1_000_000n + BigInt(micros);
   return {
-    epochMicros: BigInt(seconds) * 1_000_000n + BigInt(micros),
+    epochMicros,
+    sequencePart: sequenceTimePart(epochMicros),
     epochSeconds: seconds,
     iso: `${date}T${time}${fraction}+00:00`,
     rfc3339: `${date}T${time}.${pad(micros, 6)}Z`,
