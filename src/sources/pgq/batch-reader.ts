@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { ChangeSink, TransactionHandle } from '../../pipeline/change.js';
 import { eventIdPrefix } from '../../pipeline/event-id.js';
-import type { EventMapper } from './event-mapping.js';
+import type { EventMapper, PgqEventRow } from './event-mapping.js';
 import { parseEventTime } from './event-time.js';
 import { formatPosition, type PgqPosition } from './position.js';
 import { closeBatchCursor, fetchEvents, openBatchCursor, type BatchInfo } from './queue-api.js';
@@ -37,9 +37,12 @@ export async function readBatch(options: BatchReaderOptions, batch: BatchInfo): 
   let txn: TransactionHandle | undefined;
   let events = 0;
   await openBatchCursor(client, batch.batchId);
+  // The next chunk is asked for before this one is handed over, so the server reads while we map.
+  let next: Promise<PgqEventRow[]> | undefined = fetchEvents(client, fetchSize);
   try {
-    for (;;) {
-      const rows = await fetchEvents(client, fetchSize);
+    while (next) {
+      const rows: PgqEventRow[] = await next;
+      next = rows.length === fetchSize && !options.isStopped() ? fetchEvents(client, fetchSize) : undefined;
       for (const row of rows) {
         txn ??= sink.begin({
           idPrefix: eventIdPrefix(BigInt(batch.tickId), options.sourceHash),
@@ -53,10 +56,10 @@ export async function readBatch(options: BatchReaderOptions, batch: BatchInfo): 
         events++;
         if (sink.full && !(await roomOrStop(sink, options))) return { kind: 'stopped' };
       }
-      if (rows.length < fetchSize) break;
       if (options.isStopped()) return { kind: 'stopped' };
     }
   } finally {
+    await next?.catch(() => undefined);
     await closeBatchCursor(client).catch(() => undefined); // a lost connection took it already
   }
   if (txn) sink.commit(txn, position);
