@@ -219,3 +219,36 @@ test('unregister: true unregisters the consumer on a clean stop, but not while a
   await source.close();
   assert.equal(await consumerInfo(db, 'temp'), undefined, 'unregistered');
 });
+
+test('a lost connection ends the session with a non-fatal WAL_PGQ_READ; the next session gets the unfinished batch again, same ids', async () => {
+  const { db } = fixture;
+  await createQueue(db, 'lost');
+  const source = createPgqSource(pgqConfig(db, { queue: 'lost' }), captureLogger().logger, undefined, FAST);
+  const first = new RecordingSink<PgqPosition>({ manualConfirm: true });
+  const session = await openSession(source, first);
+  await db.sql("SELECT pgq.insert_event('lost', 'e', g::text) FROM generate_series(1, 5) g");
+  await waitFor('the batch handed over', () => first.transactions[0]?.end !== undefined);
+  const backend = await db.sql<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wal-listener'");
+  assert.equal(backend.rowCount, 1);
+  await db.sql('SELECT pg_terminate_backend($1)', [backend.rows[0]!.pid]);
+  await assert.rejects(session.ended, (err: unknown) => {
+    assert.ok(err instanceof WalListenerError);
+    assert.equal(err.code, 'WAL_PGQ_READ');
+    assert.equal(err.fatal, false, 'the daemon reconnects');
+    return true;
+  });
+  first.confirmNow(); // too late: the session is gone, nothing may be finished
+  await session.close();
+  assert.notEqual((await consumerInfo(db, 'lost'))?.current_batch, null);
+
+  const second = new RecordingSink<PgqPosition>();
+  const next = await openSession(source, second);
+  try {
+    await waitFor('the batch again, finished', async () => second.messages.length === 5 && (await consumerInfo(db, 'lost'))?.current_batch === null);
+  } finally {
+    await next.close();
+    await source.close();
+  }
+  assert.equal(second.transactions[0]!.info.position, first.transactions[0]!.info.position, 'the same batch');
+  assert.deepEqual(second.messages.map((m) => m.id), first.messages.map((m) => m.id), 'the same ids');
+});
