@@ -135,8 +135,12 @@ export function createPgqSource(config: Config, logger: Logger, observer?: PgqOb
         observer,
       });
       lastSessionClean = false;
-      session.ended.then(() => (lastSessionClean = true), () => (lastSessionClean = false));
-      signal.addEventListener('abort', () => session.stop(), { once: true });
+      const onAbort = (): void => session.stop();
+      signal.addEventListener('abort', onAbort, { once: true });
+      session.ended.then(
+        () => (lastSessionClean = true),
+        () => (lastSessionClean = false),
+      ).finally(() => signal.removeEventListener('abort', onAbort));
       log.info({ consumer }, `reading PgQ queue ${queue} as consumer ${consumer}`);
       return session;
     },
