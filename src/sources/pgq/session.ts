@@ -71,8 +71,9 @@ export function startSession(options: SessionOptions): SourceSession<PgqPosition
     awaiting?.settle(false);
     stop();
   };
+  const connectionEnded = (): void => connectionLost(new Error('the connection ended'));
   client.on('error', connectionLost);
-  client.on('end', () => connectionLost(new Error('the connection ended')));
+  client.on('end', connectionEnded);
 
   const call = async <T>(doing: string, work: () => Promise<T>): Promise<T> => {
     try {
@@ -130,8 +131,7 @@ export function startSession(options: SessionOptions): SourceSession<PgqPosition
     if (lost) throw lost;
   };
 
-  const loop = run();
-  const ended = loop;
+  const ended = run();
   ended.catch(() => undefined); // the daemon reads `ended`; this only keeps an early failure from being unhandled
 
   return {
@@ -146,8 +146,8 @@ export function startSession(options: SessionOptions): SourceSession<PgqPosition
       closing = true;
       awaiting?.settle(false);
       stop();
-      await loop.catch(() => undefined);
-      client.removeListener('end', connectionLost);
+      await ended.catch(() => undefined);
+      client.removeListener('end', connectionEnded);
       await client.end().catch(() => undefined);
     },
   };

@@ -97,6 +97,8 @@ export function createPgqSource(config: Config, logger: Logger, observer?: PgqOb
       } catch (err) {
         throw new WalListenerError('WAL_PG_CONNECT', `cannot connect to PostgreSQL ${config.database.host}:${config.database.port}/${config.database.name} for PgQ queue ${queue}: ${describeError(err)}`, { cause: err });
       }
+      // Until the session listens, a dropped connection shows as the next query's error, not as a crash.
+      client.on('error', () => undefined);
       let ids: { hash: number; prefix: string };
       try {
         if (signal.aborted) throw new WalListenerError('WAL_PGQ_READ', 'opening the PgQ session was aborted');
