@@ -15,7 +15,7 @@
  * batch per delay.
  *
  * Run: node --import tsx bench/pgq-read.ts [--events 200000] [--runs 3] [--sink count|rabbitmq]
- *        [--batch-target 10000] [--confirm-delay-ms 0]
+ *        [--batch-target 10000] [--confirm-delay-ms 0] [--audit]
  */
 import { parseArgs } from 'node:util';
 import { connect, type ConfirmChannel, type Options } from 'amqplib';
@@ -33,6 +33,7 @@ const { values: flags } = parseArgs({
     sink: { type: 'string', default: 'count' },
     'batch-target': { type: 'string', default: '10000' },
     'confirm-delay-ms': { type: 'string', default: '0' },
+    audit: { type: 'boolean', default: false },
   },
 });
 const EVENTS = Number(flags.events);
@@ -136,7 +137,7 @@ async function oneRun(run: number): Promise<{ eps: number; cpuPer100k: number; s
     const done = new Promise<void>((resolve) => (allFinished = resolve));
     const cpu = process.cpuUsage();
     const started = performance.now();
-    const source = createPgqSource(pgqConfig(db, { queue }, { type: 'rabbitmq', address: 'amqp://127.0.0.1', topic: exchange }), captureLogger('warn').logger, {
+    const source = createPgqSource(pgqConfig(db, { queue, audit: flags.audit }, { type: 'rabbitmq', address: 'amqp://127.0.0.1', topic: exchange }), captureLogger('warn').logger, {
       finished(events) {
         finished += events;
         if (events > 0) batches++;
@@ -168,6 +169,6 @@ for (let run = 1; run <= RUNS; run++) {
   console.log(`run ${run}: ${EVENTS} events in ${r.seconds.toFixed(2)} s = ${Math.round(r.eps)} events/s, ${r.batches} batches, node CPU ${r.cpuPer100k.toFixed(2)} s per 100k events`);
 }
 console.log(
-  `pgq-read sink=${flags.sink} batchTarget=${BATCH_TARGET} confirmDelay=${CONFIRM_DELAY}ms: median ${Math.round(median(results.map((r) => r.eps))!)} events/s, ` +
+  `pgq-read sink=${flags.sink} audit=${flags.audit} batchTarget=${BATCH_TARGET} confirmDelay=${CONFIRM_DELAY}ms: median ${Math.round(median(results.map((r) => r.eps))!)} events/s, ` +
     `${median(results.map((r) => r.cpuPer100k))!.toFixed(2)} CPU-s per 100k events (node process)`,
 );
