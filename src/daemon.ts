@@ -128,6 +128,7 @@ export class Daemon {
         checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,
         compare: (a, b) => source.compare(a, b),
+        ...(source.confirmEveryMs !== undefined ? { confirmEveryMs: source.confirmEveryMs } : {}),
         confirm: (position) => session?.confirm(position),
         observer: this.observer,
       });

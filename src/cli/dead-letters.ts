@@ -7,7 +7,8 @@
 import { describeError, WalListenerError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
 import type { StoredDeadLetter } from '../pipeline/dead-letters.js';
-import { payloadBytes } from '../pipeline/message.js';
+import { isUtf8 } from 'node:buffer';
+import { payloadBuffer, payloadBytes } from '../pipeline/message.js';
 import { createPublisher } from '../publishers/index.js';
 import { createSource } from '../sources/index.js';
 import { parseCommandArgs, readConfig, UsageExit } from './args.js';
@@ -84,8 +85,11 @@ function printList(letters: readonly StoredDeadLetter[], json: boolean): void {
   if (json) {
     for (const l of letters) {
       const m = l.message;
-      const payload = typeof m.payload === 'string' ? m.payload : m.payload.toString('base64');
-      process.stdout.write(`${JSON.stringify({ id: l.storeId, storedAt: l.storedAt.toISOString(), broker: l.broker, reason: l.reason, eventId: m.id, subject: m.subject, key: m.key, schema: m.schema, table: m.table, action: m.action, lsn: m.lsn, bytes: payloadBytes(m), payload, payloadEncoding: typeof m.payload === 'string' ? 'utf8' : 'base64' })}\n`);
+      // Text payloads (events) as they are; other bytes (routed messages) in base64.
+      const bytes = payloadBuffer(m);
+      const text = isUtf8(bytes);
+      const payload = text ? bytes.toString('utf8') : bytes.toString('base64');
+      process.stdout.write(`${JSON.stringify({ id: l.storeId, storedAt: l.storedAt.toISOString(), broker: l.broker, reason: l.reason, eventId: m.id, subject: m.subject, key: m.key, schema: m.schema, table: m.table, action: m.action, lsn: m.lsn, bytes: bytes.length, payload, payloadEncoding: text ? 'utf8' : 'base64' })}\n`);
     }
     return;
   }

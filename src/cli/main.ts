@@ -7,6 +7,7 @@
  */
 import { describeError } from '../errors.js';
 import { parseCommandArgs, UsageExit, version } from './args.js';
+import { AUDIT_HELP, audit } from './audit.js';
 import { CHECK_HELP, check } from './check.js';
 import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -20,6 +21,7 @@ export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slo
        wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
        wal-listener typegen --config <file> <schema.table>...
+       wal-listener audit --config <file> [--since 1h] [--json]
        wal-listener --version | --help
 
 Streams database row changes (PostgreSQL logical replication, pgoutput) to NATS JetStream, Kafka,
@@ -32,6 +34,7 @@ Commands:
   slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
   typegen        TypeScript interfaces and column types of tables, for wal-listener/consumer
+  audit          PgQ delivery audit: events delivered, dead-lettered, pending or missing
 
 Options:
   -c, --config <file>  YAML config file (default: config.yml)
@@ -64,6 +67,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   status: { run: status, help: STATUS_HELP },
   slot: { run: slot, help: SLOT_HELP },
   typegen: { run: runTypegen, help: TYPEGEN_HELP },
+  audit: { run: audit, help: AUDIT_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { mysqlSection } from './mysql.js';
 import { checkSourceSections, sourceSection, withSlotName } from './source.js';
+import { pgqSection } from './pgq.js';
 
 /** The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -169,7 +170,7 @@ const publisher = z.strictObject({
   /** + native: DESIGN.md's value shapes; compat: ihippik/wal-listener v2.11's, for its existing consumers. */
   eventFormat: z.enum(['native', 'compat']).default('native'),
   /** + What a message the broker will never accept gets: stop the daemon, or a row in wal_listener.dead_letters. */
-  onReject: z.enum(['stop', 'deadLetter']).default('stop'),
+  onReject: z.enum(['stop', 'deadLetter']).optional(),
 }).superRefine((value, ctx) => {
   if (value.type === 'google_pubsub' && value.pubSubProjectId === '') {
     ctx.addIssue({ code: 'custom', path: ['pubSubProjectId'], message: 'is required for publisher.type google_pubsub' });
@@ -203,6 +204,7 @@ export const configSchema = z
     logger,
     database: database.prefault({}),
     mysql: mysqlSection.optional(),
+    pgq: pgqSection(duration).optional(),
     publisher,
     monitoring,
   })
@@ -223,6 +225,7 @@ export type ListenerConfig = Config['listener'];
 export type DatabaseConfig = Config['database'];
 export type PublisherConfig = Config['publisher'];
 export type PublisherType = PublisherConfig['type'];
+export type PgqConfig = NonNullable<Config['pgq']>;
 
 /** Keys ihippik/wal-listener documents but ignores; accepted with a warning. */
 export const IGNORED_KEYS = ['database.debug', 'listener.ackTimeout'] as const;

@@ -13,6 +13,7 @@ interface SourceFacts {
   source: { type: SourceType };
   listener: { slotName?: string | undefined };
   mysql?: unknown;
+  pgq?: unknown;
 }
 
 /** Cross-section rules of the source type; issues name the key. */
@@ -26,9 +27,25 @@ export function checkSourceSections(config: SourceFacts, ctx: z.RefinementCtx): 
   } else if (config.mysql !== undefined) {
     issue(['mysql'], `is read only with source.type mysql (source.type is ${type})`);
   }
+  if (type === 'pgq') {
+    if (config.pgq === undefined) issue(['pgq'], 'is required for source.type pgq (queue, and optionally consumerName, maxFailures, retryDelay, unregister, audit)');
+    if (config.listener.slotName !== undefined) issue(['listener', 'slotName'], 'is a PostgreSQL replication slot; remove it for source.type pgq (PgQ reads its queue through database.*)');
+  } else if (config.pgq !== undefined) {
+    issue(['pgq'], `is read only with source.type pgq (source.type is ${type})`);
+  }
 }
 
-/** Sources without a slot keep an empty slot name, so the PostgreSQL modules see a string. */
-export function withSlotName<C extends { listener: { slotName?: string | undefined } }>(config: C): C & { listener: C['listener'] & { slotName: string } } {
-  return { ...config, listener: { ...config.listener, slotName: config.listener.slotName ?? '' } };
+/**
+ * Sources without a slot keep an empty slot name, so the PostgreSQL modules see a string. And
+ * `publisher.onReject` without a value: PgQ retries and then dead-letters a refused event
+ * (mikkoo's rule), the other sources stop.
+ */
+export function withSlotName<C extends { source: { type: SourceType }; listener: { slotName?: string | undefined }; publisher: { onReject?: 'stop' | 'deadLetter' | undefined } }>(
+  config: C,
+): C & { listener: C['listener'] & { slotName: string }; publisher: C['publisher'] & { onReject: 'stop' | 'deadLetter' } } {
+  return {
+    ...config,
+    listener: { ...config.listener, slotName: config.listener.slotName ?? '' },
+    publisher: { ...config.publisher, onReject: config.publisher.onReject ?? (config.source.type === 'pgq' ? 'deadLetter' : 'stop') },
+  };
 }

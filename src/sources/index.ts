@@ -3,7 +3,6 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PipelineObserver } from '../pipeline/observer.js';
 import type { Source, SourceOptions } from './source.js';
-import { ConfigError } from '../errors.js';
 
 export async function createSource(config: Config, logger: Logger, observer: PipelineObserver, options: SourceOptions = {}): Promise<Source<unknown>> {
   const log = logger.child({ source: config.source.type });
@@ -16,7 +15,9 @@ export async function createSource(config: Config, logger: Logger, observer: Pip
       const { createMysqlSource } = await import('./mysql/source.js');
       return createMysqlSource(config, log, observer) as Source<unknown>;
     }
-    case 'pgq':
-      throw new ConfigError('WAL_CONFIG_INVALID', 'source.type pgq is not available in this build');
+    case 'pgq': {
+      const { createPgqSource } = await import('./pgq/source.js');
+      return createPgqSource(config, log) as Source<unknown>;
+    }
   }
 }

@@ -47,6 +47,11 @@ export interface Source<P> {
   /** Orders two positions (negative, zero, positive), so a confirmation never goes backwards. */
   compare(a: P, b: P): number;
   /**
+   * Least time between two confirmations while positions move (default 1000 ms). PgQ hands out
+   * its next batch only after the last one is finished, so it is confirmed at once (0).
+   */
+  readonly confirmEveryMs?: number;
+  /**
    * Optional preflight, run once before the publisher connects: what can be checked without
    * creating anything (the database exists, a position it had is still readable), so that a fatal
    * problem stops the daemon before any broker object is created. Throws like open(); a retryable

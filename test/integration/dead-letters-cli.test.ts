@@ -21,6 +21,7 @@ let db: TestDatabase;
 let nats: NatsServer;
 let nc: NatsConnection;
 let configPath: string;
+let slotName: string;
 const topic = 'dl_replay';
 
 before(async () => {
@@ -29,7 +30,8 @@ before(async () => {
   nc = await nats.connect();
   const dir = mkdtempSync(join(tmpdir(), 'wl-dlcli-'));
   configPath = join(dir, 'config.yml');
-  writeFileSync(configPath, YAML.stringify({ listener: { slotName: db.slotName() }, database: databaseSection(db), publisher: { type: 'nats', address: nats.url, topic } }));
+  slotName = db.slotName();
+  writeFileSync(configPath, YAML.stringify({ listener: { slotName }, database: databaseSection(db), publisher: { type: 'nats', address: nats.url, topic } }));
 });
 
 after(async () => {
@@ -58,8 +60,8 @@ test('list, replay in stored order, removal; usage errors exit 2; unknown ids ex
   assert.equal(empty.code, 0, empty.stderr);
   assert.equal(empty.stdout, 'no dead letters\n');
 
-  const config = configSchema.parse({ listener: { slotName: 'x' }, database: databaseSection(db), publisher: { type: 'nats', topic } });
-  const store = new PostgresDeadLetterStore(config.database);
+  const config = configSchema.parse({ listener: { slotName }, database: databaseSection(db), publisher: { type: 'nats', topic } });
+  const store = new PostgresDeadLetterStore(config.database, slotName);
   const event = '{"id":"00000000-0000-8000-8000-000000000001","schema":"public","table":"items","action":"INSERT","data":{"id":1},"dataOld":{}}';
   await store.store([{ message: message('00000000-0000-8000-8000-000000000001', event), broker: 'nats', reason: 'message of 2097152 bytes exceeds the limit' }]);
   await store.store([

@@ -152,7 +152,7 @@ export class PostgresSource implements Source<Lsn> {
   }
 
   deadLetters(): DeadLetterStore {
-    this.deadLetterStore ??= new PostgresDeadLetterStore(this.config.database);
+    this.deadLetterStore ??= new PostgresDeadLetterStore(this.config.database, this.config.listener.slotName);
     return this.deadLetterStore;
   }
 
