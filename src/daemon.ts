@@ -9,6 +9,7 @@
  *              final confirmation → close the publisher → close the source's connections
  *   fatal:     as stop, but only what was acknowledged before the failure is confirmed; exit 1
  */
+import { validateSubject } from './config/broker-names.js';
 import type { Config } from './config/schema.js';
 import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
 import type { Logger } from './observability/logger.js';
@@ -121,6 +122,7 @@ export class Daemon {
         router: compileRouter(config.listener.topicsMap, config.publisher),
         encoder: nativeEncoder,
         messageKeyFrom: config.publisher.messageKeyFrom,
+        checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,
         confirm: (position) => session?.confirm(position),
         observer: this.observer,
@@ -161,8 +163,9 @@ export class Daemon {
       const code = outcome === 'ended' ? undefined : (outcome.error as WalListenerError).code;
       if (code === 'WAL_PG_SLOT_IN_USE') log.warn({ err, code, retryInMs: delay }, 'replication slot in use by another process; retrying');
       else if (session) log.warn({ err, code, retryInMs: delay }, `${label.connection} lost; reconnecting`);
-      else log.warn({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
-      this.observer.reconnect?.(source.kind);
+      // A TLS setting the server cannot satisfy is said plainly (error level) every time it fails.
+      else log[code === 'WAL_PG_TLS' ? 'error' : 'warn']({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
+      this.observer.reconnect?.(source.kind, err);
       this.observer.state?.('reconnecting');
       await Promise.race([dispatcher.drained(), aborted, fatal]).catch(() => {});
       pipeline.close();

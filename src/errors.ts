@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   WAL_CONFIG_PARSE: { fatal: true, text: 'The config file is not valid YAML.' },
   WAL_CONFIG_INVALID: { fatal: true, text: 'A config key is unknown, has the wrong type, or a required key is missing.' },
   WAL_PG_CONNECT: { fatal: false, text: 'PostgreSQL cannot be reached or refused the connection; retried with backoff.' },
+  WAL_PG_TLS: { fatal: false, text: 'The TLS settings (database.sslMode, enableTLS, sslRootCert) cannot work with this server: it has no TLS, its certificate fails verification, or it requires TLS.' },
   WAL_PG_WAL_LEVEL: { fatal: true, text: 'PostgreSQL runs with wal_level other than logical.' },
   WAL_PG_SLOT_IN_USE: { fatal: false, text: 'The replication slot is active in another process; retried with backoff.' },
   WAL_PG_SLOT_MISMATCH: { fatal: true, text: 'The replication slot exists with another plugin, type or database.' },

@@ -6,16 +6,21 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, IGNORED_KEYS, KEY_ALIASES, type Config } from './schema.js';
+import { applyEnvOverrides, type Env } from './env.js';
+import { isPlainObject, keysAt, normalizeKeys } from './keys.js';
+import { configSchema, IGNORED_KEYS, type Config } from './schema.js';
+import { closestName } from './suggest.js';
 
 export interface LoadedConfig {
   config: Config;
   /** Things worth a warning log line once the logger exists (ignored keys and the like). */
   warnings: string[];
+  /**
+   * WAL_ environment variables that name no config key (Kubernetes service links and the like):
+   * not applied; worth one debug log line with their names.
+   */
+  ignoredVariables: string[];
 }
-
-type Env = Record<string, string | undefined>;
-type Leaf = 'string' | 'number' | 'boolean' | 'structured';
 
 /** Loads and validates the config file at `path` with overrides from `env`. Throws ConfigError. */
 export function loadConfig(path: string, env: Env = process.env): LoadedConfig {
@@ -40,118 +45,39 @@ export function parseConfig(text: string, source: string, env: Env = {}): Loaded
   if (!isPlainObject(raw)) {
     throw new ConfigError('WAL_CONFIG_INVALID', `config file ${source} must be a mapping of sections (listener, database, publisher, ...)`);
   }
-  applyAliases(raw);
-  applyEnvOverrides(raw, env);
+  normalizeKeys(raw);
+  const fromEnv = applyEnvOverrides(raw, env);
+  // Again for YAML values given in variables (WAL_PUBLISHER_SASL='{Mechanism: plain, ...}').
+  normalizeKeys(raw);
   const warnings = IGNORED_KEYS.filter((key) => getPath(raw, key.split('.')) !== undefined).map(
     (key) => `config key ${key} is accepted for compatibility with ihippik/wal-listener but has no effect`,
   );
+  const db = raw.database;
+  if (isPlainObject(db) && db.enableTLS === false && typeof db.sslMode === 'string' && db.sslMode !== 'disable') {
+    warnings.push(`database.sslMode ${db.sslMode} has no effect because database.enableTLS is false (as in ihippik/wal-listener): the connection to PostgreSQL is not encrypted`);
+  }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError('WAL_CONFIG_INVALID', formatIssues(result.error, source));
   }
-  return { config: result.data, warnings };
+  return { config: result.data, warnings: [...fromEnv.warnings, ...warnings], ignoredVariables: fromEnv.ignored };
 }
 
 function formatIssues(error: z.ZodError, source: string): string {
   const lines = error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
-      const base = issue.path.join('.');
-      return issue.keys.map((key) => `unknown key ${base ? `${base}.` : ''}${key}`).join('; ');
+      const base = issue.path.map((p) => `${String(p)}.`).join('');
+      return issue.keys
+        .map((key) => {
+          const near = closestName(key, keysAt(issue.path));
+          return `unknown key ${base}${key}${near ? ` (did you mean ${base}${near}?)` : ''}`;
+        })
+        .join('; ');
     }
     const key = issue.path.join('.') || '(root)';
     return `${key}: ${issue.message}`;
   });
   return `invalid config (${source}): ${lines.join('; ')}`;
-}
-
-function applyAliases(raw: Record<string, unknown>): void {
-  for (const [section, aliases] of Object.entries(KEY_ALIASES)) {
-    const target = raw[section];
-    if (!isPlainObject(target)) continue;
-    for (const [alias, key] of Object.entries(aliases)) {
-      if (!(alias in target)) continue;
-      if (key in target) throw new ConfigError('WAL_CONFIG_INVALID', `config keys ${section}.${alias} and ${section}.${key} are the same setting; keep one`);
-      target[key] = target[alias];
-      delete target[alias];
-    }
-  }
-}
-
-/** WAL_ + the key path in upper case with "_" between levels, e.g. WAL_DATABASE_PORT. */
-function applyEnvOverrides(raw: Record<string, unknown>, env: Env): void {
-  const keys = envKeyTable();
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('WAL_') || value === undefined) continue;
-    const entry = keys.get(name.slice(4));
-    if (!entry) {
-      throw new ConfigError('WAL_CONFIG_INVALID', `environment variable ${name} names no config key (expected WAL_ + a key path such as WAL_DATABASE_PORT)`);
-    }
-    setPath(raw, entry.path, coerce(value, entry.leaf, name));
-  }
-}
-
-function coerce(value: string, leaf: Leaf, name: string): unknown {
-  switch (leaf) {
-    case 'string':
-      return value;
-    case 'number': {
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) throw new ConfigError('WAL_CONFIG_INVALID', `environment variable ${name}: expected a number, got ${JSON.stringify(value)}`);
-      return n;
-    }
-    case 'boolean':
-      if (/^(true|1|yes)$/i.test(value)) return true;
-      if (/^(false|0|no)$/i.test(value)) return false;
-      throw new ConfigError('WAL_CONFIG_INVALID', `environment variable ${name}: expected true or false, got ${JSON.stringify(value)}`);
-    case 'structured':
-      try {
-        return YAML.parse(value);
-      } catch {
-        throw new ConfigError('WAL_CONFIG_INVALID', `environment variable ${name}: expected a YAML or JSON value`);
-      }
-  }
-}
-
-let cachedKeys: Map<string, { path: string[]; leaf: Leaf }> | undefined;
-
-/** Every key path of the schema, by its environment spelling. */
-function envKeyTable(): Map<string, { path: string[]; leaf: Leaf }> {
-  if (cachedKeys) return cachedKeys;
-  const table = new Map<string, { path: string[]; leaf: Leaf }>();
-  const walk = (schema: z.ZodType, path: string[]): void => {
-    const base = unwrap(schema);
-    if (path.length > 0) table.set(path.join('_').toUpperCase(), { path, leaf: leafKind(base) });
-    if (base instanceof z.ZodObject) {
-      for (const [key, child] of Object.entries(base.shape as Record<string, z.ZodType>)) walk(child, [...path, key]);
-    }
-  };
-  walk(configSchema, []);
-  cachedKeys = table;
-  return table;
-}
-
-function unwrap(schema: z.ZodType): z.ZodType {
-  let current: z.ZodType = schema;
-  for (;;) {
-    if (current instanceof z.ZodDefault || current instanceof z.ZodPrefault || current instanceof z.ZodOptional || current instanceof z.ZodNullable) {
-      current = current.unwrap() as z.ZodType;
-    } else if (current instanceof z.ZodPipe) {
-      current = current.in as z.ZodType;
-    } else {
-      return current;
-    }
-  }
-}
-
-function leafKind(schema: z.ZodType): Leaf {
-  if (schema instanceof z.ZodNumber) return 'number';
-  if (schema instanceof z.ZodBoolean) return 'boolean';
-  if (schema instanceof z.ZodString || schema instanceof z.ZodEnum || schema instanceof z.ZodUnion) return 'string';
-  return 'structured';
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function getPath(obj: Record<string, unknown>, path: string[]): unknown {
@@ -161,14 +87,4 @@ function getPath(obj: Record<string, unknown>, path: string[]): unknown {
     current = current[key];
   }
   return current;
-}
-
-function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
-  let current = obj;
-  for (const key of path.slice(0, -1)) {
-    const next = current[key];
-    if (!isPlainObject(next)) current[key] = {};
-    current = current[key] as Record<string, unknown>;
-  }
-  current[path[path.length - 1]!] = value;
 }

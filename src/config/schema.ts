@@ -3,21 +3,42 @@
  * Keys marked "+" in DESIGN.md are ours; everything else matches ihippik/wal-listener.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { brokerNameIssues } from './broker-names.js';
+import { formatDuration, parseDuration } from './duration.js';
+import { parseListenAddress, type ListenAddress } from './listen-address.js';
 
-/** A duration such as "30s" or "1m30s", turned into milliseconds. */
-const duration = (fallback: string) =>
+/** The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface DurationBounds {
+  min?: number;
+  max?: number;
+  /** Said when the value is 0 and 0 is below `min`. */
+  zero?: string;
+}
+
+/** A duration such as "30s" or "1m30s" (a bare number: seconds), turned into milliseconds, within bounds. */
+const duration = (fallback: string, bounds: DurationBounds = {}) =>
   z
-    .union([z.string(), z.number()])
+    .union([z.string(), z.number()], { error: (issue) => `expected a duration such as "30s" or "1m30s", got ${JSON.stringify(issue.input)}` })
     .default(fallback)
     .transform((value, ctx) => {
       const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
-      if (ms === undefined || ms < 0) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration such as "30s" or "1m30s", got ${JSON.stringify(value)}` });
+      const fail = (message: string): never => {
+        ctx.addIssue({ code: 'custom', message });
         return z.NEVER;
-      }
+      };
+      if (ms === undefined || ms < 0) return fail(`expected a duration such as "30s" or "1m30s", got ${JSON.stringify(value)}`);
+      const min = bounds.min ?? 0;
+      const max = Math.min(bounds.max ?? MAX_TIMER_MS, MAX_TIMER_MS);
+      if (ms < min) return fail(`must be at least ${formatDuration(min)}, got ${JSON.stringify(value)}${ms === 0 && bounds.zero ? ` (${bounds.zero})` : ''}`);
+      const why = max === MAX_TIMER_MS ? ' (a Node.js timer cannot wait longer than about 24.8 days)' : '';
+      if (ms > max) return fail(`must be at most ${formatDuration(max)}${why}, got ${JSON.stringify(value)}`);
       return ms;
     });
+
+/** The shortest period that is not a busy loop, for reconnects, heartbeats and acknowledgements. */
+const MIN_PERIOD_MS = 100;
 
 export const ACTIONS = ['insert', 'update', 'delete', 'truncate'] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -27,28 +48,56 @@ const action = z
   .transform((s) => s.toLowerCase())
   .pipe(z.enum(ACTIONS, { error: () => `expected one of ${ACTIONS.join(', ')}` }));
 
-const port = z.number().int().min(0).max(65535);
+const port = z.number().int().min(1).max(65535);
+
+/** A bare port (0 = off, as in ihippik/wal-listener), or ":port" / "host:port" to bind one interface. */
+const serverAddress = z
+  .union([z.number(), z.string()], { error: (issue) => `expected a port or "<host>:<port>", got ${JSON.stringify(issue.input)}` })
+  .default(0)
+  .transform((value, ctx): ListenAddress | null => {
+    const text = String(value).trim();
+    try {
+      if (/^\d+$/.test(text) && Number(text) === 0) return null;
+      return parseListenAddress(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const EMPTY_FILTER = 'is empty, so every change would be dropped; remove the key to publish every table';
 
 const listener = z.strictObject({
   slotName: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'expected a string') })
     .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)'),
   publication: z.string().min(1).default('wal-listener'),
-  serverPort: port.default(0),
-  refreshConnection: duration('30s'),
-  heartbeatInterval: duration('10s'),
+  /** /healthz and /ready: a port (every interface), ":port" or "host:port"; 0 or absent = off. */
+  serverPort: serverAddress,
+  refreshConnection: duration('30s', { min: MIN_PERIOD_MS }),
+  heartbeatInterval: duration('10s', { min: MIN_PERIOD_MS, max: 3_600_000, zero: 'the standby status would be sent in a busy loop' }),
   /** Accepted for compatibility with ihippik/wal-listener, which ignores it too. */
   ackTimeout: duration('0s').optional(),
   filter: z
     .strictObject({
-      tables: z.record(z.string().min(1), z.array(action).nullable().default([...ACTIONS])).optional(),
+      tables: z
+        .record(z.string().min(1), z.array(action).nullable().default([...ACTIONS]))
+        .nullable()
+        .transform((tables, ctx) => {
+          if (tables === null || Object.keys(tables).length === 0) {
+            ctx.addIssue({ code: 'custom', message: EMPTY_FILTER });
+            return z.NEVER;
+          }
+          return tables;
+        })
+        .optional(),
     })
     .prefault({}),
   topicsMap: z.record(z.string(), z.string().min(1)).default({}),
   /** + Upper bound on changes published but not yet acknowledged by the broker. */
   maxInFlight: z.number().int().min(1).max(1_000_000).default(4096),
   /** + How long SIGTERM waits for in-flight acknowledgements before giving up (inside Kubernetes' 30 s grace). */
-  shutdownTimeout: duration('20s'),
+  shutdownTimeout: duration('20s', { max: 600_000 }),
 });
 
 const logger = z
@@ -58,6 +107,8 @@ const logger = z
   })
   .prefault({});
 
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+
 const database = z.strictObject({
   host: z.string().min(1).default('localhost'),
   port: port.default(5432),
@@ -66,10 +117,23 @@ const database = z.strictObject({
   password: z.string().default(''),
   /** Accepted for compatibility with ihippik/wal-listener; ignored. */
   debug: z.boolean().optional(),
-  sslMode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('disable'),
+  /**
+   * ihippik/wal-listener's switch: false = plain text whatever sslMode says; true = sslMode
+   * (default require). Absent: sslMode alone decides (default disable).
+   */
+  enableTLS: z.boolean().optional(),
+  sslMode: z.enum(SSL_MODES).optional(),
   sslRootCert: z.string().optional(),
   sslCert: z.string().optional(),
   sslKey: z.string().optional(),
+}).transform((db, ctx) => {
+  let sslMode = db.sslMode ?? (db.enableTLS ? 'require' : 'disable');
+  if (db.enableTLS === false) sslMode = 'disable';
+  else if (db.enableTLS === true && sslMode === 'disable') {
+    ctx.addIssue({ code: 'custom', path: ['sslMode'], message: '"disable" contradicts database.enableTLS: true; use prefer, require, verify-ca or verify-full, or set enableTLS: false' });
+    return z.NEVER;
+  }
+  return { ...db, enableTLS: sslMode !== 'disable', sslMode };
 });
 
 const publisher = z.strictObject({
@@ -97,7 +161,7 @@ const publisher = z.strictObject({
   /** + nats: JetStream duplicate window; must cover a restart so redelivered changes are dropped. */
   duplicateWindow: duration('1h'),
   /** + How long to wait for a broker acknowledgement before the publish counts as failed and is retried. */
-  ackTimeout: duration('30s'),
+  ackTimeout: duration('30s', { min: MIN_PERIOD_MS, zero: '0 does not turn the timeout off; a publish needs time to be acknowledged' }),
   /** + What a message the broker will never accept gets: stop the daemon, or a row in wal_listener.dead_letters. */
   onReject: z.enum(['stop', 'deadLetter']).default('stop'),
 }).superRefine((value, ctx) => {
@@ -112,17 +176,36 @@ const publisher = z.strictObject({
 const monitoring = z
   .strictObject({
     sentryDSN: z.string().default(''),
-    promAddr: z.string().default(''),
+    promAddr: z
+      .string()
+      .default('')
+      .superRefine((text, ctx) => {
+        try {
+          parseListenAddress(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
-  listener,
-  logger,
-  database: database.prefault({}),
-  publisher,
-  monitoring,
-});
+export const configSchema = z
+  .strictObject({
+    listener,
+    logger,
+    database: database.prefault({}),
+    publisher,
+    monitoring,
+  })
+  .superRefine((config, ctx) => {
+    for (const issue of brokerNameIssues(config.publisher, config.listener.topicsMap)) ctx.addIssue({ code: 'custom', ...issue });
+    // One port serves probes and metrics together only when both name the same interface.
+    const probes = config.listener.serverPort;
+    const metrics = parseListenAddress(config.monitoring.promAddr);
+    if (probes && metrics && probes.port === metrics.port && probes.port !== 0 && probes.host !== metrics.host) {
+      ctx.addIssue({ code: 'custom', path: ['monitoring', 'promAddr'], message: `names port ${metrics.port} like listener.serverPort but another host; use the same host in both, or another port` });
+    }
+  }, { when: (payload) => payload.issues.length === 0 });
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listener'];

@@ -32,16 +32,23 @@ export class Probes {
   private oldest: () => number = () => 0;
   private waitingFor: string | null = null;
   private source = 'postgres';
+  private sourceProblem: string | undefined;
 
   observer(): Required<Pick<DaemonObserver, 'state' | 'reconnect' | 'health' | 'oldestUnacked'>> {
     return {
       state: (state) => {
         this.state = state;
-        if (state === 'streaming') this.waitingFor = null;
+        if (state === 'streaming') {
+          this.waitingFor = null;
+          this.sourceProblem = undefined;
+        }
       },
-      reconnect: (target) => {
+      reconnect: (target, reason) => {
         this.waitingFor = target;
-        if (target !== 'publisher') this.source = target;
+        if (target !== 'publisher') {
+          this.source = target;
+          this.sourceProblem = reason;
+        }
       },
       health: (check) => {
         this.health = check;
@@ -74,22 +81,14 @@ export class Probes {
       case 'starting':
         return this.waitingFor === 'publisher' ? 'starting; the publisher is not reachable yet, retrying' : 'starting';
       case 'reconnecting':
-        return `${sourceLabel(this.source).name} ${sourceLabel(this.source).connection} lost or not available; reconnecting`;
+        return `${sourceLabel(this.source).name} ${sourceLabel(this.source).connection} lost or not available; reconnecting${this.sourceProblem ? ` (${this.sourceProblem})` : ''}`;
       default:
         return this.state;
     }
   }
 }
 
-/** `:2112`, `host:2112`, `[::1]:2112` or `2112`. Empty = off (null). Throws on anything else. */
-export function parseListenAddress(text: string): { host: string | undefined; port: number } | null {
-  if (text === '') return null;
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw new Error(`expected ":<port>" or "<host>:<port>" (such as ":2112"), got ${JSON.stringify(text)}`);
-  const host = match[1] || match[2] || undefined;
-  return { host, port };
-}
+export { parseListenAddress } from '../config/listen-address.js';
 
 /** One HTTP listener serving a fixed set of GET routes. */
 export class HttpServer {

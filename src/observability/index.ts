@@ -1,6 +1,6 @@
 /**
  * Wires metrics, probes and Sentry from the config into one DaemonObserver.
- *   listener.serverPort  → /healthz, /ready            (0 = off)
+ *   listener.serverPort  → /healthz, /ready            (0 = off; 8080, ":8080" or "127.0.0.1:8080")
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
  * When serverPort and promAddr name the same port, one server answers all three paths.
@@ -49,14 +49,15 @@ export async function createObservability(config: Config, logger: Logger, versio
   }
 
   const metrics = promAddress ? new Metrics({ version, source: 'postgres' }) : null;
-  const probes = config.listener.serverPort > 0 ? new Probes() : null;
+  const probeAddress = config.listener.serverPort;
+  const probes = probeAddress ? new Probes() : null;
   const observer = combine(metrics?.observer(), probes?.observer());
 
   const listeners: Listener[] = [];
-  if (probes) {
+  if (probes && probeAddress) {
     listeners.push({
-      host: undefined,
-      port: config.listener.serverPort,
+      host: probeAddress.host,
+      port: probeAddress.port,
       what: 'probes',
       routes: new Map<string, Route>([
         ['/healthz', () => probes.liveness()],
@@ -66,7 +67,7 @@ export async function createObservability(config: Config, logger: Logger, versio
   }
   if (metrics && promAddress) {
     const route: Route = async () => ({ status: 200, body: await metrics.text(), contentType: metrics.contentType });
-    const shared = listeners.find((l) => l.port === promAddress.port && promAddress.port !== 0);
+    const shared = listeners.find((l) => l.port === promAddress.port && l.host === promAddress.host && promAddress.port !== 0);
     if (shared) {
       shared.routes.set('/metrics', route);
       shared.what += ' and metrics';

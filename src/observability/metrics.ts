@@ -119,7 +119,12 @@ export class Metrics {
     this.problemCells = { convert: problematic('convert'), publish: problematic('publish'), ack: problematic('ack'), rejected: problematic('rejected') };
     this.reconnect(options.source ?? 'postgres');
     this.reconnect('publisher');
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+    if (options.processMetrics ?? true) {
+      collectDefaultMetrics({ register: registry });
+      // Gauges named like counters fail `promtool check metrics`; each is the sum of its per-type
+      // gauge (nodejs_active_handles{type}, ...), so nothing is lost.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    }
   }
 
   /** Hooks for the daemon; each is cheap enough for its call rate (per batch, per skipped change, per status). */

@@ -72,7 +72,7 @@ interface Batch {
   /** Run-length list of the deliveries (transactions) the messages belong to, in order. */
   deliveries: Delivery[];
   counts: number[];
-  /** A message found oversized before sending: dead-lettered or fatal, never sent. */
+  /** Why a message is refused before sending (too large, unusable subject): dead-lettered or fatal, never sent. */
   oversized: string | null;
   /** Re-send one message at a time (a rejection named no culprit). */
   single: boolean;
@@ -144,14 +144,22 @@ export class Dispatcher {
     return !this.recovering && this.failed.length === 0 && this.publisher.healthy();
   }
 
-  add(message: OutboundMessage, delivery: Delivery): void {
+  /**
+   * Hands a message over. `refusal`: a reason the broker can never take it, known before sending
+   * (a subject it cannot use); a message over the size the broker announced is refused the same way.
+   */
+  add(message: OutboundMessage, delivery: Delivery, refusal: string | null = null): void {
     this.outstanding++;
-    if (payloadBytes(message) > this.publisher.maxPayloadBytes(message)) {
+    const bytes = payloadBytes(message);
+    if (refusal === null && bytes > this.publisher.maxPayloadBytes(message)) {
+      refusal = `message of ${bytes} bytes exceeds the ${this.publisher.maxPayloadBytes(message)}-byte limit ${this.publisher.kind} announced`;
+    }
+    if (refusal !== null) {
       // Found before sending, in order: everything before it leaves first, nothing after it overtakes.
       this.flush();
       const batch = this.newBatch();
       this.append(batch, message, delivery);
-      batch.oversized = `message of ${payloadBytes(message)} bytes exceeds the ${this.publisher.maxPayloadBytes(message)}-byte limit ${this.publisher.kind} announced`;
+      batch.oversized = refusal;
       this.queue.push(batch);
       this.pump();
       return;

@@ -26,8 +26,8 @@ export interface PipelineObserver {
   rejected?(messages: readonly OutboundMessage[], reason: string): void;
   /** A change of `table` was dropped by the filter. */
   skipped?(table: TableHandle): void;
-  /** A connection attempt after a failure or loss: target is the source kind or "publisher". */
-  reconnect?(target: string): void;
+  /** A connection attempt after a failure or loss: target is the source kind or "publisher"; reason when known. */
+  reconnect?(target: string, reason?: string): void;
   /** Bytes between the source's newest position and the confirmed one. */
   lag?(bytes: number): void;
   /** The confirmed position as a number (PostgreSQL: the LSN), after it moved. */

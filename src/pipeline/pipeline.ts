@@ -14,13 +14,15 @@ import type { TableFilter } from './filter.js';
 import type { OutboundMessage } from './message.js';
 import type { PipelineObserver } from './observer.js';
 import type { SubjectRouter } from './router.js';
-import { planTable, type TablePlan } from './table-plan.js';
+import { OWN_SCHEMA, planTable, type TablePlan } from './table-plan.js';
 
 export interface PipelineOptions<P> {
   filter: TableFilter;
   router: SubjectRouter;
   encoder: EventEncoder;
   messageKeyFrom: string;
+  /** A subject's problem for the broker, or null (default: every subject is fine). */
+  checkSubject?(subject: string): string | null;
   dispatcher: Dispatcher;
   /** The position the source starts from (already confirmed). */
   start?: P;
@@ -89,8 +91,8 @@ export class Pipeline<P> implements ChangeSink<P> {
   }
 
   table(descriptor: TableDescriptor): TableHandle {
-    const { filter, router, messageKeyFrom, encoder } = this.options;
-    return planTable(descriptor, { filter, router, messageKeyFrom, pick: encoder.pick });
+    const { filter, router, messageKeyFrom, encoder, checkSubject = () => null } = this.options;
+    return planTable(descriptor, { filter, router, messageKeyFrom, pick: encoder.pick, checkSubject });
   }
 
   begin(info: TransactionInfo): TransactionHandle {
@@ -175,7 +177,7 @@ export class Pipeline<P> implements ChangeSink<P> {
   private change(txn: Transaction<P>, plan: TablePlan, action: EventAction, filterAction: 'insert' | 'update' | 'delete' | 'truncate', row: Row | null, old: Row | null, oldKeyOnly: boolean, keyRow: Row | null): void {
     const position = txn.next++;
     if (plan.actions === null || !plan.actions.has(filterAction)) {
-      if (plan.actions !== null || plan.schema !== 'wal_listener') this.observer.skipped?.(plan);
+      if (plan.actions !== null || plan.schema !== OWN_SCHEMA) this.observer.skipped?.(plan);
       return;
     }
     const id = eventId(txn.info.idPrefix, position);
@@ -193,7 +195,7 @@ export class Pipeline<P> implements ChangeSink<P> {
       exchange: null,
     };
     txn.pending++;
-    this.dispatcher.add(message, txn);
+    this.dispatcher.add(message, txn, plan.refusal);
   }
 
   private moved(): void {

@@ -31,6 +31,8 @@ export interface TablePlan extends TableHandle {
   readonly messageKeyIndex: number;
   /** `<schema>.<table>`: the key of a keyless table's rows and of TRUNCATE. */
   readonly tableKey: string;
+  /** Why the broker can never take this table's messages (its subject is unusable), or null. */
+  readonly refusal: string | null;
 }
 
 export interface PlanOptions {
@@ -39,6 +41,8 @@ export interface PlanOptions {
   messageKeyFrom: string;
   /** The column converter the event format uses (native or compat). */
   pick(column: ColumnDescriptor): ToJson;
+  /** A subject's problem for the broker (config/broker-names.ts), or null. */
+  checkSubject(subject: string): string | null;
 }
 
 export function planTable(descriptor: TableDescriptor, options: PlanOptions): TablePlan {
@@ -49,15 +53,17 @@ export function planTable(descriptor: TableDescriptor, options: PlanOptions): Ta
     toJson: options.pick(column) as (value: unknown) => string,
     inIdentity: column.inIdentity,
   }));
+  const subject = options.router(schema, table);
   return {
     schema,
     table,
-    subject: options.router(schema, table),
+    subject,
     actions: schema === OWN_SCHEMA ? null : options.filter(schema, table),
     head: `","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`,
     columns,
     keyColumns: descriptor.keyColumns,
     messageKeyIndex: options.messageKeyFrom ? columns.findIndex((c) => c.name === options.messageKeyFrom) : -1,
     tableKey: `${schema}.${table}`,
+    refusal: options.checkSubject(subject),
   };
 }

@@ -62,10 +62,18 @@ describe('bad config exits 2 naming the problem, before connecting', () => {
   test('broken YAML', () => expectExit2(`${valid()}\nlistener: [\n`, /not valid YAML/));
   test('missing file', () => expectExit2(null, /config file \/nonexistent\/config\.yml does not exist/, ['-c', '/nonexistent/config.yml']));
   test('bad duration', () => expectExit2(valid().replace('slotName: never_used', 'slotName: never_used\n  heartbeatInterval: soon'), /listener\.heartbeatInterval: expected a duration/));
-  test('unknown WAL_ environment variable', () => expectExit2(valid(), /WAL_LISTENER_SLOTNAM names no config key/, undefined, { WAL_LISTENER_SLOTNAM: 'x' }));
-  test('environment override with the wrong type', () => expectExit2(valid(), /WAL_DATABASE_PORT: expected a number/, undefined, { WAL_DATABASE_PORT: 'abc' }));
+  test('unknown key with a close known key', () => expectExit2(valid().replace('slotName: never_used', 'slotName: never_used\n  heartbeatIntervall: 1s'), /unknown key listener\.heartbeatIntervall \(did you mean listener\.heartbeatInterval\?\)/));
+  test('the same key in two spellings', () => expectExit2(valid().replace('slotName: never_used', 'slotName: never_used\n  SlotName: other'), /config keys listener\.slotName and listener\.SlotName are the same setting/));
+  test('empty table filter from the environment', () =>
+    expectExit2(valid(), /listener\.filter\.tables: is empty, so every change would be dropped; remove the key to publish every table/, undefined, { WAL_LISTENER_FILTER_TABLES: '{}' }));
+  test('a topic NATS cannot use', () => expectExit2(valid().replace('topic: wal_listener', 'topic: wal.listener'), /publisher\.topic: "wal\.listener": it cannot be a NATS stream name/));
+  test('ackTimeout 0', () => expectExit2(valid().replace('topic: wal_listener', 'topic: wal_listener\n  ackTimeout: 0s'), /publisher\.ackTimeout: must be at least 100ms/));
+  test('a hexadecimal number from the environment', () => expectExit2(valid(), /WAL_DATABASE_PORT: expected a decimal number, got "0xd9b3"/, undefined, { WAL_DATABASE_PORT: '0xd9b3' }));
+  test('environment override with the wrong type', () => expectExit2(valid(), /WAL_DATABASE_PORT: expected a decimal number/, undefined, { WAL_DATABASE_PORT: 'abc' }));
   test('environment override of a key the file lacks is validated', () =>
     expectExit2(valid(), /publisher\.exchangeKind/, undefined, { WAL_PUBLISHER_EXCHANGEKIND: 'sideways' }));
+  test('an unreadable certificate is found before anything connects', () =>
+    expectExit2(valid().replace('  port: ' + pgPort, `  port: ${pgPort}\n  sslMode: verify-full\n  sslRootCert: /nonexistent/root.crt`), /database\.sslRootCert: \/nonexistent\/root\.crt does not exist/));
   test('unknown flag is a usage error', () => expectExit2(null, /Unknown option '--bogus'/, ['--bogus']));
 });
 
@@ -77,6 +85,17 @@ describe('usage', () => {
     const version = await startDaemon(null, { args: ['--version'], waitForStreaming: false });
     assert.equal(await version.exited, 0);
     assert.match(version.stdout(), /^wal-listener \d+\.\d+\.\d+/);
+  });
+
+  test('WAL_ variables that name no key do not stop the daemon; a near miss warns and is not applied', async () => {
+    const daemon = await startDaemon(null, {
+      rawConfig: valid(),
+      env: { WAL_LISTENER_SERVICE_HOST: '10.0.0.1', WAL_LISTENER_PORT: 'tcp://10.0.0.11:8080', WAL_LISTENER_SERVICE_PORT_HTTP: '8080', WAL_LISTENER_SLOTNAM: 'x' },
+      waitForStreaming: false,
+    });
+    await daemon.waitForLog('environment variable WAL_LISTENER_SLOTNAM names no config key and is ignored; did you mean WAL_LISTENER_SLOTNAME?');
+    assert.equal(await daemon.stop(), 0, daemon.stderr());
+    assert.ok(!daemon.logs().some((r) => /SERVICE_HOST|LISTENER_PORT/.test(String(r.msg)) && r.level !== 'debug'), 'Kubernetes variables are not warned about');
   });
 
   test('ignored wal-listener keys are accepted with a warning', async () => {

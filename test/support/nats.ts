@@ -60,6 +60,15 @@ export interface StoredMessage {
   json: Record<string, unknown>;
 }
 
+/** The payload as JSON, or {} for a payload that is not JSON (routed messages carry any bytes). */
+function parseOrEmpty(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
 /** Number of messages in a JetStream stream (0 when it does not exist yet). */
 export async function streamCount(nc: NatsConnection, stream: string): Promise<number> {
   const jsm = await jetstreamManager(nc);
@@ -80,7 +89,7 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
   const consumer = await jetstream(nc).consumers.get(stream);
   const messages = await consumer.consume({ max_messages: 1000 });
   for await (const m of messages) {
-    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), raw: m.string(), json: m.json() });
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), raw: m.string(), json: parseOrEmpty(m.string()) });
     if (m.seq >= last) break;
   }
   await messages.close();

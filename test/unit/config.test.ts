@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { parseDuration } from '../../src/config/duration.js';
 import { ConfigError } from '../../src/errors.js';
+import { configError } from '../support/config.js';
 
 const MINIMAL = 'listener: { slotName: s1 }\npublisher: { type: nats, topic: wal_listener }\n';
 
@@ -11,7 +12,8 @@ test('defaults are applied', () => {
   assert.equal(config.listener.publication, 'wal-listener');
   assert.equal(config.listener.refreshConnection, 30_000);
   assert.equal(config.listener.heartbeatInterval, 10_000);
-  assert.equal(config.listener.serverPort, 0);
+  assert.equal(config.listener.serverPort, null, 'probes off');
+  assert.equal(config.listener.shutdownTimeout, 20_000, 'inside the 30 s Kubernetes grace period');
   assert.deepEqual(config.listener.topicsMap, {});
   assert.equal(config.logger.level, 'info');
   assert.equal(config.logger.fmt, 'json');
@@ -62,6 +64,8 @@ test('errors name the key', () => {
     ['listener: { slotName: s1 }\npublisher: { type: nats }', /publisher\.topic: is required/],
     ['listener: { slotName: s1 }\npublisher: { type: nats, topic: t }\nextra: 1', /unknown key extra/],
     ['- just\n- a list', /must be a mapping/],
+    ['listener: { slotName: s1, serverPort: true }\npublisher: { type: nats, topic: t }', /listener\.serverPort: expected a port or "<host>:<port>", got true/],
+    ['listener: { slotName: s1, heartbeatInterval: [1] }\npublisher: { type: nats, topic: t }', /listener\.heartbeatInterval: expected a duration such as "30s" or "1m30s", got \[1\]/],
   ];
   for (const [text, pattern] of cases) {
     assert.throws(() => parseConfig(text, 'test'), (err: unknown) => err instanceof ConfigError && pattern.test(err.message), text);
@@ -92,4 +96,86 @@ test('publisher settings that a broker needs are required for that broker', () =
   assert.throws(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: kafka, topic: t }', 'test'), /publisher\.address: is required for publisher\.type kafka/);
   assert.throws(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: rabbitmq, topic: t }', 'test'), /publisher\.address: is required for publisher\.type rabbitmq/);
   assert.doesNotThrow(() => parseConfig('listener: { slotName: s1 }\npublisher: { type: nats, topic: t }', 'test'));
+});
+
+const withListener = (keys: string) => MINIMAL.replace('slotName: s1', `slotName: s1, ${keys}`);
+const withPublisher = (keys: string) => MINIMAL.replace('topic: wal_listener', `topic: wal_listener, ${keys}`);
+const withDatabase = (keys: string) => `${MINIMAL}database: { ${keys} }\n`;
+
+test("ihippik/wal-listener's own config_example.yml loads with only host, database, slot and address changed", () => {
+  const fixture = new URL('../fixtures/go-config_example.yml', import.meta.url).pathname;
+  const { config, warnings } = loadConfig(fixture, {
+    WAL_DATABASE_HOST: '127.0.0.1',
+    WAL_DATABASE_NAME: 'orders',
+    WAL_LISTENER_SLOTNAME: 'orders_slot',
+    WAL_PUBLISHER_ADDRESS: '127.0.0.1:9092',
+  });
+  assert.equal(config.database.host, '127.0.0.1');
+  assert.equal(config.listener.slotName, 'orders_slot');
+  // enableTLS: false with sslMode: require is plain text in the Go daemon, and here.
+  assert.equal(config.database.sslMode, 'disable');
+  assert.equal(config.database.enableTLS, false);
+  assert.ok(warnings.some((w) => /database\.sslMode require has no effect because database\.enableTLS is false/.test(w)), warnings.join('\n'));
+  assert.equal(config.publisher.type, 'kafka');
+  assert.equal(config.publisher.enableTLS, true, 'enable_tls is read as enableTLS');
+  assert.deepEqual(config.listener.serverPort, { host: undefined, port: 80 });
+});
+
+test('database.enableTLS: sslMode applies only when it is true', () => {
+  const db = (keys: string) => parseConfig(withDatabase(keys), 'test').config.database;
+  assert.equal(db('enableTLS: false, sslMode: verify-full').sslMode, 'disable');
+  assert.equal(db('enableTLS: true').sslMode, 'require', 'the Go default');
+  assert.equal(db('enableTLS: true, sslMode: verify-ca').sslMode, 'verify-ca');
+  assert.equal(db('sslMode: require').sslMode, 'require', 'without enableTLS, sslMode alone decides');
+  assert.equal(db('port: 5432').sslMode, 'disable');
+  assert.equal(parseConfig(MINIMAL, 'test', { WAL_DATABASE_ENABLETLS: 'true' }).config.database.sslMode, 'require');
+  assert.match(configError(withDatabase('enableTLS: true, sslMode: disable')), /database\.sslMode: "disable" contradicts database\.enableTLS: true/);
+});
+
+test('an empty table filter is a config error, from the file or the environment', () => {
+  const expected = /listener\.filter\.tables: is empty, so every change would be dropped; remove the key to publish every table/;
+  assert.match(configError(withListener('filter: { tables: {} }')), expected);
+  assert.match(configError(withListener('filter: { tables: }')), expected);
+  assert.match(configError(MINIMAL, { WAL_LISTENER_FILTER_TABLES: '{}' }), expected);
+  assert.equal(parseConfig(withListener('filter: {}'), 'test').config.listener.filter.tables, undefined, 'no tables key: every table');
+});
+
+test('durations have bounds, and none overflows a Node.js timer', () => {
+  const cases: [string, RegExp][] = [
+    [withListener('heartbeatInterval: 0'), /listener\.heartbeatInterval: must be at least 100ms, got 0 \(the standby status would be sent in a busy loop\)/],
+    [withListener('heartbeatInterval: 50ms'), /listener\.heartbeatInterval: must be at least 100ms/],
+    [withListener('heartbeatInterval: 2h'), /listener\.heartbeatInterval: must be at most 1h/],
+    [withListener('refreshConnection: 0s'), /listener\.refreshConnection: must be at least 100ms/],
+    [withListener('refreshConnection: 600h'), /listener\.refreshConnection: must be at most 2147483647ms \(a Node\.js timer cannot wait longer than about 24\.8 days\)/],
+    [withListener('shutdownTimeout: 11m'), /listener\.shutdownTimeout: must be at most 10m/],
+    [withPublisher('ackTimeout: 0'), /publisher\.ackTimeout: must be at least 100ms, got 0 \(0 does not turn the timeout off/],
+    [withPublisher('duplicateWindow: 1000h'), /publisher\.duplicateWindow: must be at most/],
+  ];
+  for (const [text, pattern] of cases) assert.match(configError(text), pattern, text);
+  const { config } = parseConfig(withListener('heartbeatInterval: 100ms, shutdownTimeout: 0s'), 'test');
+  assert.equal(config.listener.heartbeatInterval, 100);
+  assert.equal(config.listener.shutdownTimeout, 0, 'do not wait at all: allowed');
+});
+
+test('numbers from the environment are decimal only', () => {
+  for (const value of ['0xd9b3', '1e3', ' 5432', '5_432', '', '0o17', '5432 ']) {
+    assert.match(configError(MINIMAL, { WAL_DATABASE_PORT: value }), /environment variable WAL_DATABASE_PORT: expected a decimal number/, JSON.stringify(value));
+  }
+  assert.equal(parseConfig(MINIMAL, 'test', { WAL_DATABASE_PORT: '5433' }).config.database.port, 5433);
+  assert.match(configError(MINIMAL, { WAL_DATABASE_PORT: '0' }), /database\.port: /);
+});
+
+test('listener.serverPort takes a port, ":port" or "host:port", like monitoring.promAddr', () => {
+  const serverPort = (value: string, env: Record<string, string> = {}) => parseConfig(withListener(`serverPort: ${value}`), 'test', env).config.listener.serverPort;
+  assert.deepEqual(serverPort('8080'), { host: undefined, port: 8080 });
+  assert.equal(serverPort('0'), null, '0 = off');
+  assert.deepEqual(serverPort('":8080"'), { host: undefined, port: 8080 });
+  assert.deepEqual(serverPort('"127.0.0.1:8080"'), { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(serverPort('"[::1]:8080"'), { host: '::1', port: 8080 });
+  assert.deepEqual(serverPort('8080', { WAL_LISTENER_SERVERPORT: '127.0.0.1:9090' }), { host: '127.0.0.1', port: 9090 });
+  assert.equal(serverPort('8080', { WAL_LISTENER_SERVERPORT: '0' }), null);
+  assert.match(configError(withListener('serverPort: 70000')), /listener\.serverPort: expected ":<port>" or "<host>:<port>"/);
+  assert.match(configError(withListener('serverPort: "localhost"')), /listener\.serverPort: expected/);
+  assert.match(configError(`${withListener('serverPort: 8080')}monitoring: { promAddr: "127.0.0.1:8080" }\n`), /monitoring\.promAddr: names port 8080 like listener\.serverPort but another host/);
+  assert.match(configError(`${MINIMAL}monitoring: { promAddr: "http://x:1" }\n`), /monitoring\.promAddr: expected/);
 });

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import pg, { type ClientConfig } from 'pg';
 import type { DatabaseConfig } from '../../config/schema.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, WalListenerError } from '../../errors.js';
 
 /**
  * Session settings for the replication connection: pgoutput formats values with the walsender's
@@ -68,4 +68,41 @@ export async function connectClient(db: DatabaseConfig, extra: Partial<ClientCon
     }
     throw err;
   }
+}
+
+/** Node's codes for a server certificate that failed verification (sslMode verify-ca / verify-full). */
+const CERTIFICATE_FAILURES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+]);
+
+/**
+ * A connection error that comes from the TLS settings and no retry can get past (until the server
+ * or its certificate changes), as WAL_PG_TLS with what to change; null for any other error.
+ */
+export function tlsError(db: DatabaseConfig, err: unknown): WalListenerError | null {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  const server = `PostgreSQL at ${db.host}:${db.port}`;
+  let plain: string | null = null;
+  if (/server does not support SSL/i.test(message)) {
+    plain = `${server} does not accept TLS, but database.sslMode is ${db.sslMode}: turn ssl on in PostgreSQL, or set database.sslMode: prefer (TLS when offered) or disable (database.enableTLS: false does the same)`;
+  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    plain = `${server} presented a certificate that is not for the name ${db.host} (database.sslMode verify-full checks it): connect by a name the certificate lists, or use sslMode verify-ca`;
+  } else if (typeof code === 'string' && CERTIFICATE_FAILURES.has(code)) {
+    plain = `${server} presented a certificate that failed verification (${message}; database.sslMode ${db.sslMode}): give the CA that signed it in database.sslRootCert, or use sslMode require to encrypt without verifying`;
+  } else if (/no pg_hba\.conf entry .*(no encryption|SSL off)/i.test(message)) {
+    plain = `${server} accepts this connection only over TLS (${message}): set database.enableTLS: true or database.sslMode: require`;
+  }
+  return plain === null ? null : new WalListenerError('WAL_PG_TLS', plain, { cause: err });
 }

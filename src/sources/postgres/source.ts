@@ -12,6 +12,7 @@ import { sourceHash } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { Source } from '../source.js';
 import { PostgresDeadLetterStore } from './dead-letter-store.js';
+import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
 import { parseLsn, type Lsn } from './pgoutput.js';
 import { Relations } from './relations.js';
@@ -93,7 +94,7 @@ export class PostgresSource implements Source<Lsn> {
       return session;
     } catch (err) {
       await connection?.close();
-      throw classifyPgError(err, { ...this.context, doing: step });
+      throw tlsError(config.database, err) ?? classifyPgError(err, { ...this.context, doing: step });
     }
   }
 

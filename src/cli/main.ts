@@ -1,0 +1,71 @@
+/**
+ * The command line: picks the command, runs it, maps the outcome to an exit code.
+ *   wal-listener [run] -c config.yml        the daemon (run.ts)
+ *   wal-listener dead-letters list|replay   (dead-letters.ts)
+ * Exit codes: 0 clean stop or success, 2 bad config or usage, 1 anything else fatal or a problem found.
+ */
+import { describeError } from '../errors.js';
+import { parseCommandArgs, UsageExit, version } from './args.js';
+import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
+import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { runDaemon } from './run.js';
+
+export const HELP = `Usage: wal-listener [run] [--config <file>]
+       wal-listener dead-letters list|replay --config <file> [...]
+       wal-listener --version | --help
+
+Streams database row changes (PostgreSQL logical replication, pgoutput) to NATS JetStream, Kafka,
+RabbitMQ, Google Pub/Sub or stdout, at least once, with stable event ids for broker dedup.
+
+Commands:
+  run            the daemon (the default when no command is given)
+  dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
+
+Options:
+  -c, --config <file>  YAML config file (default: config.yml)
+  -v, --version        print the version and exit
+  -h, --help           print this help and exit (also after a command: wal-listener dead-letters -h)
+
+Every config key can be overridden with an environment variable: WAL_ + the key path in upper
+case with _ between levels, e.g. WAL_DATABASE_PORT=5433 or WAL_LISTENER_SLOTNAME=myslot.
+See config_example.yml for every key.
+
+Exit codes: 0 clean stop (SIGTERM/SIGINT) or success, 2 bad config or usage, 1 any other fatal
+error (or, for a command, a problem it found).
+`;
+
+const RUN_OPTIONS = {
+  config: { type: 'string', short: 'c', default: 'config.yml' },
+  version: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; help: string }> = {
+  'dead-letters': { run: deadLetters, help: DEAD_LETTERS_HELP },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first !== undefined && COMMANDS[first]) return await COMMANDS[first].run(rest);
+    const args = parseCommandArgs(first === 'run' ? rest : argv, RUN_OPTIONS, HELP);
+    if (args.values.help) {
+      process.stdout.write(HELP);
+      return EXIT_OK;
+    }
+    if (args.values.version) {
+      process.stdout.write(`wal-listener ${version()}\n`);
+      return EXIT_OK;
+    }
+    return await runDaemon(args.values.config);
+  } catch (err) {
+    if (err instanceof UsageExit) {
+      process.stderr.write(err.text);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`wal-listener: ${describeError(err)}\n`);
+    return EXIT_FATAL;
+  }
+}

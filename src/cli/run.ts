@@ -1,0 +1,51 @@
+/**
+ * `wal-listener [run] -c config.yml`: the daemon. Wires config, logger, observability and the
+ * daemon; SIGTERM/SIGINT stop it cleanly (a second signal exits at once).
+ */
+import { Daemon } from '../daemon.js';
+import { ConfigError, WalListenerError, describeError } from '../errors.js';
+import { createLogger } from '../observability/logger.js';
+import { createObservability, type Observability } from '../observability/index.js';
+import { readConfig, sqlstateOf, version } from './args.js';
+import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+
+export async function runDaemon(configPath: string): Promise<number> {
+  const { config, warnings, ignoredVariables } = readConfig(configPath);
+  const log = createLogger(config.logger);
+  for (const warning of warnings) log.warn(warning);
+  if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
+  log.info({ version: version(), publisher: config.publisher.type, slot: config.listener.slotName }, 'wal-listener starting');
+
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.info({ signal }, 'stopping: finishing in-flight publishes');
+      controller.abort();
+    } else {
+      log.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(EXIT_FATAL);
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let observability: Observability | undefined;
+  try {
+    observability = await createObservability(config, log, version());
+    await observability.start();
+    await new Daemon({ config, logger: log, observer: observability.observer }).run(controller.signal);
+    log.info('stopped');
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal({ code: err.code }, err.message);
+      return EXIT_USAGE;
+    }
+    log.fatal({ err: describeError(err), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code, sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
+    return EXIT_FATAL;
+  } finally {
+    await observability?.stop();
+  }
+}
