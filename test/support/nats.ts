@@ -14,6 +14,10 @@ export interface NatsServer {
   kill(): Promise<void>;
   /** Starts it again on the same port and store. */
   restart(): Promise<void>;
+  /** SIGSTOP: the server stops answering, its connections stay open (a hung broker). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   stop(): Promise<void>;
   connect(): Promise<NatsConnection>;
 }
@@ -43,6 +47,8 @@ export async function startNats(): Promise<NatsServer> {
     url: `127.0.0.1:${port}`,
     kill,
     restart: launch,
+    freeze: () => child?.kill('SIGSTOP'),
+    thaw: () => child?.kill('SIGCONT'),
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });
