@@ -4,7 +4,6 @@
  * the broker acknowledged; usage errors exit 2, unknown ids exit 1.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import YAML from 'yaml';
 import { configSchema } from '../../src/config/schema.js';
 import type { OutboundMessage } from '../../src/pipeline/message.js';
 import { PostgresDeadLetterStore } from '../../src/sources/postgres/dead-letter-store.js';
-import { CLI, REPO_ROOT, databaseSection } from '../support/daemon.js';
+import { databaseSection, runCli } from '../support/daemon.js';
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -39,17 +38,6 @@ after(async () => {
   await db?.drop();
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const message = (id: string, payload: string | Buffer, extra: Partial<OutboundMessage> = {}): OutboundMessage => ({
   id,
   subject: `${topic}.public_items`,
@@ -66,7 +54,7 @@ const message = (id: string, payload: string | Buffer, extra: Partial<OutboundMe
 });
 
 test('list, replay in stored order, removal; usage errors exit 2; unknown ids exit 1', async () => {
-  const empty = await run(['dead-letters', 'list', '-c', configPath]);
+  const empty = await runCli(['dead-letters', 'list', '-c', configPath]);
   assert.equal(empty.code, 0, empty.stderr);
   assert.equal(empty.stdout, 'no dead letters\n');
 
@@ -83,28 +71,28 @@ test('list, replay in stored order, removal; usage errors exit 2; unknown ids ex
   ]);
   await store.close();
 
-  const listed = await run(['dead-letters', 'list', '-c', configPath]);
+  const listed = await runCli(['dead-letters', 'list', '-c', configPath]);
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /#1 .* public\.items INSERT lsn 0\/16B3748 {2}event 00000000-0000-8000-8000-000000000001 {2}\d+ bytes {2}nats: message of 2097152 bytes exceeds the limit/);
   assert.match(listed.stdout, /2 dead letter\(s\)/);
-  const json = await run(['dead-letters', 'list', '-c', configPath, '--json']);
+  const json = await runCli(['dead-letters', 'list', '-c', configPath, '--json']);
   const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; payload: string; payloadEncoding: string });
   assert.deepEqual(rows.map((r) => r.id), ['1', '2']);
   assert.equal(rows[0]!.payload, event);
   assert.deepEqual([rows[1]!.payload, rows[1]!.payloadEncoding], [Buffer.from([0, 1, 2, 255]).toString('base64'), 'base64']);
 
-  assert.equal((await run(['dead-letters', 'replay', '-c', configPath])).code, 2, 'replay needs --id or --all');
-  assert.equal((await run(['dead-letters', 'frobnicate', '-c', configPath])).code, 2);
-  const unknown = await run(['dead-letters', 'replay', '-c', configPath, '--id', '99']);
+  assert.equal((await runCli(['dead-letters', 'replay', '-c', configPath])).code, 2, 'replay needs --id or --all');
+  assert.equal((await runCli(['dead-letters', 'frobnicate', '-c', configPath])).code, 2);
+  const unknown = await runCli(['dead-letters', 'replay', '-c', configPath, '--id', '99']);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no dead letter with id 99/);
 
-  const replayed = await run(['dead-letters', 'replay', '-c', configPath, '--all']);
+  const replayed = await runCli(['dead-letters', 'replay', '-c', configPath, '--all']);
   assert.equal(replayed.code, 0, replayed.stderr);
   assert.match(replayed.stdout, /2 of 2 replayed/);
   const stored = await readStream(nc, topic);
   assert.deepEqual(stored.map((m) => m.msgId), ['00000000-0000-8000-8000-000000000001', '00000000-0000-8000-8000-000000000002']);
   assert.equal(stored[0]!.raw, event);
-  const after = await run(['dead-letters', 'list', '-c', configPath]);
+  const after = await runCli(['dead-letters', 'list', '-c', configPath]);
   assert.equal(after.stdout, 'no dead letters\n');
 });
