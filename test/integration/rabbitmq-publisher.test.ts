@@ -255,7 +255,7 @@ describe('rabbitmq publisher', () => {
     let restored = 0;
     publisher.events.on('lost', () => lost++);
     publisher.events.on('restored', () => restored++);
-    // 20-second deadline: a failure noticed through the deadline would show in the run time.
+    // 20-second deadline, counted: a failure noticed through the deadline rather than the loss would show.
     const { dispatcher, failures, deadlines } = dispatcherFor(publisher, { ackTimeout: 20_000 });
 
     // Transactions update 4 of 20 rows, in turn: five can be in flight at once (disjoint keys).
@@ -288,14 +288,12 @@ describe('rabbitmq publisher', () => {
     }
     await Promise.all(closes);
     await dispatcher.drained();
-    const elapsed = Date.now() - started;
     dispatcher.stop();
     assert.ok(records.every((r) => r.done), 'every transaction acknowledged');
     assert.equal(lost, 2, 'two losses reported');
     assert.ok(restored >= 2, `restored after each (${restored})`);
     assert.ok(failures.some((e) => /CONNECTION.FORCED/.test(e.message)), `the broker's reason is in the failures: ${failures[0]?.message}`);
-    assert.equal(deadlines(), 0, 'no batch waited for its deadline');
-    assert.ok(elapsed < 20_000, `finished in ${elapsed} ms, inside one deadline`);
+    assert.equal(deadlines(), 0, 'no batch waited for its deadline: the losses failed them at once');
 
     const sent = transactions.flat();
     const got = await consumeAll(queue, sent);
