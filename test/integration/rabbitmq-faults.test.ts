@@ -160,6 +160,7 @@ describe('RabbitMQ faults through the daemon', () => {
       // two to start), so the loss is timed at its return; the broker itself never goes away.
       const inserter = insertContinuously(table, 101);
       await delay(500);
+      const closing = Date.now();
       assert.equal(await closeConnectionsNamed(`wal-listener:${exchange}`, 'test'), 1, "the daemon's connection was closed");
       const lost = Date.now();
       const last = await inserter.stop();
@@ -170,13 +171,13 @@ describe('RabbitMQ faults through the daemon', () => {
         const n = await publisherReconnects(promPort);
         return n > reconnectsBefore ? n : undefined;
       }, 10_000);
-      const outageMs = loggedOutageMs(daemon, lost - 5_000);
+      const outageMs = loggedOutageMs(daemon, closing);
       const figures = reportOutage({
         broker: 'rabbitmq',
         fault: 'connection closed by the server',
         lost,
-        ready503: ready.first(503, lost - 5_000),
-        errorLog: firstErrorLog(daemon, lost - 5_000)?.at,
+        ready503: ready.first(503, closing),
+        errorLog: firstErrorLog(daemon, closing)?.at,
         back,
         caughtUp,
         outageMs,
