@@ -3,7 +3,8 @@
  * failures"; "shutdown"):
  *  - the broker closes the daemon's connection (rabbitmqctl close_connection, on the shared broker,
  *    only our connection);
- *  - a private RabbitMQ node (never the shared one) stopped and started again;
+ *  - a private RabbitMQ node (never the shared one) stopped and started again, and blocking
+ *    publishers (memory alarm);
  *  - a broker that stops answering between two updates of the same row (a TCP proxy that freezes);
  *  - SIGTERM while the broker is down.
  * Measured: /ready 503 after the loss (polled every 100 ms), the first error-level log line, every
@@ -242,6 +243,36 @@ describe('RabbitMQ faults through the daemon', () => {
 
       const rows = rowsInArrivalOrder(reader.messages, table);
       assert.equal(rows.size, 300, 'every row arrived');
+      assert.equal(await daemon.stop(), 0);
+    } finally {
+      await ready.stop();
+      await reader.stop();
+    }
+  });
+
+  test('the private node blocks publishing (memory alarm): /ready 503 and an error log while blocked, everything arrives once unblocked', async () => {
+    const table = 'blocked';
+    const { daemon, queue, serverPort, promPort } = await setUp(table, node.url);
+    const reader = new QueueReader(queue, node.url);
+    const ready = new ReadyWatcher(serverPort);
+    try {
+      await warmUp(table, reader, ready, promPort);
+      // A watermark of 0 sets the memory alarm off at once: RabbitMQ blocks publishing connections.
+      const blocked = Date.now();
+      await node.ctl('set_vm_memory_high_watermark', '0');
+      try {
+        // RabbitMQ blocks (and says so) when the connection next publishes.
+        await db.sql(`INSERT INTO ${table} SELECT g, 0 FROM generate_series(101, 150) g`);
+        await daemon.waitForLog('RabbitMQ blocked publishing (memory or disk alarm); waiting', 10_000);
+        await ready.waitFor(503, blocked, 10_000);
+        await waitFor('an error-level log line', () => firstErrorLog(daemon, blocked), 10_000);
+        assert.ok(reader.ids.size < 150, 'nothing published while blocked');
+      } finally {
+        await node.ctl('set_vm_memory_high_watermark', '0.4');
+      }
+      await whenCount('the changes made while blocked', async () => reader.ids.size, 150, 15_000);
+      await ready.waitFor(200, Date.now(), 10_000);
+      assert.equal(rowsInArrivalOrder(reader.messages, table).size, 150);
       assert.equal(await daemon.stop(), 0);
     } finally {
       await ready.stop();
