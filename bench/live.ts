@@ -1,32 +1,47 @@
 /**
- * Live: the daemon is streaming, and a writer commits single-row transactions at a steady rate
- * (default 500 commits/s for 20 s, timer-paced over 4 connections, synchronous_commit on). A core
- * NATS subscriber on `<topic>.>` timestamps every event: latency = receipt time − the event's
- * `commitTime` (PostgreSQL's commit timestamp, microseconds). Same machine, same clock.
- * A core subscription sees a message when the daemon publishes it, before JetStream's ack.
- * Also samples the daemon's VmRSS (steady-state memory) while the writer runs.
+ * `npm run bench:live`: latency. The daemon streams to JetStream while a writer commits single-row
+ * transactions at a steady rate (default 500 commits/s for 20 s, timer-paced over 4 connections,
+ * synchronous_commit on) into the six-column table of workload (a). A core NATS subscriber on
+ * `<topic>.>` timestamps every event: latency = receipt time − the event's `commitTime`
+ * (PostgreSQL's commit timestamp, microseconds). Same machine, same clock. A core subscription
+ * sees a message when the daemon publishes it, before JetStream's ack. Also samples the daemon's
+ * VmRSS (steady-state memory) while the writer runs. Private cluster and nats-server as `npm run bench`.
  *
- * Run: node --import tsx bench/live.ts [--runs 3] [--live-seconds 20] [--live-rate 500]
+ * Run: npm run bench:live -- [--runs 3] [--live-seconds 20] [--live-rate 500] [--no-build] [--tsx] [--json]
  */
+import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startBenchDaemon, type BenchDaemon } from './lib/daemon.js';
-import { createBenchTable, createSlot, deleteStream, dropSlot, PUBLICATION, rowExpression, type BenchEnv } from './lib/env.js';
+import { dropSlot, PUBLICATION, type BenchEnv } from './lib/env.js';
 import { RssSampler } from './lib/proc.js';
-import { isMain, runBench } from './lib/runner.js';
-import { nowMs, parseTimestampMs, percentile } from './lib/stats.js';
-import { target, type RunResult, type Workload } from './lib/workload.js';
+import { COMMON_OPTIONS, positive, withBenchEnv } from './lib/runner.js';
+import { median, nowMs, parseTimestampMs, percentile } from './lib/stats.js';
+import { sixColumnRow, sixColumns } from './lib/workloads.js';
 
 const WRITERS = 4;
 const WARMUP_ROWS = 50;
 /** Samples from the first second are left out (JIT warm-up, first relation lookups). */
 const SETTLE_MS = 1000;
 
-async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
-  const total = Math.max(1, Math.round(env.liveRate * env.liveSeconds));
+interface LiveResult {
+  rows: number;
+  /** Commits written per second. */
+  rate: number;
+  p50?: number;
+  p99?: number;
+  max?: number;
+  peakRssMb?: number;
+  /** Largest daemon VmRSS sampled after the first second, MB. */
+  steadyRssMb?: number;
+  notes: string[];
+}
+
+async function runLive(env: BenchEnv, run: number, liveRate: number, liveSeconds: number): Promise<LiveResult> {
+  const total = Math.max(1, Math.round(liveRate * liveSeconds));
   const tag = `live_${run}`;
   const table = `t_${tag}`;
   const topic = `bench_${tag}`;
-  const slot = env.db.slotName('live');
+  const slot = `bench_${tag}`;
   const notes: string[] = [];
   const clients: pg.Client[] = [];
   let daemon: BenchDaemon | undefined;
@@ -53,15 +68,14 @@ async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
     received++;
   }
 
-  await createBenchTable(env, table);
+  await env.admin.query(sixColumns(table));
   try {
-    await createSlot(env, slot);
+    await env.admin.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
     daemon = await startBenchDaemon(env.launch, {
       slot,
       publication: PUBLICATION,
-      topic,
-      natsUrl: env.nats.url,
-      database: { host: env.db.host, port: env.db.port, name: env.db.name, user: env.db.user },
+      publisher: { type: 'nats', address: env.nats.url, topic },
+      database: { host: env.cluster.host, port: env.cluster.port, name: env.db.name, user: env.cluster.user },
     });
     sampler = new RssSampler(daemon.pid, 250);
     for (let i = 0; i < WRITERS; i++) {
@@ -70,7 +84,8 @@ async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
       clients.push(client);
     }
     const insert = (id: number, client: pg.Client): Promise<unknown> =>
-      client.query({ name: 'bench_insert', text: `INSERT INTO ${table} SELECT ${rowExpression('$1::int8')}`, values: [id] });
+      // The bigserial id follows insert order: warm-up rows are 1..WARMUP_ROWS, then one per commit.
+      client.query({ name: 'bench_insert', text: `INSERT INTO ${table} ${sixColumnRow('$1::int')}`, values: [id] });
 
     // Warm-up: the first change brings the Relation message and catalog lookups.
     for (let id = 1; id <= WARMUP_ROWS; id++) await insert(id, clients[id % WRITERS]!);
@@ -105,7 +120,7 @@ async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
         else pump();
       };
       const tick = setInterval(() => {
-        queued = Math.min(total, Math.floor(((performance.now() - t0) * env.liveRate) / 1000));
+        queued = Math.min(total, Math.floor(((performance.now() - t0) * liveRate) / 1000));
         if (queued >= total) clearInterval(tick);
         pump();
       }, 5);
@@ -133,19 +148,18 @@ async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
     }
     if (missing > 0) notes.push(`live run ${run}: ${missing} of ${total} events never arrived`);
     measured.sort((a, b) => a - b);
-    const result: RunResult = {
+    const result: LiveResult = {
       rows: total,
-      ourRate: total / writeSeconds,
+      rate: total / writeSeconds,
       p50: percentile(measured, 50),
       p99: percentile(measured, 99),
       max: measured[measured.length - 1],
       peakRssMb,
       steadyRssMb,
-      seconds: writeSeconds,
       notes,
     };
     env.log(
-      `live run ${run}: ${Math.round(result.ourRate!)} commits/s, latency p50 ${fmt(result.p50)} p99 ${fmt(result.p99)} max ${fmt(result.max)} ms, ` +
+      `live run ${run}: ${Math.round(result.rate)} commits/s, latency p50 ${fmt(result.p50)} p99 ${fmt(result.p99)} max ${fmt(result.max)} ms, ` +
         `steady RSS ${fmt(steadyRssMb)} MB`,
     );
     return result;
@@ -155,8 +169,8 @@ async function runLive(env: BenchEnv, run: number): Promise<RunResult> {
     await daemon?.kill();
     await Promise.all(clients.map((c) => c.end().catch(() => {})));
     await dropSlot(env, slot);
-    await deleteStream(env, topic);
-    await env.db.sql(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await env.jsm.streams.delete(topic).catch(() => false);
+    await env.admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
   }
 }
 
@@ -172,16 +186,25 @@ async function waitUntil(probe: () => boolean, timeoutMs: number, what: string):
   }
 }
 
-export const live: Workload = {
-  name: 'live',
-  description: 'steady single-row commits (default 500/s for 20 s): commit-to-arrival latency, steady RSS',
-  targets: [
-    target('p99', (r) => r.p99, 50, { stretch: 10, unit: ' ms' }),
-    target('steady RSS', (r) => r.steadyRssMb, 120, { unit: ' MB' }),
-  ],
-  run: runLive,
-};
-
-export const workloads = [live];
-
-if (isMain(import.meta.url)) await runBench(workloads, process.argv.slice(2));
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { ...COMMON_OPTIONS, 'live-seconds': { type: 'string', default: '20' }, 'live-rate': { type: 'string', default: '500' } },
+  strict: true,
+});
+const runs = positive(values.runs, '--runs');
+const liveSeconds = positive(values['live-seconds'], '--live-seconds');
+const liveRate = positive(values['live-rate'], '--live-rate');
+const results = await withBenchEnv(values, async (env) => {
+  const out: LiveResult[] = [];
+  for (let run = 1; run <= runs; run++) out.push(await runLive(env, run, liveRate, liveSeconds));
+  return out;
+});
+const m = (pick: (r: LiveResult) => number | undefined): string => fmt(median(results.map(pick)));
+process.stdout.write(
+  `\nwal-listener live latency to JetStream: medians of ${runs} run(s), ${liveRate} commits/s for ${liveSeconds} s\n\n` +
+    '| commits/s | p50 ms | p99 ms | max ms | steady RSS MB | peak RSS MB |\n|---:|---:|---:|---:|---:|---:|\n' +
+    `| ${m((r) => r.rate)} | ${m((r) => r.p50)} | ${m((r) => r.p99)} | ${m((r) => r.max)} | ${m((r) => r.steadyRssMb)} | ${m((r) => r.peakRssMb)} |\n`,
+);
+const notes = results.flatMap((r) => r.notes);
+if (notes.length > 0) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+if (values.json) process.stdout.write(`\n${JSON.stringify({ runs, liveRate, liveSeconds, results }, null, 2)}\n`);

@@ -1,7 +1,7 @@
 /**
  * Summarises V8 CPU profiles by self time: top functions, files and packages.
  * Usage: node --import tsx bench/profile-summary.ts <dir or .cpuprofile files...> [--top 25]
- * (profiles come from `npm run bench -- --only catchup-big --runs 1 --cpu-prof /tmp/prof`).
+ * (profiles come from `npm run bench -- --only a,daemon-nats --runs 1 --cpu-prof /tmp/prof`, one directory per drain).
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -19,7 +19,8 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import YAML from 'yaml';
 import { parseConfig } from '../src/config/load.js';
-import { Daemon, type DaemonObserver } from '../src/daemon.js';
+import { Daemon } from '../src/daemon.js';
+import type { PipelineObserver } from '../src/pipeline/observer.js';
 import { describeError } from '../src/errors.js';
 import { createObservability } from '../src/observability/index.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -184,7 +185,7 @@ async function main(): Promise<number> {
     let streaming!: () => void;
     const streamingStarted = new Promise<void>((resolve) => (streaming = resolve));
     const inner = observability.observer;
-    const observer: DaemonObserver = {
+    const observer: PipelineObserver = {
       ...inner,
       acked: (messages) => {
         published += messages.length;

@@ -19,6 +19,8 @@ interface Case {
 
 const CASES: readonly Case[] = [
   { name: 'nats: server killed and restarted', file: 'test/integration/nats-faults.test.ts', pattern: 'nats-server killed and restarted' },
+  { name: 'kafka: cluster killed and restarted', file: 'test/integration/kafka-faults.test.ts', pattern: 'killed and restarted' },
+  { name: 'google_pubsub: emulator killed and restarted', file: 'test/integration/pubsub-faults.test.ts', pattern: 'killed and restarted' },
   { name: 'rabbitmq: connection closed by the server', file: 'test/integration/rabbitmq-faults.test.ts', pattern: "closes the daemon's connection" },
   { name: 'rabbitmq: private node stopped and started', file: 'test/integration/rabbitmq-faults.test.ts', pattern: 'private RabbitMQ node stopped' },
 ];

@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js';
 import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { Backoff, sleep } from './pipeline/backoff.js';
+import { compatEncoder } from './pipeline/compat-encoder.js';
 import { Dispatcher } from './pipeline/dispatcher.js';
 import { nativeEncoder } from './pipeline/encoder.js';
 import { compileFilter } from './pipeline/filter.js';
@@ -26,16 +27,10 @@ import { createSource } from './sources/index.js';
 import { sourceLabel } from './sources/labels.js';
 import type { Source, SourceSession } from './sources/source.js';
 
-/** What the daemon reports to metrics and probes (PipelineObserver, plus the health check). */
-export interface DaemonObserver extends PipelineObserver {
-  /** Called once with a function telling whether publishing works now (and why not). */
-  health?(check: () => { ok: boolean; reason: string }): void;
-}
-
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
-  observer?: DaemonObserver;
+  observer?: PipelineObserver;
 }
 
 /** How long a source session must stay up before a failure counts as new (backoff reset). */
@@ -55,7 +50,7 @@ type Outcome = 'stop' | 'ended' | { error: unknown };
 export class Daemon {
   private readonly config: Config;
   private readonly log: Logger;
-  private readonly observer: DaemonObserver;
+  private readonly observer: PipelineObserver;
 
   constructor(options: DaemonOptions) {
     this.config = options.config;
@@ -129,10 +124,11 @@ export class Daemon {
       const pipeline = new Pipeline<P>({
         filter: compileFilter(config.listener.filter),
         router: compileRouter(config.listener.topicsMap, config.publisher),
-        encoder: nativeEncoder,
+        encoder: config.publisher.eventFormat === 'compat' ? compatEncoder : nativeEncoder,
         messageKeyFrom: config.publisher.messageKeyFrom,
         checkSubject: (subject) => validateSubject(config.publisher.type, subject),
         dispatcher,
+        compare: (a, b) => source.compare(a, b),
         confirm: (position) => session?.confirm(position),
         observer: this.observer,
       });

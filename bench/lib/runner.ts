@@ -1,80 +1,65 @@
 /**
- * Runs workloads and prints one table of medians. Flags (all optional):
- *   --runs <n>          runs per workload (default 3); the table shows medians
- *   --only <a,b>        workloads to run (names or prefixes: catchup-big, catchup-small, live, memory-1m, catchup)
- *   --json              also print the results as JSON (after the table)
- *   --tsx               run the daemon from src/ through tsx instead of dist/cli.js
- *   --no-build          do not run `npm run build` first (dist mode)
- *   --cpu-prof <dir>    run the daemon with --cpu-prof into <dir> and print the top self-time functions
- *   --daemon-node-args=<flags>  extra node flags for the daemon, space-separated (e.g. --daemon-node-args=--max-old-space-size=128)
- *   --scale <x>         multiply row counts (e.g. 0.1 to try the bench quickly)
- *   --live-seconds <s>  live workload duration (default 20)
- *   --live-rate <n>     live workload commits per second (default 500)
- *   --quiet             no progress lines on stderr
+ * What every bench script shares: building the daemon, opening the environment (private cluster,
+ * nats-server), cleaning up on exit or Ctrl-C, and the flags about the daemon itself.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { killTracked } from './children.js';
 import { REPO_ROOT, type DaemonLaunch } from './daemon.js';
 import { openEnv, type BenchEnv } from './env.js';
-import { summariseProfiles, formatProfileSummary } from './profile.js';
-import { median } from './stats.js';
-import type { RunResult, Workload } from './workload.js';
+import { resumeAllWalsenders } from './walsender.js';
 
-/** True when the module at `url` is the script node was started with. */
-export function isMain(url: string): boolean {
-  return process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(url);
+/** parseArgs options for the flags every script takes. */
+export const COMMON_OPTIONS = {
+  runs: { type: 'string', default: '3' },
+  json: { type: 'boolean', default: false },
+  tsx: { type: 'boolean', default: false },
+  'no-build': { type: 'boolean', default: false },
+  'cpu-prof': { type: 'string' },
+  'daemon-node-args': { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+} as const;
+
+export interface CommonFlags {
+  tsx: boolean;
+  'no-build': boolean;
+  'cpu-prof'?: string | undefined;
+  'daemon-node-args'?: string | undefined;
+  baseline?: string | undefined;
+  quiet: boolean;
 }
 
-export interface WorkloadSummary {
-  workload: string;
-  description: string;
-  runs: RunResult[];
-  median: RunResult;
-  targets: { text: string; verdict: string }[];
+export function positive(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} expects a positive number, got ${text}`);
+  return n;
 }
 
-export async function runBench(available: Workload[], argv: string[]): Promise<WorkloadSummary[]> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      runs: { type: 'string', default: '3' },
-      only: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      tsx: { type: 'boolean', default: false },
-      'no-build': { type: 'boolean', default: false },
-      'cpu-prof': { type: 'string' },
-      'daemon-node-args': { type: 'string' },
-      scale: { type: 'string', default: '1' },
-      'live-seconds': { type: 'string', default: '20' },
-      'live-rate': { type: 'string', default: '500' },
-      quiet: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const runs = positive(values.runs, '--runs');
-  const selected = select(available, values.only);
-  const log = values.quiet ? () => {} : (message: string) => process.stderr.write(`[bench] ${message}\n`);
-  const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+export function daemonLaunch(flags: CommonFlags): DaemonLaunch {
+  const cpuProfDir = flags['cpu-prof'] ? resolve(flags['cpu-prof']) : undefined;
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
-  const nodeArgs = values['daemon-node-args']?.split(/\s+/).filter(Boolean) ?? [];
-  const launch: DaemonLaunch = { mode: values.tsx ? 'tsx' : 'dist', nodeArgs, ...(cpuProfDir ? { cpuProfDir } : {}) };
-  if (launch.mode === 'dist' && !values['no-build']) build(log);
+  const nodeArgs = flags['daemon-node-args']?.split(/\s+/).filter(Boolean) ?? [];
+  return { mode: flags.tsx ? 'tsx' : 'dist', nodeArgs, ...(cpuProfDir ? { cpuProfDir } : {}) };
+}
 
-  const env = await openEnv({
-    launch,
-    scale: positive(values.scale, '--scale'),
-    liveSeconds: positive(values['live-seconds'], '--live-seconds'),
-    liveRate: positive(values['live-rate'], '--live-rate'),
-    log,
-  });
+export function progressLog(flags: CommonFlags): (message: string) => void {
+  return flags.quiet ? () => {} : (message: string) => process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** Builds the daemon (unless told not to), opens the environment, runs `body`, always cleans up. */
+export async function withBenchEnv<T>(flags: CommonFlags, body: (env: BenchEnv) => Promise<T>): Promise<T> {
+  const log = progressLog(flags);
+  const launch = daemonLaunch(flags);
+  if (launch.mode === 'dist' && !flags['no-build']) build(log);
+  const baseline = flags.baseline ? resolve(flags.baseline) : undefined;
+  if (baseline && !existsSync(join(baseline, 'dist/cli.js'))) throw new Error(`--baseline ${baseline}: no dist/cli.js there (build that checkout first)`);
+  const env = await openEnv({ launch, log, ...(baseline ? { baseline } : {}) });
   let closed = false;
   const cleanup = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    resumeAllWalsenders();
     killTracked();
     await env.close().catch((err: unknown) => process.stderr.write(`[bench] cleanup failed: ${String(err)}\n`));
   };
@@ -84,104 +69,21 @@ export async function runBench(available: Workload[], argv: string[]): Promise<W
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  process.once('exit', () => killTracked());
-
-  const profilesBefore = new Set(cpuProfDir ? readdirSync(cpuProfDir) : []);
-  const summaries: WorkloadSummary[] = [];
+  process.once('exit', () => {
+    resumeAllWalsenders();
+    killTracked();
+  });
   try {
-    for (const workload of selected) {
-      const results: RunResult[] = [];
-      for (let run = 1; run <= runs; run++) {
-        log(`${workload.name}: run ${run} of ${runs}`);
-        results.push(await workload.run(env as BenchEnv, run));
-      }
-      const med = medianResult(results);
-      summaries.push({
-        workload: workload.name,
-        description: workload.description,
-        runs: results,
-        median: med,
-        targets: workload.targets.map((t) => ({ text: t.text, verdict: t.check(med) })),
-      });
-    }
+    return await body(env);
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-
-  process.stdout.write(`\n${formatTable(summaries, runs, launch)}\n`);
-  const notes = summaries.flatMap((s) => s.runs.flatMap((r) => r.notes ?? []));
-  if (notes.length > 0) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
-  if (cpuProfDir) {
-    const files = readdirSync(cpuProfDir).filter((f) => f.endsWith('.cpuprofile') && !profilesBefore.has(f)).map((f) => join(cpuProfDir, f));
-    if (files.length > 0) process.stdout.write(`\nDaemon CPU profile (${files.length} file(s) in ${cpuProfDir}):\n${formatProfileSummary(summariseProfiles(files), 25)}\n`);
-  }
-  if (values.json) process.stdout.write(`\n${JSON.stringify({ runs, daemon: launch.mode, workloads: summaries }, null, 2)}\n`);
-  return summaries;
-}
-
-function positive(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} expects a positive number, got ${text}`);
-  return n;
-}
-
-function select(available: Workload[], only: string | undefined): Workload[] {
-  if (!only) return available;
-  const wanted = only.split(',').map((s) => s.trim()).filter(Boolean);
-  const picked = available.filter((w) => wanted.some((name) => w.name === name || w.name.startsWith(`${name}-`)));
-  const unknown = wanted.filter((name) => !available.some((w) => w.name === name || w.name.startsWith(`${name}-`)));
-  if (unknown.length > 0 || picked.length === 0) {
-    throw new Error(`unknown workload ${unknown.join(', ') || only}; available: ${available.map((w) => w.name).join(', ')}`);
-  }
-  return picked;
 }
 
 function build(log: (message: string) => void): void {
   log('npm run build');
   const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (result.status !== 0) throw new Error(`npm run build failed (exit ${result.status}); fix the build or pass --tsx`);
-}
-
-const NUMERIC: (keyof RunResult)[] = ['rows', 'rawRate', 'ourRate', 'ratio', 'p50', 'p99', 'max', 'peakRssMb', 'steadyRssMb', 'seconds'];
-
-/** Field by field medians (the ratio is the median of the per-run ratios). */
-function medianResult(results: RunResult[]): RunResult {
-  const out: Record<string, number | undefined> = {};
-  for (const key of NUMERIC) out[key] = median(results.map((r) => r[key] as number | undefined));
-  return out as unknown as RunResult;
-}
-
-function formatTable(summaries: WorkloadSummary[], runs: number, launch: DaemonLaunch): string {
-  const header = ['workload', 'rows', 'raw rows/s', 'our rows/s', 'ratio', 'p50 ms', 'p99 ms', 'max ms', 'peak RSS MB', 'steady RSS MB', 'targets'];
-  const rows = summaries.map((s) => {
-    const m = s.median;
-    return [
-      s.workload,
-      int(m.rows),
-      int(m.rawRate),
-      int(m.ourRate),
-      m.ratio === undefined ? '-' : m.ratio.toFixed(2),
-      dec(m.p50),
-      dec(m.p99),
-      dec(m.max),
-      int(m.peakRssMb),
-      int(m.steadyRssMb),
-      s.targets.map((t) => `${t.text}: ${t.verdict}`).join('; '),
-    ];
-  });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 || i === widths.length - 1 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  const title = `wal-listener benchmarks: medians of ${runs} run(s), daemon from ${launch.mode === 'dist' ? 'dist/cli.js' : 'src/cli.ts (tsx)'}${launch.cpuProfDir ? ' under --cpu-prof' : ''}${launch.nodeArgs?.length ? ` with ${launch.nodeArgs.join(' ')}` : ''}`;
-  return [title, '', line(header), rule, ...rows.map(line)].join('\n');
-}
-
-function int(value: number | undefined): string {
-  return value === undefined ? '-' : Math.round(value).toLocaleString('en-US');
-}
-
-function dec(value: number | undefined): string {
-  return value === undefined ? '-' : value.toFixed(1);
 }

@@ -4,8 +4,11 @@
  */
 import { z } from 'zod';
 import { brokerNameIssues } from './broker-names.js';
+import { checkBrokerSettings } from './broker-settings.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
+import { mysqlSection } from './mysql.js';
+import { checkSourceSections, sourceSection, withSlotName } from './source.js';
 
 /** The longest delay a Node.js timer takes (2^31-1 ms, about 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -69,8 +72,9 @@ const EMPTY_FILTER = 'is empty, so every change would be dropped; remove the key
 
 const listener = z.strictObject({
   slotName: z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'expected a string') })
-    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)'),
+    .string({ error: 'expected a string' })
+    .regex(/^[a-z0-9_]{1,63}$/, 'must be 1–63 lower-case letters, digits or underscores (a PostgreSQL slot name)')
+    .optional(),
   publication: z.string().min(1).default('wal-listener'),
   /** /healthz and /ready: a port (every interface), ":port" or "host:port"; 0 or absent = off. */
   serverPort: serverAddress,
@@ -162,6 +166,8 @@ const publisher = z.strictObject({
   duplicateWindow: duration('1h'),
   /** + How long to wait for a broker acknowledgement before the publish counts as failed and is retried. */
   ackTimeout: duration('30s', { min: MIN_PERIOD_MS, zero: '0 does not turn the timeout off; a publish needs time to be acknowledged' }),
+  /** + native: DESIGN.md's value shapes; compat: ihippik/wal-listener v2.11's, for its existing consumers. */
+  eventFormat: z.enum(['native', 'compat']).default('native'),
   /** + What a message the broker will never accept gets: stop the daemon, or a row in wal_listener.dead_letters. */
   onReject: z.enum(['stop', 'deadLetter']).default('stop'),
 }).superRefine((value, ctx) => {
@@ -171,6 +177,7 @@ const publisher = z.strictObject({
   if ((value.type === 'kafka' || value.type === 'rabbitmq') && value.address === '') {
     ctx.addIssue({ code: 'custom', path: ['address'], message: `is required for publisher.type ${value.type}` });
   }
+  checkBrokerSettings(value, ctx);
 });
 
 const monitoring = z
@@ -191,12 +198,15 @@ const monitoring = z
 
 export const configSchema = z
   .strictObject({
-    listener,
+    source: sourceSection,
+    listener: listener.prefault({}),
     logger,
     database: database.prefault({}),
+    mysql: mysqlSection.optional(),
     publisher,
     monitoring,
   })
+  .superRefine(checkSourceSections)
   .superRefine((config, ctx) => {
     for (const issue of brokerNameIssues(config.publisher, config.listener.topicsMap)) ctx.addIssue({ code: 'custom', ...issue });
     // One port serves probes and metrics together only when both name the same interface.
@@ -205,7 +215,8 @@ export const configSchema = z
     if (probes && metrics && probes.port === metrics.port && probes.port !== 0 && probes.host !== metrics.host) {
       ctx.addIssue({ code: 'custom', path: ['monitoring', 'promAddr'], message: `names port ${metrics.port} like listener.serverPort but another host; use the same host in both, or another port` });
     }
-  }, { when: (payload) => payload.issues.length === 0 });
+  }, { when: (payload) => payload.issues.length === 0 })
+  .transform(withSlotName);
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listener'];

@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DaemonObserver } from '../daemon.js';
+import type { PipelineObserver } from '../pipeline/observer.js';
 import type { DaemonState } from '../pipeline/observer.js';
 import { sourceLabel } from '../sources/labels.js';
 
@@ -34,7 +34,7 @@ export class Probes {
   private source = 'postgres';
   private sourceProblem: string | undefined;
 
-  observer(): Required<Pick<DaemonObserver, 'state' | 'reconnect' | 'health' | 'oldestUnacked'>> {
+  observer(): Required<Pick<PipelineObserver, 'state' | 'reconnect' | 'health' | 'oldestUnacked'>> {
     return {
       state: (state) => {
         this.state = state;

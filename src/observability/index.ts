@@ -1,5 +1,5 @@
 /**
- * Wires metrics, probes and Sentry from the config into one DaemonObserver.
+ * Wires metrics, probes and Sentry from the config into one PipelineObserver.
  *   listener.serverPort  → /healthz, /ready            (0 = off; 8080, ":8080" or "127.0.0.1:8080")
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
@@ -7,7 +7,7 @@
  * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
  */
 import type { Config } from '../config/schema.js';
-import type { DaemonObserver } from '../daemon.js';
+import type { PipelineObserver } from '../pipeline/observer.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
@@ -15,7 +15,7 @@ import { Metrics } from './metrics.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
 export interface Observability {
-  readonly observer: DaemonObserver;
+  readonly observer: PipelineObserver;
   /** Metrics registry, when promAddr is set. */
   readonly metrics: Metrics | null;
   /** Binds the probe and metrics ports (throws when a port is taken). */
@@ -48,7 +48,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     logger.info({ release: `wal-listener@${version}` }, 'Sentry enabled: error logs and crashes are reported');
   }
 
-  const metrics = promAddress ? new Metrics({ version, source: 'postgres' }) : null;
+  const metrics = promAddress ? new Metrics({ version, source: config.source.type }) : null;
   const probeAddress = config.listener.serverPort;
   const probes = probeAddress ? new Probes() : null;
   const observer = combine(metrics?.observer(), probes?.observer());
@@ -120,7 +120,7 @@ export function configSecrets(config: Config): string[] {
 }
 
 /** One observer calling every given observer's hooks; a hook only one of them has is used as is. */
-export function combine(...observers: (DaemonObserver | undefined)[]): DaemonObserver {
+export function combine(...observers: (PipelineObserver | undefined)[]): PipelineObserver {
   const hooks = new Map<string, ((...args: never[]) => void)[]>();
   for (const observer of observers) {
     for (const [name, hook] of Object.entries(observer ?? {})) {
@@ -131,5 +131,5 @@ export function combine(...observers: (DaemonObserver | undefined)[]): DaemonObs
   for (const [name, list] of hooks) {
     combined[name] = list.length === 1 ? list[0]! : (...args) => list.forEach((hook) => hook(...args));
   }
-  return combined as DaemonObserver;
+  return combined as PipelineObserver;
 }

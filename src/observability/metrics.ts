@@ -45,7 +45,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
   };
 }
 
-/** The DaemonObserver hooks that metrics implement. */
+/** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
   Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight'>
 >;
@@ -64,6 +64,14 @@ export interface MetricsOptions {
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 const COMMIT_TIME = '"commitTime":"';
+
+/** An event's commit time, from its fixed tail (`,"commitTime":"…","lsn":…}`): search from the end. NaN when absent. */
+function commitTimeOf(payload: string): number {
+  const at = payload.lastIndexOf(COMMIT_TIME);
+  if (at < 0) return NaN;
+  const start = at + COMMIT_TIME.length;
+  return Date.parse(payload.slice(start, payload.indexOf('"', start)));
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -178,7 +186,9 @@ export class Metrics {
     }
     // One observation per batch, for its oldest change: the slowest delivery of the batch.
     const first = messages[0];
-    if (first !== undefined && typeof first.payload === 'string') this.observeLatency(first.payload, this.now());
+    if (first === undefined) return;
+    const committed = first.committedAt ?? (typeof first.payload === 'string' ? commitTimeOf(first.payload) : NaN);
+    if (!Number.isNaN(committed)) this.latency.observe(Math.max(0, this.now() - committed) / 1000);
   }
 
   private published(subject: string, table: string): Cell {
@@ -194,16 +204,6 @@ export class Metrics {
     let cell = this.reconnectCells.get(target);
     if (cell === undefined) this.reconnectCells.set(target, (cell = this.reconnectCell(target)));
     return cell;
-  }
-
-  /** Commit time is in the event's fixed tail (`,"commitTime":"…","lsn":…}`), so search from the end. */
-  private observeLatency(payload: string, now: number): void {
-    const at = payload.lastIndexOf(COMMIT_TIME);
-    if (at < 0) return;
-    const start = at + COMMIT_TIME.length;
-    const commit = Date.parse(payload.slice(start, payload.indexOf('"', start)));
-    if (Number.isNaN(commit)) return;
-    this.latency.observe(Math.max(0, now - commit) / 1000);
   }
 
   private skipped(table: TableHandle): void {

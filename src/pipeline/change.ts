@@ -5,19 +5,60 @@
  * one method per change, and commits with the position to confirm once everything before it is
  * acknowledged. The pipeline filters, routes, encodes and dispatches; the source reads and confirms.
  */
+import type { JsonOut } from './json-out.js';
 
 /** A column value the source did not send (PostgreSQL's unchanged TOAST value). */
 export const UNCHANGED: unique symbol = Symbol('unchanged');
 
+/** In RawRow spans: a NULL value, and a value the source did not send. */
+export const RAW_NULL = -1;
+export const RAW_UNCHANGED = -2;
+
 /**
- * One row: a value per column of the table, in column order. `null` is SQL NULL; `UNCHANGED` is a
- * value the source did not send. Values are in the source's own form (PostgreSQL: text); each
- * column's `toJson` turns them into JSON text.
+ * A row as byte ranges of the buffer it arrived in (PostgreSQL's text values), read without
+ * copying or decoding: `spans[2i]` is where column i's bytes start (or RAW_NULL / RAW_UNCHANGED),
+ * `spans[2i + 1]` where they end. Valid only during the sink call that receives it (the buffer is
+ * the connection's): copy what must outlive it.
  */
-export type Row = readonly unknown[];
+export interface RawRow {
+  readonly buf: Buffer;
+  readonly spans: readonly number[];
+}
+
+/**
+ * One row: a value per column of the table, in column order, as an array (`null` is SQL NULL,
+ * `UNCHANGED` a value the source did not send; values in the source's own form, which each
+ * column's `toJson` turns into JSON) or as a RawRow. Read values with `valueAt`.
+ */
+export type Row = readonly unknown[] | RawRow;
+
+export function isRawRow(row: Row): row is RawRow {
+  return (row as RawRow).spans !== undefined;
+}
+
+/** Column `i` of a row: its value (a RawRow's as UTF-8 text), null, UNCHANGED, or undefined when the row is shorter. */
+export function valueAt(row: Row, i: number): unknown {
+  if (!isRawRow(row)) return row[i];
+  const start = row.spans[2 * i];
+  if (start === undefined) return undefined;
+  if (start === RAW_NULL) return null;
+  if (start === RAW_UNCHANGED) return UNCHANGED;
+  return row.buf.toString('utf8', start, row.spans[2 * i + 1]);
+}
+
+/** Number of columns of a row. */
+export function rowLength(row: Row): number {
+  return isRawRow(row) ? row.spans.length >> 1 : row.length;
+}
 
 /** Turns one non-null source value into JSON text. Built once per column, called per value. */
 export type ToJson = (value: never) => string;
+
+/**
+ * Writes the JSON of one non-null value of a RawRow (bytes `from`–`to` of `buf`) into `out`: the
+ * fast path, no strings. Must write exactly what `toJson` returns for the decoded text.
+ */
+export type WriteJson = (buf: Buffer, from: number, to: number, out: JsonOut) => void;
 
 export interface ColumnDescriptor {
   readonly name: string;
@@ -25,6 +66,8 @@ export interface ColumnDescriptor {
   readonly toJson: ToJson;
   /** ihippik/wal-listener's value shape (`publisher.eventFormat: compat`); defaults to `toJson`. */
   readonly toCompatJson?: ToJson;
+  /** The native format for RawRow values, straight from bytes; without it, `toJson` of the decoded text. */
+  readonly writeJson?: WriteJson;
   /**
    * Part of the replica identity: the columns a key-only old row carries (PostgreSQL sends the
    * others as placeholders, which must not be published).

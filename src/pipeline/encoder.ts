@@ -1,71 +1,155 @@
 /**
- * Turns changes into event JSON (DESIGN.md "The event") and message keys. The parts that depend
- * only on the table (TablePlan) or only on the transaction (the tail, built once in begin()) are
- * joined per change with the converted values; no intermediate objects.
+ * Turns changes into event JSON (DESIGN.md "The event"), as bytes, and message keys. The parts
+ * that depend only on the table (TablePlan: head, column keys) or only on the transaction (the
+ * tail, built once in tail()) are prepared as bytes; per change the values are written between
+ * them. RawRow values (PostgreSQL) go from the received bytes to JSON bytes through each column's
+ * `writeJson`, without strings.
  */
-import { UNCHANGED, type ColumnDescriptor, type Row, type ToJson, type TransactionInfo } from './change.js';
-import type { TablePlan } from './table-plan.js';
+import { RAW_NULL, RAW_UNCHANGED, UNCHANGED, isRawRow, valueAt, type ColumnDescriptor, type Row, type ToJson, type TransactionInfo, type WriteJson } from './change.js';
+import type { JsonOut } from './json-out.js';
+import type { ColumnPlan, TablePlan } from './table-plan.js';
 
 export type EventAction = 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'SNAPSHOT';
 
 export interface EventEncoder {
   /** The column converter this format uses. */
   pick(column: ColumnDescriptor): ToJson;
+  /** The byte writer this format uses for RawRow values, if any (else `pick`'s converter on the text). */
+  pickWriter(column: ColumnDescriptor): WriteJson | undefined;
   /** The event's fixed end for one transaction: `,"commitTime":…,"lsn":…,"xid":…}`. */
-  tail(info: TransactionInfo): string;
+  tail(info: TransactionInfo): Buffer;
   /**
-   * The event JSON. `row`: the new row (null for DELETE/TRUNCATE); `old`: the old row or key when
-   * the source sent one; `oldKeyOnly`: `old` holds only identity columns.
+   * Writes the event JSON into `out`. `row`: the new row (null for DELETE/TRUNCATE); `old`: the old
+   * row or key when the source sent one; `oldKeyOnly`: `old` holds only identity columns.
    */
-  event(plan: TablePlan, id: string, tail: string, action: EventAction, row: Row | null, old: Row | null, oldKeyOnly: boolean): string;
+  event(out: JsonOut, plan: TablePlan, id: string, tail: Buffer, action: EventAction, row: Row | null, old: Row | null, oldKeyOnly: boolean): void;
+  /** The message key of a change (`row`: the new row, or the old one for DELETE; null for TRUNCATE). */
+  key(plan: TablePlan, row: Row | null, action: EventAction): string;
 }
 
 /** The native format (DESIGN.md "Values"). */
 export const nativeEncoder: EventEncoder = {
   pick: (column) => column.toJson,
+  pickWriter: (column) => column.writeJson,
 
-  tail: (info) => `,"commitTime":"${info.commitTime}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`,
+  tail: (info) => Buffer.from(`,"commitTime":"${info.commitTime}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`),
 
-  event(plan, id, tail, action, row, old, oldKeyOnly) {
-    let unchanged: string[] | null = null;
-    let data = '{}';
-    if (row !== null) {
-      data = '{';
-      const columns = plan.columns;
-      // With a full old row (REPLICA IDENTITY FULL) the old row carries an unchanged TOAST value.
-      const fallback = old !== null && !oldKeyOnly ? old : null;
-      for (let i = 0; i < columns.length; i++) {
-        let value = row[i];
-        if (value === UNCHANGED) {
-          const previous = fallback?.[i];
-          if (previous === undefined || previous === UNCHANGED) {
-            (unchanged ??= []).push(columns[i]!.name);
-            continue;
-          }
-          value = previous;
-        }
-        const column = columns[i]!;
-        data += `${data.length > 1 ? ',' : ''}${column.jsonKey}${value === null || value === undefined ? 'null' : column.toJson(value)}`;
-      }
-      data += '}';
-    }
-    const dataOld = old === null ? '{}' : rowJson(plan, old, oldKeyOnly);
-    const toast = unchanged === null ? '' : `,"unchangedToast":${JSON.stringify(unchanged)}`;
-    return `{"id":"${id}${plan.head}${action}","data":${data},"dataOld":${dataOld}${toast}${tail}`;
+  event(out, plan, id, tail, action, row, old, oldKeyOnly) {
+    writeHead(out, plan, id, action);
+    const unchanged = writeNewRow(out, plan, row, old, oldKeyOnly);
+    out.ascii(',"dataOld":');
+    if (old === null) out.ascii('{}');
+    else writeOldRow(out, plan, old, oldKeyOnly, false);
+    writeEnd(out, unchanged, tail);
   },
+
+  key: (plan, row) => messageKey(plan, row),
 };
 
-/** An old row: with `keyOnly`, only the identity columns (the others are placeholders). */
-function rowJson(plan: TablePlan, row: Row, keyOnly: boolean): string {
-  let json = '{';
+/** `{"id":"…","schema":…,"table":…,"action":"…","data":` */
+export function writeHead(out: JsonOut, plan: TablePlan, id: string, action: EventAction): void {
+  out.ascii('{"id":"');
+  out.ascii(id);
+  out.bytes(plan.head);
+  out.ascii(action);
+  out.ascii('","data":');
+}
+
+/** `,"unchangedToast":[…]` when some were left out, then the transaction's tail. */
+export function writeEnd(out: JsonOut, unchanged: string[] | null, tail: Buffer): void {
+  if (unchanged !== null) {
+    out.ascii(',"unchangedToast":');
+    out.utf8(JSON.stringify(unchanged));
+  }
+  out.bytes(tail);
+}
+
+/** Whether column i of a row is absent (a shorter row), NULL, UNCHANGED, or a value. */
+const enum Cell {
+  Absent,
+  Null,
+  Unchanged,
+  Value,
+}
+
+function cellOf(row: Row, i: number): Cell {
+  if (isRawRow(row)) {
+    const start = row.spans[2 * i];
+    return start === undefined ? Cell.Absent : start === RAW_NULL ? Cell.Null : start === RAW_UNCHANGED ? Cell.Unchanged : Cell.Value;
+  }
+  const value = row[i];
+  return value === undefined ? Cell.Absent : value === null ? Cell.Null : value === UNCHANGED ? Cell.Unchanged : Cell.Value;
+}
+
+/** Writes the JSON of a value cell (cellOf(row, i) === Cell.Value). */
+function writeValue(out: JsonOut, column: ColumnPlan, row: Row, i: number): void {
+  if (isRawRow(row)) {
+    const from = row.spans[2 * i]!;
+    const to = row.spans[2 * i + 1]!;
+    if (column.writeJson) column.writeJson(row.buf, from, to, out);
+    else out.utf8(column.toJson(row.buf.toString('utf8', from, to)));
+  } else {
+    out.utf8(column.toJson(row[i]));
+  }
+}
+
+/**
+ * The new row as JSON; returns the unchanged TOAST columns it could not fill. With a full old row
+ * (REPLICA IDENTITY FULL) the old row carries an unchanged TOAST value; otherwise the column is
+ * left out and named in `unchangedToast`.
+ */
+export function writeNewRow(out: JsonOut, plan: TablePlan, row: Row | null, old: Row | null, oldKeyOnly: boolean): string[] | null {
+  if (row === null) {
+    out.ascii('{}');
+    return null;
+  }
+  let unchanged: string[] | null = null;
+  const fallback = old !== null && !oldKeyOnly ? old : null;
   const columns = plan.columns;
+  let first = true;
+  out.byte(0x7b /* { */);
   for (let i = 0; i < columns.length; i++) {
     const column = columns[i]!;
-    const value = row[i];
-    if (value === UNCHANGED || value === undefined || (keyOnly && !column.inIdentity)) continue;
-    json += `${json.length > 1 ? ',' : ''}${column.jsonKey}${value === null ? 'null' : column.toJson(value)}`;
+    let source = row;
+    let cell = cellOf(row, i);
+    if (cell === Cell.Unchanged) {
+      if (fallback !== null && (cell = cellOf(fallback, i)) !== Cell.Unchanged && cell !== Cell.Absent) source = fallback;
+      else {
+        (unchanged ??= []).push(column.name);
+        continue;
+      }
+    }
+    if (!first) out.byte(0x2c /* , */);
+    first = false;
+    out.bytes(column.jsonKey);
+    if (cell === Cell.Value) writeValue(out, column, source, i);
+    else out.ascii('null');
   }
-  return `${json}}`;
+  out.byte(0x7d /* } */);
+  return unchanged;
+}
+
+/**
+ * An old row. With `keyOnly` only identity columns carry values: the others are left out, or,
+ * with `everyColumn` (the compat format), written as null.
+ */
+export function writeOldRow(out: JsonOut, plan: TablePlan, row: Row, keyOnly: boolean, everyColumn: boolean): void {
+  const columns = plan.columns;
+  let first = true;
+  out.byte(0x7b /* { */);
+  for (let i = 0; i < columns.length; i++) {
+    const column = columns[i]!;
+    const cell = cellOf(row, i);
+    if (cell === Cell.Unchanged || cell === Cell.Absent) continue;
+    const placeholder = keyOnly && !column.inIdentity;
+    if (placeholder && !everyColumn) continue;
+    if (!first) out.byte(0x2c /* , */);
+    first = false;
+    out.bytes(column.jsonKey);
+    if (cell === Cell.Value && !placeholder) writeValue(out, column, row, i);
+    else out.ascii('null');
+  }
+  out.byte(0x7d /* } */);
 }
 
 export function xidJson(xid: number | string): string {
@@ -79,7 +163,7 @@ export function xidJson(xid: number | string): string {
 export function messageKey(plan: TablePlan, row: Row | null): string {
   if (row === null) return plan.tableKey;
   if (plan.messageKeyIndex >= 0) {
-    const value = row[plan.messageKeyIndex];
+    const value = valueAt(row, plan.messageKeyIndex);
     return typeof value === 'string' ? value : value === null || value === undefined || value === UNCHANGED ? plan.tableKey : String(value);
   }
   const indexes = plan.keyColumns;
@@ -88,8 +172,8 @@ export function messageKey(plan: TablePlan, row: Row | null): string {
   for (let k = 0; k < indexes.length; k++) {
     const i = indexes[k]!;
     const column = plan.columns[i]!;
-    const value = row[i];
-    key += `${k > 0 ? ',' : ''}${column.jsonKey}${value === null || value === undefined || value === UNCHANGED ? 'null' : column.toJson(value)}`;
+    const value = valueAt(row, i);
+    key += `${k > 0 ? ',' : ''}${column.jsonKeyText}${value === null || value === undefined || value === UNCHANGED ? 'null' : column.toJson(value)}`;
   }
   return `${key}}`;
 }

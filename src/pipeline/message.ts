@@ -21,6 +21,8 @@ export interface OutboundMessage {
   readonly table: string;
   /** INSERT | UPDATE | DELETE | TRUNCATE | SNAPSHOT | MESSAGE */
   readonly action: string;
+  /** Commit time of its transaction, ms since the epoch, when known: delivery latency. */
+  readonly committedAt?: number;
   /** Headers of a routed message (outbox headers, queue event headers); null for change events. */
   readonly headers: Readonly<Record<string, string>> | null;
   /** Broker message properties of a routed message (AMQP contentType, type, ...); null otherwise. */

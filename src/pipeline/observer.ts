@@ -38,4 +38,6 @@ export interface PipelineObserver {
   inFlight?(count: () => number): void;
   /** Called once with a function returning the age in ms of the oldest unacknowledged batch (0 when none). */
   oldestUnacked?(age: () => number): void;
+  /** Called once with a function telling whether publishing works now (and why not). */
+  health?(check: () => { ok: boolean; reason: string }): void;
 }

@@ -8,7 +8,8 @@
 import type { ChangeSink, RoutedMessage, Row, TableDescriptor, TableHandle, TransactionHandle, TransactionInfo } from './change.js';
 import { Checkpointer, type TxnRecord } from './checkpointer.js';
 import type { Delivery, Dispatcher } from './dispatcher.js';
-import { messageKey, type EventAction, type EventEncoder } from './encoder.js';
+import type { EventAction, EventEncoder } from './encoder.js';
+import { JsonOut } from './json-out.js';
 import { eventId } from './event-id.js';
 import type { TableFilter } from './filter.js';
 import type { OutboundMessage } from './message.js';
@@ -43,11 +44,16 @@ class Transaction<P> implements TransactionHandle, TxnRecord<P>, Delivery {
   /** Position of the next change in the transaction. */
   next = 0;
 
+  /** Commit time in ms since the epoch (delivery latency). */
+  readonly committedAt: number;
+
   constructor(
     readonly info: TransactionInfo,
-    readonly tail: string,
+    readonly tail: Buffer,
     private readonly pipeline: Pipeline<P>,
-  ) {}
+  ) {
+    this.committedAt = Date.parse(info.commitTime);
+  }
 
   ack(count: number): void {
     this.pipeline.acked(this, count);
@@ -60,6 +66,7 @@ export class Pipeline<P> implements ChangeSink<P> {
   private readonly encoder: EventEncoder;
   private readonly observer: PipelineObserver;
   private readonly confirmEveryMs: number;
+  private readonly out = new JsonOut();
   private lastConfirm = 0;
   private confirmTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -92,7 +99,7 @@ export class Pipeline<P> implements ChangeSink<P> {
 
   table(descriptor: TableDescriptor): TableHandle {
     const { filter, router, messageKeyFrom, encoder, checkSubject = () => null } = this.options;
-    return planTable(descriptor, { filter, router, messageKeyFrom, pick: encoder.pick, checkSubject });
+    return planTable(descriptor, { filter, router, messageKeyFrom, pick: encoder.pick, pickWriter: encoder.pickWriter, checkSubject });
   }
 
   begin(info: TransactionInfo): TransactionHandle {
@@ -132,6 +139,7 @@ export class Pipeline<P> implements ChangeSink<P> {
       schema: message.schema,
       table: message.table,
       action: 'MESSAGE',
+      committedAt: t.committedAt,
       headers: message.headers ?? null,
       properties: message.properties ?? null,
       exchange: message.exchange ?? null,
@@ -181,15 +189,19 @@ export class Pipeline<P> implements ChangeSink<P> {
       return;
     }
     const id = eventId(txn.info.idPrefix, position);
+    const out = this.out;
+    out.begin();
+    this.encoder.event(out, plan, id, txn.tail, action, row, old, oldKeyOnly);
     const message: OutboundMessage = {
       id,
       subject: plan.subject,
-      key: messageKey(plan, keyRow),
-      payload: this.encoder.event(plan, id, txn.tail, action, row, old, oldKeyOnly),
+      key: this.encoder.key(plan, keyRow, action),
+      payload: out.end(),
       lsn: txn.info.position,
       schema: plan.schema,
       table: plan.table,
       action,
+      committedAt: txn.committedAt,
       headers: null,
       properties: null,
       exchange: null,

@@ -4,7 +4,7 @@
  * the JSON pieces of the event, the key columns.
  */
 import type { ActionSet, TableFilter } from './filter.js';
-import type { ColumnDescriptor, TableDescriptor, TableHandle, ToJson } from './change.js';
+import type { ColumnDescriptor, TableDescriptor, TableHandle, ToJson, WriteJson } from './change.js';
 import type { SubjectRouter } from './router.js';
 
 /** The schema of the daemon's own objects (DESIGN.md): never published. */
@@ -12,9 +12,12 @@ export const OWN_SCHEMA = 'wal_listener';
 
 export interface ColumnPlan {
   readonly name: string;
-  /** `"name":` */
-  readonly jsonKey: string;
+  /** `"name":` as bytes, and as text. */
+  readonly jsonKey: Buffer;
+  readonly jsonKeyText: string;
   readonly toJson: (value: unknown) => string;
+  /** The byte path for RawRow values, when the format and the source have one. */
+  readonly writeJson: WriteJson | undefined;
   readonly inIdentity: boolean;
 }
 
@@ -22,8 +25,8 @@ export interface TablePlan extends TableHandle {
   readonly subject: string;
   /** Actions the filter lets through; null = none (the daemon's own schema is never published). */
   readonly actions: ActionSet;
-  /** `","schema":"…","table":"…","action":"` — placed after the id. */
-  readonly head: string;
+  /** `","schema":"…","table":"…","action":"` — placed after the id, as bytes. */
+  readonly head: Buffer;
   readonly columns: readonly ColumnPlan[];
   /** Columns that make the row key, in key order; empty = the table name is the key. */
   readonly keyColumns: readonly number[];
@@ -41,25 +44,32 @@ export interface PlanOptions {
   messageKeyFrom: string;
   /** The column converter the event format uses (native or compat). */
   pick(column: ColumnDescriptor): ToJson;
+  /** Its byte path for RawRow values, if it has one. */
+  pickWriter(column: ColumnDescriptor): WriteJson | undefined;
   /** A subject's problem for the broker (config/broker-names.ts), or null. */
   checkSubject(subject: string): string | null;
 }
 
 export function planTable(descriptor: TableDescriptor, options: PlanOptions): TablePlan {
   const { schema, table } = descriptor;
-  const columns: ColumnPlan[] = descriptor.columns.map((column) => ({
-    name: column.name,
-    jsonKey: `${JSON.stringify(column.name)}:`,
-    toJson: options.pick(column) as (value: unknown) => string,
-    inIdentity: column.inIdentity,
-  }));
+  const columns: ColumnPlan[] = descriptor.columns.map((column) => {
+    const jsonKeyText = `${JSON.stringify(column.name)}:`;
+    return {
+      name: column.name,
+      jsonKey: Buffer.from(jsonKeyText),
+      jsonKeyText,
+      toJson: options.pick(column) as (value: unknown) => string,
+      writeJson: options.pickWriter(column),
+      inIdentity: column.inIdentity,
+    };
+  });
   const subject = options.router(schema, table);
   return {
     schema,
     table,
     subject,
     actions: schema === OWN_SCHEMA ? null : options.filter(schema, table),
-    head: `","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`,
+    head: Buffer.from(`","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`),
     columns,
     keyColumns: descriptor.keyColumns,
     messageKeyIndex: options.messageKeyFrom ? columns.findIndex((c) => c.name === options.messageKeyFrom) : -1,

@@ -1,16 +1,35 @@
 /**
  * Google Cloud Pub/Sub: one topic per subject, attributes id/lsn/table/action, ordering key = the
  * row key (publisher-side message ordering on). The emulator is used when PUBSUB_EMULATOR_HOST is
- * set: the client library reads that variable itself.
+ * set: the client library reads that variable itself. Only broker-specific code lives here
+ * (DESIGN.md "The pipeline"): deadlines, retries, ordering across failures and reconnecting are the
+ * dispatcher's.
+ *
+ * Order. Per ordering key the client library keeps one request in flight and queues the rest in
+ * the order publishMessage() was called; the dispatcher never has two batches with a common key in
+ * flight. So a publish hands its messages to the library synchronously and waits for their acks,
+ * and nothing else is needed, with one exception: a failed request pauses its ordering key in the
+ * library (its queued messages are refused until resumed). The keys that failed are resumed just
+ * before the next publish, which after a failure is the dispatcher's in-order re-send. The only
+ * wait before handing messages over is the check (and with createTopics the creation) of a topic
+ * not seen before: one check per topic, shared by the publishes that need it, since the topic
+ * must exist before anything is published to it. A publish that waits for it holds only its own
+ * messages; batches of other keys, whose topics are known, go ahead (their order is not related).
+ *
+ * Connection state comes from the gRPC channel of the library's publisher client
+ * (`Channel.watchConnectivityState`): TRANSIENT_FAILURE (a connection attempt failed) reports
+ * `lost`, READY after that reports `restored`. A READY channel whose connection closed goes IDLE
+ * (gRPC reconnects only when asked); the watcher then asks it to connect once, so a server that
+ * went away shows as TRANSIENT_FAILURE at once, and one that only closed an idle connection
+ * shows as READY again without any event.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { PubSub, type ClientConfig, type PublishOptions, type Topic } from '@google-cloud/pubsub';
 import type { PublisherConfig } from '../config/schema.js';
-import { describeError, PublishError, WalListenerError, type ErrorCode } from '../errors.js';
+import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { payloadBuffer } from '../pipeline/message.js';
-import { abortable } from './abortable.js';
+import { describeMessage, payloadBuffer, payloadBytes } from '../pipeline/message.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
 /** gRPC status codes this file looks at (numbers as on the wire; names for messages). */
@@ -19,12 +38,24 @@ const STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLIN
 /**
  * Codes that mean "this message will never be accepted". Everything else (UNAVAILABLE,
  * DEADLINE_EXCEEDED, INTERNAL, ABORTED, RESOURCE_EXHAUSTED, CANCELLED, UNKNOWN, UNAUTHENTICATED
- * while a token refreshes, errors without a code) is retried by the pipeline.
+ * while a token refreshes, errors without a code) is retried by the dispatcher.
  */
-const NEVER_ACCEPTED: ReadonlySet<number> = new Set([Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.PERMISSION_DENIED, Status.FAILED_PRECONDITION, Status.OUT_OF_RANGE, Status.UNIMPLEMENTED]);
+const NEVER_ACCEPTED: ReadonlySet<number> = new Set([Status.INVALID_ARGUMENT, Status.FAILED_PRECONDITION, Status.OUT_OF_RANGE, Status.UNIMPLEMENTED]);
 
-/** Pub/Sub's limit on one message (data + attributes); the server answers INVALID_ARGUMENT above it. */
+/** gRPC connectivity states (grpc-js ConnectivityState). */
+const ChannelState = { IDLE: 0, CONNECTING: 1, READY: 2, TRANSIENT_FAILURE: 3, SHUTDOWN: 4 } as const;
+const CHANNEL_STATE_NAMES = ['IDLE', 'CONNECTING', 'READY', 'TRANSIENT_FAILURE', 'SHUTDOWN'];
+
+/** The part of a grpc-js Channel used here. */
+interface GrpcChannel {
+  getConnectivityState(tryToConnect: boolean): number;
+  watchConnectivityState(currentState: number, deadline: Date | number, callback: (error?: Error) => void): void;
+}
+
+/** Pub/Sub's limit on one message (data + attributes + ordering key); the server answers INVALID_ARGUMENT above it. */
 const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
+/** Bytes a message's attributes and ordering key may take besides the fixed names, generously. */
+const ATTRIBUTE_OVERHEAD = 256;
 
 /** Pub/Sub's limit on an ordering key. */
 const MAX_ORDERING_KEY_BYTES = 1024;
@@ -37,14 +68,6 @@ function orderingKeyOf(key: string): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no byte count.
   if (key.length <= MAX_ORDERING_KEY_BYTES / 3 || Buffer.byteLength(key) <= MAX_ORDERING_KEY_BYTES) return key;
   return `sha256:${createHash('sha256').update(key).digest('hex')}`;
-}
-
-/** A non-retryable publish failure whose cause is the broker setup (missing topic), not the message. */
-class PubSubSetupError extends PublishError {
-  override readonly code: ErrorCode = 'WAL_PUBLISH_CONFIG';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, false, options);
-  }
 }
 
 interface GrpcError {
@@ -69,19 +92,19 @@ export class PubSubPublisher implements Publisher {
   readonly events = new EventEmitter<PublisherEvents>();
 
   private pubsub: PubSub | undefined;
+  private channel: GrpcChannel | undefined;
   private readonly publishOptions: PublishOptions;
   /** Topics checked (or created) and ready, by subject. The hot path only looks here. */
   private readonly topics = new Map<string, Topic>();
-  /** Topic checks under way, so concurrent batches check a topic once. */
+  /** Subjects whose topic was found (or created) once. */
+  private readonly seen = new Set<string>();
+  /** Topic checks under way, so concurrent publishes check a topic once. */
   private readonly checks = new Map<string, Promise<Topic>>();
-  /**
-   * Batches waiting for a topic check, chained so that messages reach the client library in the
-   * order publish() was called (a later batch must not overtake an earlier one for the same key).
-   */
-  private waiting: Promise<unknown> | undefined;
-  /** Ordering keys whose request failed, to resume before the next batch (see resumePaused). */
+  /** Ordering keys whose request failed, to resume before the next publish (see the header). */
   private readonly paused: [Topic, string][] = [];
-  private failing = false;
+  /** The channel's last state seen by the watcher. */
+  private state: number = ChannelState.IDLE;
+  private lost = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -89,31 +112,55 @@ export class PubSubPublisher implements Publisher {
     private readonly log: Logger,
   ) {
     this.publishOptions = {
-      // Per ordering key the library keeps one batch in flight and sends the rest in order.
       messageOrdering: true,
       // A request carries one ordering key (an API rule), up to 1000 messages (the API's maximum).
       // A key's first message waits at most 5 ms for company; while a key's request is in flight
       // its next messages gather into the following request anyway.
       batching: { maxMessages: 1000, maxMilliseconds: 5, maxBytes: 9 * 1024 * 1024 },
-      // No retries inside the library: the pipeline retries in order with backoff. The deadline
+      // No retries inside the library: the dispatcher retries in order with backoff. The deadline
       // bounds every request, including one waiting for an unreachable server.
       gaxOpts: { timeout: config.ackTimeout, retry: null },
     };
   }
 
+  /**
+   * Creates the client (once), then asks its gRPC channel to connect and waits for the outcome:
+   * READY resolves, a failed attempt rejects (retryable), as the dispatcher's reconnect expects.
+   */
   async connect(): Promise<void> {
     if (this.closing) throw new PublishError('Pub/Sub publisher is closed', true);
-    if (this.pubsub) return;
-    if (!this.config.pubSubProjectId) {
-      throw new WalListenerError('WAL_PUBLISH_CONFIG', 'publisher.pubSubProjectId is required when publisher.type is google_pubsub');
+    const channel = this.channel ?? (await this.open());
+    if (this.closing) throw new PublishError('Pub/Sub publisher is closed', true);
+    let state = channel.getConnectivityState(true);
+    if (state !== ChannelState.READY) {
+      // One attempt: wait for the channel to leave IDLE/CONNECTING (gRPC bounds a connection attempt).
+      const deadline = Date.now() + this.config.ackTimeout;
+      while (state === ChannelState.IDLE || state === ChannelState.CONNECTING) {
+        const error = await new Promise<Error | undefined>((resolve) => channel.watchConnectivityState(state, deadline, resolve));
+        if (error) break;
+        state = channel.getConnectivityState(false);
+      }
     }
+    if (state !== ChannelState.READY) {
+      throw new PublishError(`cannot connect to Pub/Sub (${this.pubsub?.isEmulator ? `emulator at ${this.emulatorHost()}` : 'pubsub.googleapis.com'}): channel ${CHANNEL_STATE_NAMES[state]}`, true);
+    }
+  }
+
+  private emulatorHost(): string {
+    const options = this.pubsub?.options as { servicePath?: string; port?: number | string } | undefined;
+    return `${options?.servicePath ?? ''}:${options?.port ?? ''}`;
+  }
+
+  private async open(): Promise<GrpcChannel> {
+    // The config schema refuses this already (exit 2); checked again for other callers.
+    if (!this.config.pubSubProjectId) throw new WalListenerError('WAL_PUBLISH_CONFIG', 'publisher.pubSubProjectId is required when publisher.type is google_pubsub');
     if (this.config.address || this.config.enableTLS) {
       this.log.warn('publisher.address and publisher.enableTLS are ignored by google_pubsub (set PUBSUB_EMULATOR_HOST for the emulator)');
     }
     // gRPC's reconnect backoff grows to 120 s by default; after an outage we want to be back within
-    // seconds of the service (the pipeline's own backoff paces the attempts). The library passes
-    // `grpc.*` keys to the channel, though its ClientConfig type does not list them.
-    const options = { 'grpc.max_reconnect_backoff_ms': 5000, projectId: this.config.pubSubProjectId } as ClientConfig;
+    // seconds of the service. The library passes `grpc.*` keys to the channel, though its
+    // ClientConfig type does not list them.
+    const options = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 500, projectId: this.config.pubSubProjectId } as ClientConfig;
     let pubsub = new PubSub(options);
     if (pubsub.isEmulator) {
       // The emulator needs no credentials, but gax still asks google-auth for the "universe
@@ -122,46 +169,78 @@ export class PubSubPublisher implements Publisher {
       // so the first instance needs no closing.)
       pubsub = new PubSub({ ...options, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } });
     }
-    if (!pubsub.isEmulator) {
-      // Load the credentials now so a missing service account shows at startup, not on the first change.
-      try {
+    try {
+      if (!pubsub.isEmulator) {
+        // Load the credentials now so a missing service account shows at startup, not on the first change.
         await pubsub.auth.getClient();
-      } catch (err) {
-        await pubsub.close().catch(() => undefined);
-        throw new PublishError(`Google credentials could not be loaded: ${describeError(err)}`, true, { cause: err });
       }
+      const client = await pubsub.getClientAsync_({ client: 'PublisherClient' });
+      const stub = (await (client as unknown as { initialize(): Promise<{ getChannel(): GrpcChannel }> }).initialize());
+      this.pubsub = pubsub;
+      this.channel = stub.getChannel();
+    } catch (err) {
+      await pubsub.close().catch(() => undefined);
+      throw new PublishError(`Pub/Sub client could not be set up (credentials?): ${describeError(err)}`, true, { cause: err });
     }
-    this.pubsub = pubsub;
-    this.failing = false;
+    this.state = this.channel.getConnectivityState(false);
+    this.watch(this.channel);
     this.log.info({ projectId: this.config.pubSubProjectId, emulator: pubsub.isEmulator }, 'Pub/Sub publisher ready');
+    return this.channel;
   }
 
-  maxPayloadBytes(): number {
-    return Infinity;
+  /** Follows the channel's state for as long as the publisher is open (see the header). */
+  private watch(channel: GrpcChannel): void {
+    channel.watchConnectivityState(this.state, Infinity, () => {
+      if (this.closing) return;
+      const previous = this.state;
+      const state = channel.getConnectivityState(false);
+      this.state = state;
+      if (state === ChannelState.SHUTDOWN) return;
+      if (state === ChannelState.TRANSIENT_FAILURE && !this.lost) {
+        this.lost = true;
+        this.events.emit('lost', new Error('Pub/Sub gRPC channel in TRANSIENT_FAILURE (a connection attempt failed)'));
+      } else if (state === ChannelState.READY && this.lost) {
+        this.lost = false;
+        this.events.emit('restored');
+      } else if (state === ChannelState.IDLE && previous === ChannelState.READY) {
+        channel.getConnectivityState(true);
+      }
+      this.watch(channel);
+    });
+  }
+
+  maxPayloadBytes(message: OutboundMessage): number {
+    return MAX_MESSAGE_BYTES - ATTRIBUTE_OVERHEAD - message.id.length - message.lsn.length - message.schema.length - message.table.length - message.action.length - Math.min(Buffer.byteLength(message.key), 80);
   }
 
   publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
-    return abortable(this.send0(batch), signal);
-  }
-
-  private send0(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closing) return Promise.reject(new PublishError('Pub/Sub publisher is closed', true));
     const pubsub = this.pubsub;
     if (!pubsub) return Promise.reject(new PublishError('Pub/Sub publisher is not connected', true));
+    if (signal.aborted) return Promise.reject(signal.reason);
     if (batch.length === 0) return Promise.resolve();
-    if (this.waiting === undefined && this.allTopicsReady(batch)) return this.send(batch);
-    // Some topic is not checked yet, or an earlier batch waits for one: queue behind it.
-    const queued = (this.waiting ?? Promise.resolve()).then(async () => {
-      const subjects = new Set(batch.map((m) => m.subject));
-      await Promise.all([...subjects].map((subject) => this.topicFor(pubsub, subject)));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onAbort = (): void => settle(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (this.allTopicsReady(batch)) return this.send(batch, settle);
+      const subjects = new Set<string>();
+      for (const message of batch) if (!this.topics.has(message.subject)) subjects.add(message.subject);
+      Promise.all([...subjects].map((subject) => this.topicFor(pubsub, subject))).then(
+        () => {
+          // Aborted while the topic was checked: nothing of it may go out any more.
+          if (!settled) this.send(batch, settle);
+        },
+        (err: unknown) => settle(err),
+      );
     });
-    const sent = queued.then(() => this.send(batch));
-    const tail = queued.catch(() => undefined);
-    this.waiting = tail;
-    void tail.then(() => {
-      if (this.waiting === tail) this.waiting = undefined;
-    });
-    return sent;
   }
 
   private allTopicsReady(batch: readonly OutboundMessage[]): boolean {
@@ -170,7 +249,7 @@ export class PubSubPublisher implements Publisher {
   }
 
   healthy(): boolean {
-    return this.pubsub !== undefined && this.closing === undefined && !this.failing;
+    return this.pubsub !== undefined && this.closing === undefined && !this.lost;
   }
 
   close(): Promise<void> {
@@ -184,55 +263,53 @@ export class PubSubPublisher implements Publisher {
   }
 
   /**
-   * Hands every message to the client library synchronously (so batches keep their order per key)
-   * and resolves when all are acknowledged. Rejects at the first failure, without waiting for the
-   * rest: the pipeline then holds newer batches, so none of them can overtake the retry.
+   * Hands every message to the client library synchronously (so it keeps their order per key) and
+   * settles when all are acknowledged, or at the first failure without waiting for the rest: the
+   * dispatcher then holds newer batches, so none of them can overtake the re-send.
    */
-  private send(batch: readonly OutboundMessage[]): Promise<void> {
-    this.resumePaused();
-    return new Promise((resolve, reject) => {
-      let pending = batch.length;
-      let failed = false;
-      for (let i = 0; i < batch.length && !failed; i++) {
-        const message = batch[i] as OutboundMessage;
-        const topic = this.topics.get(message.subject);
-        const orderingKey = message.key ? orderingKeyOf(message.key) : '';
-        const done = (err?: Error | null): void => {
-          if (err) {
-            if (topic && orderingKey) this.paused.push([topic, orderingKey]);
-            if (!failed) {
-              failed = true;
-              reject(this.toPublishError(message, err));
-            }
-          } else if (--pending === 0 && !failed) {
-            this.failing = false;
-            resolve();
-          }
-        };
-        try {
-          if (!topic) throw new PublishError(`Pub/Sub topic ${message.subject} is not ready`, true);
-          const data = payloadBuffer(message);
-          if (data.length > MAX_MESSAGE_BYTES) {
-            throw Object.assign(new Error(`message of ${data.length} bytes exceeds Pub/Sub's ${MAX_MESSAGE_BYTES}-byte limit`), { code: Status.INVALID_ARGUMENT });
-          }
-          topic.publishMessage(
-            {
-              data,
-              attributes: { id: message.id, lsn: message.lsn, table: `${message.schema}.${message.table}`, action: message.action },
-              ...(orderingKey ? { orderingKey } : {}),
-            },
-            done,
-          );
-        } catch (err) {
-          done(err as Error);
-        }
+  private send(batch: readonly OutboundMessage[], settle: (err?: unknown) => void): void {
+    // publish() is a contract of its own: an oversized message is refused before anything is sent.
+    for (let i = 0; i < batch.length; i++) {
+      const message = batch[i]!;
+      const bytes = payloadBytes(message);
+      if (bytes > this.maxPayloadBytes(message)) {
+        return settle(new PublishError(`Pub/Sub takes at most ${MAX_MESSAGE_BYTES} bytes per message with its attributes; the message for ${describeMessage(message)} (topic ${message.subject}) has ${bytes} bytes of data`, false, { rejected: i }));
       }
-    });
+    }
+    this.resumePaused();
+    let pending = batch.length;
+    let failed = false;
+    for (let i = 0; i < batch.length && !failed; i++) {
+      const message = batch[i] as OutboundMessage;
+      const topic = this.topics.get(message.subject);
+      const orderingKey = message.key ? orderingKeyOf(message.key) : '';
+      const done = (err?: Error | null): void => {
+        if (err) {
+          if (topic && orderingKey) this.paused.push([topic, orderingKey]);
+          if (!failed) {
+            failed = true;
+            settle(this.toPublishError(message, batch.length === 1, err));
+          }
+        } else if (--pending === 0 && !failed) settle();
+      };
+      if (!topic) {
+        done(new PublishError(`Pub/Sub topic ${message.subject} is not ready`, true));
+        continue;
+      }
+      topic.publishMessage(
+        {
+          data: payloadBuffer(message),
+          attributes: { id: message.id, lsn: message.lsn, table: `${message.schema}.${message.table}`, action: message.action },
+          ...(orderingKey ? { orderingKey } : {}),
+        },
+        done,
+      );
+    }
   }
 
   /**
    * After a failed request the library pauses that ordering key (rejecting its queued messages).
-   * The next publish() is the pipeline's in-order retry (it holds newer batches meanwhile), so
+   * The next publish() is the dispatcher's in-order re-send (it holds newer batches meanwhile), so
    * resume the keys just before it sends. Resuming at the failure itself could come before the
    * library's own pause and leave the key paused. (5.3.1 drops a key's queue once it is empty, which
    * also ends the pause; resuming explicitly keeps this right if a version keeps the queue.)
@@ -242,29 +319,25 @@ export class PubSubPublisher implements Publisher {
     for (const [topic, key] of this.paused.splice(0)) topic.resumePublishing(key);
   }
 
-  private isRetryable(err: unknown): boolean {
-    if (err instanceof PublishError) return err.retryable;
+  private toPublishError(message: OutboundMessage, alone: boolean, err: unknown): WalListenerError {
+    if (err instanceof WalListenerError) return err;
+    const where = `${describeMessage(message)} (topic ${message.subject})`;
     const code = grpcCode(err);
-    return code === undefined || !NEVER_ACCEPTED.has(code);
-  }
-
-  private toPublishError(message: OutboundMessage, err: unknown): PublishError {
-    if (err instanceof PublishError) return err;
-    const where = `${message.schema}.${message.table} at LSN ${message.lsn} (topic ${message.subject})`;
-    if (grpcCode(err) === Status.NOT_FOUND) {
-      // The topic disappeared after it was checked: check (and with createTopics, create) it again.
+    if (code === Status.NOT_FOUND) {
+      // The topic existed when it was checked and is gone now (deleted, or an emulator restarted):
+      // retried; the next attempt checks it again and, with createTopics, creates it.
       this.topics.delete(message.subject);
-      if (this.config.createTopics) {
-        this.failing = true;
-        return new PublishError(`Pub/Sub topic ${message.subject} was not found publishing ${where}; it will be created again: ${reason(err)}`, true, { cause: err });
-      }
-      return new PubSubSetupError(`Pub/Sub topic ${message.subject} does not exist (publishing ${where}); create it or set publisher.createTopics: true`, { cause: err });
+      return new PublishError(`Pub/Sub topic ${message.subject} was not found publishing ${where}; it is checked${this.config.createTopics ? ' and created' : ''} again: ${reason(err)}`, true, { cause: err });
     }
-    if (this.isRetryable(err)) {
-      this.failing = true;
-      return new PublishError(`Pub/Sub did not acknowledge ${where}: ${reason(err)}`, true, { cause: err });
+    if (code === Status.PERMISSION_DENIED) {
+      return new WalListenerError('WAL_PUBLISH_CONFIG', `Pub/Sub refused to publish to topic ${message.subject} (${where}): ${reason(err)}; the credentials need roles/pubsub.publisher`, { cause: err });
     }
-    return new PublishError(`Pub/Sub rejected the change to ${where}: ${reason(err)}`, false, { cause: err });
+    if (code !== undefined && NEVER_ACCEPTED.has(code)) {
+      // A request holds several messages of a key and fails whole: the refused one is known only
+      // when the batch had one message (the dispatcher then re-sends one at a time to find it).
+      return new PublishError(`Pub/Sub rejected the change to ${where}: ${reason(err)}`, false, { cause: err, ...(alone ? { rejected: 0 } : {}) });
+    }
+    return new PublishError(`Pub/Sub did not acknowledge ${where}: ${reason(err)}`, true, { cause: err });
   }
 
   /** The topic of a subject, checked once (and created when createTopics is on). */
@@ -277,6 +350,7 @@ export class PubSubPublisher implements Publisher {
         (topic) => {
           this.checks.delete(subject);
           this.topics.set(subject, topic);
+          this.seen.add(subject);
           return topic;
         },
         (err: unknown) => {
@@ -303,27 +377,27 @@ export class PubSubPublisher implements Publisher {
         return topic;
       }
       if (code === Status.INVALID_ARGUMENT) {
-        throw new PubSubSetupError(`Pub/Sub topic name ${JSON.stringify(subject)} is not valid: ${reason(err)}`, { cause: err });
+        throw new WalListenerError('WAL_PUBLISH_CONFIG', `Pub/Sub topic name ${JSON.stringify(subject)} is not valid: ${reason(err)}`, { cause: err });
       }
-      if (code !== Status.NOT_FOUND) {
-        this.failing = true;
-        throw new PublishError(`checking Pub/Sub topic ${subject} failed: ${reason(err)}`, true, { cause: err });
-      }
+      if (code !== Status.NOT_FOUND) throw new PublishError(`checking Pub/Sub topic ${subject} failed: ${reason(err)}`, true, { cause: err });
     }
     if (!this.config.createTopics) {
-      throw new PubSubSetupError(`Pub/Sub topic ${subject} does not exist in project ${this.config.pubSubProjectId}; create it or set publisher.createTopics: true`);
+      // Missing at first use: a setup error. Gone after it was used: someone deleted it, or the
+      // emulator restarted; wait (retrying, nothing after it confirmed) until it exists again.
+      if (this.seen.has(subject)) throw new PublishError(`Pub/Sub topic ${subject} no longer exists in project ${this.config.pubSubProjectId}; retrying until it is created again`, true);
+      throw new WalListenerError('WAL_PUBLISH_CONFIG', `Pub/Sub topic ${subject} does not exist in project ${this.config.pubSubProjectId}; create it or set publisher.createTopics: true`);
     }
     try {
       await topic.create(gaxOpts);
       this.log.info({ topic: subject }, 'created Pub/Sub topic');
     } catch (err) {
       // Another instance (or a concurrent check) created it first: fine.
-      if (grpcCode(err) !== Status.ALREADY_EXISTS) {
-        if (this.isRetryable(err)) {
-          this.failing = true;
-          throw new PublishError(`creating Pub/Sub topic ${subject} failed: ${reason(err)}`, true, { cause: err });
+      const code = grpcCode(err);
+      if (code !== Status.ALREADY_EXISTS) {
+        if (code !== undefined && (NEVER_ACCEPTED.has(code) || code === Status.PERMISSION_DENIED)) {
+          throw new WalListenerError('WAL_PUBLISH_CONFIG', `creating Pub/Sub topic ${subject} failed: ${reason(err)}`, { cause: err });
         }
-        throw new PubSubSetupError(`creating Pub/Sub topic ${subject} failed: ${reason(err)}`, { cause: err });
+        throw new PublishError(`creating Pub/Sub topic ${subject} failed: ${reason(err)}`, true, { cause: err });
       }
     }
     return topic;

@@ -1,62 +1,72 @@
 /**
- * Kafka publisher (kafkajs). The subject is the topic, `OutboundMessage.key` the message key, and
+ * Kafka publisher (kafkajs): the broker-specific part of delivery only (DESIGN.md "The pipeline").
+ * The subject is the topic, `OutboundMessage.key` the message key (kafkajs's DefaultPartitioner:
+ * murmur2 like the Java client, so Java producers and consumers agree on the partition), and
  * headers `id` (the event id, for consumer-side dedup), `lsn`, `table` (`<schema>.<table>`) and
  * `action` travel with every message. Sends wait for all in-sync replicas (acks = -1).
  *
- * Order. Kafka keeps order per partition, and the key picks the partition (kafkajs's
- * DefaultPartitioner: murmur2 like the Java client, so Java producers and consumers agree). A
- * batch must reach each partition in publish order, also across retries and with several
- * publish() calls in flight. kafkajs cannot promise that by itself: when a request fails it
- * re-sends, after a backoff, only the requests of the failed brokers, so a later send() could
- * overtake it. Hence:
- *  - one sendBatch at a time; publish() calls that arrive meanwhile wait and then go together
- *    in the next sendBatch (so the pipeline's in-flight window still fills Kafka's batches);
- *  - `maxInFlightRequests: 1`: one request at a time per broker connection (Java's
- *    `max.in.flight.requests.per.connection=1` without idempotence), so nothing is pipelined
- *    behind a Produce that may be retried;
- *  - once a send fails (or passes ackTimeout), the batches queued behind it are rejected unsent
- *    (retryable): the pipeline re-publishes the failed batch first and they follow it in order.
- * No idempotent producer (the test broker lacks it; headers carry the id for dedup instead), and
- * kafkajs retries only a few times, for leader moves and new topics: the pipeline retries.
+ * Order. The dispatcher never has two batches with a common key in flight, and re-sends a failed
+ * batch before anything newer of its keys; so per-key order needs only that one publish() reaches
+ * each partition in order and that nothing of it is sent again behind the dispatcher's back:
+ *  - a batch goes out as consecutive requests (split at MAX_SEND_BYTES), each sent after the
+ *    previous one was acknowledged, none after the signal aborted;
+ *  - kafkajs retries nothing (`retry.retries: 0` on the producer): a request it re-sent after the
+ *    dispatcher gave up on the batch could land after a newer change of the same key;
+ *  - `maxInFlightRequests: 1` and kafkajs's one request queue per broker connection: a request of
+ *    an aborted publish that kafkajs still holds goes out before the dispatcher's re-send of it
+ *    (same connection, first in first out), so at worst a message is stored twice, in order.
+ * Publishes of different batches may run at once (their keys differ): one sendBatch at a time, as
+ * before, is not needed for per-key order. No idempotent producer (the test broker lacks it);
+ * consumers drop a redelivery by the `id` header.
+ *
+ * Connection state. kafkajs has no event for a broker connection closing (its instrumentation
+ * has connect/disconnect of the producer and request events only; a closed connection is a debug
+ * log line). The publisher creates the sockets itself (kafkajs's `socketFactory`) and watches them:
+ * when the last open broker connection closes without close() being called, it reports `lost`;
+ * connect() then reconnects through kafkajs (a seed broker and metadata) and reports `restored`.
+ * A broker that closes idle connections (connections.max.idle.ms) looks the same: the dispatcher's
+ * reconnect then succeeds at once.
+ *
+ * Size. `maxPayloadBytes` is the topic's `max.message.bytes` (read once per topic with
+ * DescribeConfigs, awaited by the first publish to it; an existing topic reports the broker's
+ * default there when it has no override, a missing one is created with the broker's
+ * `message.max.bytes`), less the record's framing, key and headers. A broker that cannot answer
+ * DescribeConfigs (librdkafka's mock cluster) leaves it Infinity: the broker's refusal
+ * (MESSAGE_TOO_LARGE) is then the only check.
  *
  * Topics are created on first use when the broker allows it (auto.create.topics.enable), as in
  * ihippik/wal-listener. A topic that does not exist and is not created fails as retryable
- * (Kafka's UNKNOWN_TOPIC_OR_PARTITION is transient by definition): the daemon keeps retrying and
- * logging, confirms nothing after it, and carries on once someone creates the topic.
+ * (Kafka's UNKNOWN_TOPIC_OR_PARTITION is transient by definition): the dispatcher keeps retrying
+ * and logging, confirms nothing after it, and carries on once someone creates the topic.
  */
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import kafkajs from 'kafkajs';
-import type { LogEntry, Message, Producer, ProducerBatch, SASLOptions, TopicMessages } from 'kafkajs';
-import type { ConnectionOptions } from 'node:tls';
+import type { Admin, ISocketFactory, LogEntry, Message, Producer, ProducerBatch, SASLOptions, TopicMessages } from 'kafkajs';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { payloadBuffer, payloadBytes } from '../pipeline/message.js';
-import { abortable } from './abortable.js';
+import { describeMessage, payloadBuffer, payloadBytes } from '../pipeline/message.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 
-const { Kafka, Partitioners, logLevel } = kafkajs;
+const { Kafka, Partitioners, logLevel, ConfigResourceTypes } = kafkajs;
 
 /**
  * Upper bound on the bytes of one sendBatch. kafkajs puts every message a send has for a
- * partition into one record batch, and brokers refuse record batches over message.max.bytes
+ * partition into one record batch, and brokers refuse record batches over max.message.bytes
  * (1 MiB by default): larger sends are split, in order, so only a single huge message can be
  * refused. Sized just under that limit, because each split costs a round trip.
  */
 const MAX_SEND_BYTES = 900 * 1024;
-/** Estimated record and header framing per message, on top of the key, value and header values. */
-const RECORD_OVERHEAD = 64;
-
-interface Pending {
-  readonly batch: readonly OutboundMessage[];
-  /** Value of `epoch` when queued: a failure since then means this batch must not be sent. */
-  readonly epoch: number;
-  readonly resolve: () => void;
-  readonly reject: (err: PublishError) => void;
-  timer: NodeJS.Timeout | undefined;
-  done: boolean;
-}
+/** A record batch's header (61 bytes) and one record's varint framing, generously. */
+const RECORD_OVERHEAD = 96;
+/** Header names on every message: id, lsn, table, action. */
+const HEADER_NAME_BYTES = 2 + 3 + 5 + 6;
+const KEEP_ALIVE_MS = 60_000;
+/** kafkajs error types that mean the client's credentials or rights are wrong, not the message. */
+const SETUP_ERRORS = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'INVALID_TOPIC_EXCEPTION']);
 
 export class KafkaPublisher implements Publisher {
   readonly kind = 'kafka';
@@ -64,12 +74,19 @@ export class KafkaPublisher implements Publisher {
   private readonly brokers: string[];
   private readonly ackTimeout: number;
   private producer: Producer | undefined;
+  private admin: Admin | undefined;
   private connecting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
-  private queue: Pending[] = [];
-  private sending = false;
-  private epoch = 0;
-  private failing = false;
+  /** Producer connections to brokers that are open now. */
+  private readonly sockets = new Set<Socket>();
+  /** False after `lost` until connect() succeeds again. */
+  private connected = false;
+  private lostOnce = false;
+  /** max.message.bytes per topic, once read (Infinity: unreadable). */
+  private readonly topicLimits = new Map<string, number>();
+  private readonly limitReads = new Map<string, Promise<void>>();
+  /** DescribeConfigs is not answered at all: stop asking. */
+  private configsUnreadable = false;
 
   constructor(
     private readonly config: PublisherConfig,
@@ -79,39 +96,56 @@ export class KafkaPublisher implements Publisher {
       .split(',')
       .map((b) => b.trim())
       .filter((b) => b !== '');
-    this.ackTimeout = config.ackTimeout > 0 ? config.ackTimeout : 30_000;
+    this.ackTimeout = config.ackTimeout;
   }
 
   connect(): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
+    if (this.healthy()) return Promise.resolve();
     this.connecting ??= this.open().finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  maxPayloadBytes(): number {
-    return Infinity;
+  healthy(): boolean {
+    return this.producer !== undefined && this.connected && !this.closing;
+  }
+
+  maxPayloadBytes(message: OutboundMessage): number {
+    const limit = this.topicLimits.get(message.subject);
+    if (limit === undefined || limit === Infinity) return Infinity;
+    return limit - recordOverhead(message);
   }
 
   publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
-    return abortable(this.send0(batch), signal);
-  }
-
-  private send0(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
+    if (!this.producer) return Promise.reject(new PublishError('Kafka publisher is not connected', true));
+    if (signal.aborted) return Promise.reject(signal.reason);
     if (batch.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const item: Pending = { batch, epoch: this.epoch, resolve, reject, timer: undefined, done: false };
-      // The only timer here: the contract's ackTimeout, so a publish settles even if kafkajs hangs.
-      item.timer = setTimeout(() => this.expire(item), this.ackTimeout);
-      this.queue.push(item);
-      this.pump();
+      let settled = false;
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.send(batch, signal).then(
+        () => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      );
     });
-  }
-
-  healthy(): boolean {
-    return this.producer !== undefined && !this.closing && !this.failing;
   }
 
   close(): Promise<void> {
@@ -120,51 +154,67 @@ export class KafkaPublisher implements Publisher {
   }
 
   private async open(): Promise<void> {
-    if (this.producer) return;
-    const kafka = new Kafka({
+    if (!this.producer) this.create(await this.tlsOptions());
+    try {
+      // A second connect() after a loss reconnects kafkajs's cluster (a seed broker, then metadata).
+      await this.producer!.connect();
+    } catch (err) {
+      throw connectError(err, this.brokers);
+    }
+    if (this.closing) throw closedError();
+    this.connected = true;
+    this.log.debug({ brokers: this.brokers }, 'connected to Kafka');
+    if (this.lostOnce) this.events.emit('restored');
+  }
+
+  private create(ssl: ConnectionOptions | boolean): void {
+    const options = {
       clientId: 'wal-listener',
       brokers: this.brokers,
-      ssl: await this.tlsOptions(),
+      ssl,
       ...(this.config.sasl ? { sasl: this.config.sasl as SASLOptions } : {}),
       connectionTimeout: Math.min(this.ackTimeout, 10_000),
+      // kafkajs's own deadline, so a request it can no longer deliver leaves its queue; the
+      // dispatcher's deadline (the same length) settles the publish.
       requestTimeout: this.ackTimeout,
-      // Connecting tries the seed brokers in turn: give every address of the list a chance.
-      retry: { retries: Math.max(3, this.brokers.length), initialRetryTime: 100, maxRetryTime: 1_000 },
+      // Connecting tries the seed brokers in turn: one pass over the list per connect().
+      retry: { retries: this.brokers.length, initialRetryTime: 50, maxRetryTime: 250 },
       logLevel: this.log.isLevelEnabled('trace') ? logLevel.DEBUG : this.log.isLevelEnabled('debug') ? logLevel.INFO : logLevel.WARN,
-      logCreator: () => (entry) => this.kafkaLog(entry),
-    });
-    const producer = kafka.producer({
+      logCreator: () => (entry: LogEntry) => this.kafkaLog(entry),
+    };
+    this.producer = new Kafka({ ...options, socketFactory: this.watchedSockets() }).producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: true,
       idempotent: false,
       maxInFlightRequests: 1,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+      retry: { retries: 0 },
     });
-    try {
-      await producer.connect();
-    } catch (err) {
-      await producer.disconnect().catch(() => undefined);
-      throw connectError(err, this.brokers);
-    }
-    this.producer = producer;
-    this.failing = false;
-    this.log.debug({ brokers: this.brokers }, 'connected to Kafka');
+    // Its own connections, not watched: closing them says nothing about the producer's.
+    this.admin = new Kafka({ ...options, retry: { retries: 0 } }).admin();
+  }
+
+  /** kafkajs's socket factory, watching the producer's broker connections (see the header). */
+  private watchedSockets(): ISocketFactory {
+    return ({ host, port, ssl, onConnect }) => {
+      const socket: Socket = ssl ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : netConnect({ host, port }, onConnect);
+      socket.setKeepAlive(true, KEEP_ALIVE_MS);
+      socket.once(ssl ? 'secureConnect' : 'connect', () => this.sockets.add(socket));
+      socket.once('close', () => {
+        if (!this.sockets.delete(socket) || this.sockets.size > 0 || this.closing || !this.connected) return;
+        this.connected = false;
+        this.lostOnce = true;
+        this.events.emit('lost', new Error(`every Kafka broker connection closed (last: ${host}:${port})`));
+      });
+      return socket;
+    };
   }
 
   /** TLS options from the configured files, read at connect so a renewed certificate is picked up. */
   private async tlsOptions(): Promise<ConnectionOptions | boolean> {
     const { enableTLS, caCert, clientCert, clientKey } = this.config;
-    if (this.brokers.length === 0) {
-      throw new WalListenerError('WAL_PUBLISH_CONFIG', 'publisher.address: expected a comma-separated list of Kafka brokers (host:port), got nothing');
-    }
-    const bad = this.brokers.find((b) => !/^[^:\s]+:\d+$/.test(b));
-    if (bad !== undefined) throw new WalListenerError('WAL_PUBLISH_CONFIG', `publisher.address: "${bad}" is not host:port`);
     if (!enableTLS) {
       if (caCert || clientCert || clientKey) this.log.warn('publisher.caCert/clientCert/clientKey are ignored because publisher.enableTLS is false');
       return false;
-    }
-    if (Boolean(clientCert) !== Boolean(clientKey)) {
-      throw new WalListenerError('WAL_PUBLISH_CONFIG', 'publisher.clientCert and publisher.clientKey go together: set both for mutual TLS, or neither');
     }
     const options: ConnectionOptions = {};
     if (caCert) options.ca = [await readTlsFile('publisher.caCert', caCert)];
@@ -175,56 +225,38 @@ export class KafkaPublisher implements Publisher {
     return caCert || clientCert ? options : true;
   }
 
-  /** Starts the next sendBatch unless one is running: everything queued goes in it, in order. */
-  private pump(): void {
-    if (this.sending || this.queue.length === 0) return;
-    const group: Pending[] = [];
-    for (const item of this.queue) {
-      if (item.epoch === this.epoch) group.push(item);
-      else this.settle(item, new PublishError(`Kafka batch not sent (first: ${where(item.batch[0])}): an earlier batch failed and must be re-published first, to keep each partition in order`, true));
-    }
-    this.queue = [];
-    if (group.length === 0) return;
-    this.sending = true;
-    void this.send(group).finally(() => {
-      this.sending = false;
-      this.pump();
-    });
-  }
-
-  private async send(group: Pending[]): Promise<void> {
-    const messages = group.length === 1 ? group[0]!.batch : group.flatMap((item) => item.batch);
+  /** Sends a batch as consecutive requests; stops before the next request once the signal aborted. */
+  private async send(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
+    const producer = this.producer!;
+    await this.readLimits(batch);
+    const oversized = this.oversized(batch);
+    if (oversized !== null) throw oversized;
     let start = 0;
-    let end = 0;
-    // Batches are acknowledged as soon as the request holding their last message is.
-    let next = 0;
-    let nextEnd = group[0]!.batch.length;
-    try {
-      if (!this.producer) await this.connect();
-      const producer = this.producer;
-      if (!producer) throw closedError();
-      while (start < messages.length) {
-        const request = this.request(messages, start);
-        end = start + request.count;
+    while (start < batch.length && !signal.aborted) {
+      const request = this.request(batch, start);
+      try {
         await producer.sendBatch(request.batch);
-        start = end;
-        while (next < group.length && nextEnd <= start) {
-          this.settle(group[next]!);
-          if (++next < group.length) nextEnd += group[next]!.batch.length;
-        }
+      } catch (err) {
+        throw publishError(err, batch, start, request.count);
       }
-      this.failing = false;
-    } catch (err) {
-      this.epoch++;
-      // The request that failed, or everything not sent yet when connecting failed.
-      const error = publishError(err, messages.slice(start, end > start ? end : messages.length));
-      if (error.retryable) this.failing = true;
-      this.log.debug({ err: describeError(err), messages: messages.length - start, retryable: error.retryable }, 'Kafka send failed');
-      for (; next < group.length; next++) this.settle(group[next]!, error);
+      start += request.count;
     }
   }
 
-  /** The next sendBatch: messages from `start`, at most MAX_SEND_BYTES (at least one message), grouped by topic in order. */
+  /** The first message over its topic's limit, refused before anything of the batch is sent. */
+  private oversized(batch: readonly OutboundMessage[]): PublishError | null {
+    for (let i = 0; i < batch.length; i++) {
+      const message = batch[i]!;
+      const max = this.maxPayloadBytes(message);
+      if (payloadBytes(message) > max) {
+        const limit = this.topicLimits.get(message.subject);
+        return new PublishError(`Kafka topic ${message.subject} takes at most ${limit} bytes per message (max.message.bytes); the message for ${describeMessage(message)} has ${payloadBytes(message)} bytes of payload`, false, { rejected: i });
+      }
+    }
+    return null;
+  }
+
+  /** The next sendBatch: messages from `start`, within MAX_SEND_BYTES and the topics' limits (at least one message), grouped by topic in order. */
   private request(messages: readonly OutboundMessage[], start: number): { batch: ProducerBatch; count: number } {
     const topics = new Map<string, Message[]>();
     let bytes = 0;
@@ -232,10 +264,11 @@ export class KafkaPublisher implements Publisher {
     for (; i < messages.length; i++) {
       const m = messages[i]!;
       const value = payloadBuffer(m);
-      const size = value.length + Buffer.byteLength(m.key) + m.id.length + m.lsn.length + m.schema.length + m.table.length + m.action.length + RECORD_OVERHEAD;
-      if (bytes > 0 && bytes + size > MAX_SEND_BYTES) break;
+      const size = value.length + recordOverhead(m);
+      if (bytes > 0 && bytes + size > Math.min(MAX_SEND_BYTES, this.topicLimits.get(m.subject) ?? Infinity)) break;
       bytes += size;
-      const message: Message = { key: m.key, value, headers: { id: m.id, lsn: m.lsn, table: `${m.schema}.${m.table}`, action: m.action } };
+      const headers = { ...m.headers, id: m.id, lsn: m.lsn, table: `${m.schema}.${m.table}`, action: m.action };
+      const message: Message = { key: m.key, value, headers };
       const list = topics.get(m.subject);
       if (list) list.push(message);
       else topics.set(m.subject, [message]);
@@ -245,30 +278,54 @@ export class KafkaPublisher implements Publisher {
     return { batch: { acks: -1, timeout: this.ackTimeout, topicMessages }, count: i - start };
   }
 
-  private expire(item: Pending): void {
-    if (item.done) return;
-    const queued = this.queue.indexOf(item);
-    if (queued >= 0) this.queue.splice(queued, 1);
-    // Whatever is queued behind it must not overtake it.
-    this.epoch++;
-    this.failing = true;
-    this.settle(item, new PublishError(`Kafka did not acknowledge ${item.batch.length} messages (first: ${where(item.batch[0])}) within ${this.ackTimeout} ms`, true));
+  /** Reads max.message.bytes of the batch's topics not read yet (once each). */
+  private async readLimits(batch: readonly OutboundMessage[]): Promise<void> {
+    if (this.configsUnreadable) return;
+    let reads: Set<Promise<void>> | undefined;
+    for (const message of batch) {
+      const topic = message.subject;
+      if (this.topicLimits.has(topic)) continue;
+      let read = this.limitReads.get(topic);
+      if (!read) {
+        read = this.readLimit(topic).finally(() => this.limitReads.delete(topic));
+        this.limitReads.set(topic, read);
+      }
+      (reads ??= new Set()).add(read);
+    }
+    if (reads) await Promise.all(reads);
   }
 
-  private settle(item: Pending, error?: PublishError): void {
-    if (item.done) return;
-    item.done = true;
-    clearTimeout(item.timer);
-    if (error) item.reject(error);
-    else item.resolve();
+  private async readLimit(topic: string): Promise<void> {
+    const admin = this.admin!;
+    try {
+      await admin.connect();
+      const { resources } = await admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }], includeSynonyms: false });
+      const resource = resources[0];
+      const value = resource?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue;
+      if (resource && resource.errorCode === 0 && value !== undefined && Number(value) > 0) {
+        this.topicLimits.set(topic, Number(value));
+        this.log.debug({ topic, maxMessageBytes: Number(value) }, 'Kafka topic limit read');
+        return;
+      }
+      // UNKNOWN_TOPIC_OR_PARTITION (3): not created yet; read again on the next publish to it.
+      if (resource?.errorCode === 3) return;
+      this.topicLimits.set(topic, Infinity);
+      this.log.info({ topic, error: resource?.errorMessage ?? resource?.errorCode }, 'cannot read the Kafka topic max.message.bytes; only the broker checks message sizes');
+    } catch (err) {
+      const errors = chain(err);
+      // A connection problem: the send reports it; read again next time.
+      if (errors.some((e) => e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError' || e.name === 'KafkaJSRequestTimeoutError')) return;
+      this.configsUnreadable = true;
+      this.log.info({ err: errors.at(-1)?.message ?? describeError(err) }, 'Kafka does not answer DescribeConfigs; only the broker checks message sizes');
+    }
   }
 
   private async shutdown(): Promise<void> {
-    for (const item of this.queue) this.settle(item, closedError());
-    this.queue = [];
+    this.connected = false;
     await this.connecting?.catch(() => undefined);
     const producer = this.producer;
     this.producer = undefined;
+    await this.admin?.disconnect().catch(() => undefined);
     if (producer) await producer.disconnect().catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'Kafka producer did not disconnect cleanly'));
   }
 
@@ -285,6 +342,13 @@ export class KafkaPublisher implements Publisher {
   }
 }
 
+/** Bytes a message takes in a record batch besides its value. */
+function recordOverhead(m: OutboundMessage): number {
+  let headers = HEADER_NAME_BYTES + m.id.length + m.lsn.length + m.schema.length + 1 + m.table.length + m.action.length;
+  if (m.headers !== null) for (const [name, value] of Object.entries(m.headers)) headers += Buffer.byteLength(name) + Buffer.byteLength(value) + 4;
+  return RECORD_OVERHEAD + Buffer.byteLength(m.key) + headers;
+}
+
 function closedError(): PublishError {
   return new PublishError('Kafka publisher is closed', true);
 }
@@ -298,7 +362,7 @@ async function readTlsFile(key: string, path: string): Promise<Buffer> {
 }
 
 function where(m: OutboundMessage | undefined): string {
-  return m ? `table ${m.schema}.${m.table}, LSN ${m.lsn}, topic ${m.subject}` : 'none';
+  return m ? `${describeMessage(m)}, topic ${m.subject}` : 'none';
 }
 
 interface KafkaErrorLike {
@@ -320,29 +384,37 @@ function chain(err: unknown): KafkaErrorLike[] {
 }
 
 /**
- * Maps a kafkajs failure of the messages of one sendBatch (`sent`) to a PublishError. Only a broker
- * error that Kafka marks non-retriable (MESSAGE_TOO_LARGE, INVALID_RECORD, TOPIC_AUTHORIZATION_FAILED,
- * ...) is final; connection loss, timeouts, leader moves and unknown topics are retryable.
+ * Maps a kafkajs failure of the request holding messages `start` to `start + count - 1` of `batch`
+ * to an error. A broker error that Kafka marks non-retriable is final: for the client's rights
+ * (authorization, a topic name the broker refuses) a setup error that stops the daemon; for a
+ * message (MESSAGE_TOO_LARGE, INVALID_RECORD, ...) a rejection naming the message when the request
+ * held only one (otherwise the dispatcher re-sends one at a time to find it). Connection loss,
+ * timeouts, leader moves and unknown topics are retryable.
  */
-export function publishError(err: unknown, sent: readonly OutboundMessage[]): PublishError {
-  if (err instanceof PublishError) return err;
-  if (err instanceof WalListenerError) return new PublishError(err.message, false, { cause: err });
+export function publishError(err: unknown, batch: readonly OutboundMessage[], start: number, count: number): WalListenerError {
+  if (err instanceof WalListenerError) return err;
+  const sent = batch.slice(start, start + count);
   const errors = chain(err);
   const broker = errors.find((e) => e.name === 'KafkaJSProtocolError');
   const reason = broker ? `${broker.type ?? 'broker error'}: ${broker.message ?? ''}` : (errors.at(-1)?.message ?? describeError(err));
   if (broker && broker.retriable === false) {
-    // A too-large message is the largest one of the request; other refusals name its first message.
-    const culprit = broker.type === 'MESSAGE_TOO_LARGE' || broker.type === 'RECORD_LIST_TOO_LARGE' ? largest(sent) : sent[0];
-    const size = culprit ? `, ${payloadBytes(culprit)} bytes` : '';
-    return new PublishError(`Kafka refused a message (${where(culprit)}${size}): ${reason}`, false, { cause: err });
+    if (SETUP_ERRORS.has(broker.type ?? '')) {
+      return new WalListenerError('WAL_PUBLISH_CONFIG', `Kafka refused to take messages for topic ${sent[0]?.subject} (publisher.sasl, ACLs, topic name): ${reason}`, { cause: err });
+    }
+    const alone = count === 1 ? { rejected: start } : {};
+    const tooLarge = broker.type === 'MESSAGE_TOO_LARGE' || broker.type === 'RECORD_LIST_TOO_LARGE';
+    // Several messages: the refused one is not known (for a size, the largest is the likely one).
+    const culprit = tooLarge ? largest(sent) : sent[0];
+    const what = count === 1 ? `the message (${where(culprit)}, ${payloadBytes(culprit!)} bytes)` : `one of ${count} messages (first: ${where(sent[0])}${tooLarge ? `; largest ${payloadBytes(culprit!)} bytes` : ''})`;
+    return new PublishError(`Kafka refused ${what}: ${reason}`, false, { cause: err, ...alone });
   }
   const hint = broker?.type === 'UNKNOWN_TOPIC_OR_PARTITION' ? ' (the topic does not exist and the broker does not create topics: create it, or enable auto.create.topics.enable)' : '';
-  return new PublishError(`Kafka did not acknowledge a send of ${sent.length} messages (first: ${where(sent[0])}): ${reason}${hint}`, true, { cause: err });
+  return new PublishError(`Kafka did not acknowledge a send of ${count} messages (first: ${where(sent[0])}): ${reason}${hint}`, true, { cause: err });
 }
 
 function largest(messages: readonly OutboundMessage[]): OutboundMessage | undefined {
   let best: OutboundMessage | undefined;
-  for (const m of messages) if (!best || m.payload.length > best.payload.length) best = m;
+  for (const m of messages) if (!best || payloadBytes(m) > payloadBytes(best)) best = m;
   return best;
 }
 

@@ -6,7 +6,10 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PublishError } from '../errors.js';
+import { payloadBuffer } from '../pipeline/message.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
+
+const NEWLINE = Buffer.from('\n');
 
 export class StdoutPublisher implements Publisher {
   readonly kind = 'stdout';
@@ -23,11 +26,14 @@ export class StdoutPublisher implements Publisher {
 
   publish(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.closed) return Promise.reject(new PublishError('stdout publisher is closed', true));
-    let text = '';
-    for (const message of batch) text += `${typeof message.payload === 'string' ? message.payload : message.payload.toString('utf8')}\n`;
+    const parts: Buffer[] = new Array(batch.length * 2);
+    for (let i = 0; i < batch.length; i++) {
+      parts[2 * i] = payloadBuffer(batch[i]!);
+      parts[2 * i + 1] = NEWLINE;
+    }
     // The write callback fires once the data has been handed to the OS: that is stdout's "ack".
     return new Promise((resolve, reject) => {
-      this.out.write(text, (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));
+      this.out.write(Buffer.concat(parts), (err) => (err ? reject(new PublishError(`stdout write failed: ${err.message}`, true, { cause: err })) : resolve()));
     });
   }
 

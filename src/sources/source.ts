@@ -34,6 +34,8 @@ export interface SourceSession<P> {
 export interface Source<P> {
   /** For logs and metrics: postgres, mysql, pgq. */
   readonly kind: string;
+  /** Orders two positions (negative, zero, positive), so a confirmation never goes backwards. */
+  compare(a: P, b: P): number;
   /**
    * Connects, checks prerequisites, prepares what is missing (slot, publication, consumer) and
    * starts streaming into `sink` from the last confirmed position. Throws a WalListenerError

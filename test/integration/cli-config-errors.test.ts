@@ -75,6 +75,12 @@ describe('bad config exits 2 naming the problem, before connecting', () => {
   test('an unreadable certificate is found before anything connects', () =>
     expectExit2(valid().replace('  port: ' + pgPort, `  port: ${pgPort}\n  sslMode: verify-full\n  sslRootCert: /nonexistent/root.crt`), /database\.sslRootCert: \/nonexistent\/root\.crt does not exist/));
   test('unknown flag is a usage error', () => expectExit2(null, /Unknown option '--bogus'/, ['--bogus']));
+  const kafka = (address: string): string => valid().replace('type: nats', 'type: kafka').replace(`address: 127.0.0.1:${brokerPort}`, `address: "${address}"`);
+  test('Kafka broker list that is not host:port', () => expectExit2(kafka(`127.0.0.1:${brokerPort},localhost`), /publisher\.address: expected a comma-separated list of Kafka brokers as host:port, got "localhost"/));
+  test('Kafka broker with a port out of range', () => expectExit2(kafka(`127.0.0.1:${brokerPort},127.0.0.1:99999`), /publisher\.address: .*"127\.0\.0\.1:99999"/));
+  test('Kafka broker list given as a URL', () => expectExit2(kafka(`kafka://127.0.0.1:${brokerPort}`), /publisher\.address: .*host:port/));
+  test('Kafka mutual TLS with a certificate and no key', () =>
+    expectExit2(kafka(`127.0.0.1:${brokerPort}`).replace('topic: wal_listener', 'topic: wal_listener\n  enableTLS: true\n  clientCert: /x.pem'), /publisher\.clientKey: .*go together/));
 });
 
 describe('usage', () => {

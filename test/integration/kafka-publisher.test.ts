@@ -1,7 +1,9 @@
 /**
  * KafkaPublisher against a real Kafka protocol implementation: librdkafka's mock cluster (3
- * brokers, hosted by kcat; see test/support/kafka.ts). Everything published is read back with a
- * kafkajs consumer.
+ * brokers, hosted by kcat, or by test/support/kafka-mock.c where a test kills and restarts it on
+ * the same ports or injects a broker error; see test/support/kafka.ts). Everything published is
+ * read back with a kafkajs consumer. Tests about delivery rules (order per key across batches)
+ * drive the publisher through the real Dispatcher, which owns them.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -17,7 +19,9 @@ import { configSchema, type PublisherConfig } from '../../src/config/schema.js';
 import { PublishError, WalListenerError } from '../../src/errors.js';
 import { KafkaPublisher, publishError } from '../../src/publishers/kafka.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
-import { consumeAll, javaPartition, murmur2, partitionCount, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
+import { dispatchAll } from '../support/dispatch.js';
+import { waitFor } from '../support/ports.js';
+import { consumeAll, javaPartition, murmur2, partitionCount, startControlledKafkaMock, startKafkaMock, type ConsumedRecord, type KafkaMock } from '../support/kafka.js';
 
 /** publish()'s abort signal when a test sets no deadline of its own. */
 const NO_SIGNAL = new AbortController().signal;
@@ -52,16 +56,6 @@ function change(topic: string, table: string, action: string, row: number, lsn: 
     properties: null,
     exchange: null,
   };
-}
-
-/** Publishes batches the way the pipeline does: up to `window` publish() calls in flight. */
-async function publishWindowed(publisher: KafkaPublisher, batches: readonly OutboundMessage[][], window: number): Promise<void> {
-  const inFlight: Promise<void>[] = [];
-  for (const batch of batches) {
-    inFlight.push(publisher.publish(batch, NO_SIGNAL));
-    if (inFlight.length >= window) await inFlight.shift();
-  }
-  await Promise.all(inFlight);
 }
 
 /** Per topic+key: every message arrived once, on one partition (the Java client's), in publish order, with its headers. */
@@ -152,7 +146,7 @@ describe('KafkaPublisher', () => {
     lsn = nextLsn();
     batches.push([...users.map((r) => change(topic, 'users', 'DELETE', r, lsn)), ...orders.map((r) => change(topic, 'orders', 'DELETE', r, lsn))]);
 
-    await publishWindowed(publisher, batches, 6);
+    await dispatchAll(publisher, batches);
     const published = batches.flat();
     const records = await consumeAll(mock.bootstrap, [`${topic}.public_users`, `${topic}.public_orders`], published.length);
     await assertDelivered(mock.bootstrap, published, records);
@@ -172,55 +166,94 @@ describe('KafkaPublisher', () => {
     await assertDelivered(mock.bootstrap, batch, records);
   });
 
-  test('stopping the broker mid-stream rejects publishes as retryable within ackTimeout, never hangs', async (t) => {
-    const doomed = await startKafkaMock();
-    t.after(() => doomed.stop());
-    const ackTimeout = 3_000;
-    const publisher = new KafkaPublisher(publisherConfig(doomed.bootstrap, { ackTimeout: `${ackTimeout}ms` }), log);
+  test('broker loss: `lost` when the cluster dies, publishes fail retryable, connect() rejects while down; `restored` and publishing again once it is back on the same ports', async (t) => {
+    let cluster = await startControlledKafkaMock();
+    t.after(() => cluster.stop());
+    const publisher = new KafkaPublisher(publisherConfig(cluster.bootstrap, { ackTimeout: '5s' }), log);
+    t.after(() => publisher.close());
+    const events: ('lost' | 'restored')[] = [];
+    publisher.events.on('lost', () => events.push('lost'));
+    publisher.events.on('restored', () => events.push('restored'));
+    await publisher.connect();
+    const topic = `wl${randomBytes(3).toString('hex')}`;
+    const before = [change(topic, 'users', 'INSERT', 1, nextLsn())];
+    await publisher.publish(before, NO_SIGNAL);
+    assert.equal(publisher.healthy(), true);
+    assert.equal(events.length, 0);
+
+    const killedAt = Date.now();
+    await cluster.stop();
+    await waitFor('lost', () => events.includes('lost'), 5_000, 10);
+    const lostAfter = Date.now() - killedAt;
+    assert.equal(publisher.healthy(), false);
+    console.log(`# lost reported ${lostAfter} ms after the cluster was killed`);
+    // A publish now (the dispatcher would not send one while unhealthy) fails retryable, promptly.
+    const started = Date.now();
+    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 1, nextLsn())], NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable && /LSN 0\/[0-9A-F]+/.test(err.message));
+    assert.ok(Date.now() - started < 5_000, `failed after ${Date.now() - started} ms`);
+    await assert.rejects(publisher.connect(), (err: unknown) => err instanceof PublishError && err.retryable);
+
+    cluster = await startControlledKafkaMock({ ports: cluster.ports });
+    await publisher.connect();
+    assert.deepEqual(events, ['lost', 'restored']);
+    assert.equal(publisher.healthy(), true);
+    // The new cluster lost every topic: the first send may find the topic missing (retryable,
+    // metadata refreshed); the dispatcher's retry then goes through.
+    const after = [change(topic, 'users', 'UPDATE', 1, nextLsn()), change(topic, 'users', 'DELETE', 1, nextLsn())];
+    await dispatchAll(publisher, [after]);
+    const records = await consumeAll(cluster.bootstrap, [`${topic}.public_users`], after.length);
+    await assertDelivered(cluster.bootstrap, after, records);
+  });
+
+  test('the abort signal settles a publish at once with its reason, and nothing more of the batch is sent', async (t) => {
+    const publisher = new KafkaPublisher(publisherConfig(mock.bootstrap), log);
     t.after(() => publisher.close());
     await publisher.connect();
     const topic = `wl${randomBytes(3).toString('hex')}`;
-
-    interface Outcome { calledAt: number; settledAt: number; error?: unknown; afterStop: boolean }
-    const outcomes: Promise<Outcome>[] = [];
-    let stopped = false;
-    const publishOne = (): void => {
-      const lsn = nextLsn();
-      const calledAt = Date.now();
-      const afterStop = stopped;
-      const batch = Array.from({ length: 20 }, (_, i) => change(topic, 'users', 'UPDATE', i % 5, lsn));
-      outcomes.push(publisher.publish(batch, NO_SIGNAL).then(
-        () => ({ calledAt, settledAt: Date.now(), afterStop }),
-        (error: unknown) => ({ calledAt, settledAt: Date.now(), error, afterStop }),
-      ));
-    };
-    for (let i = 0; i < 15; i++) {
-      publishOne();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await doomed.stop();
-    stopped = true;
-    for (let i = 0; i < 10; i++) {
-      publishOne();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const results = await Promise.all(outcomes);
-    assert.ok(results.some((r) => !r.afterStop && r.error === undefined), 'publishes before the stop were acknowledged');
-    for (const r of results) {
-      assert.ok(r.settledAt - r.calledAt <= ackTimeout + 1_500, `a publish settled after ${r.settledAt - r.calledAt} ms`);
-      if (r.afterStop) assert.ok(r.error !== undefined, 'no publish succeeds once the broker is gone');
-      if (r.error !== undefined) {
-        assert.ok(r.error instanceof PublishError, String(r.error));
-        assert.equal(r.error.retryable, true, r.error.message);
-        assert.match(r.error.message, /LSN 0\/[0-9A-F]+/);
-      }
-    }
-    assert.equal(publisher.healthy(), false);
-
-    // A later publish tries to reconnect by itself, and fails as retryable too.
+    const lsn = nextLsn();
+    const batch = Array.from({ length: 1500 }, (_, i) => ({ ...change(topic, 'nokey', 'INSERT', i, lsn, { pad: 'x'.repeat(1000) }), key: 'public.nokey' }));
+    const controller = new AbortController();
+    const reason = new PublishError('deadline passed', true);
     const started = Date.now();
-    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 1, nextLsn())], NO_SIGNAL), (err: unknown) => err instanceof PublishError && err.retryable);
-    assert.ok(Date.now() - started <= ackTimeout + 1_500);
+    const publishing = publisher.publish(batch, controller.signal);
+    controller.abort(reason);
+    await assert.rejects(publishing, (err: unknown) => err === reason);
+    assert.ok(Date.now() - started < 100, `settled after ${Date.now() - started} ms`);
+    await assert.rejects(publisher.publish(batch, controller.signal), (err: unknown) => err === reason, 'an aborted signal rejects at once');
+    // A marker sent afterwards shows what reached the topic: nothing of the aborted batch.
+    const marker = { ...change(topic, 'nokey', 'INSERT', 0, nextLsn()), key: 'public.nokey' };
+    await publisher.publish([marker], NO_SIGNAL);
+    const records = await consumeAll(mock.bootstrap, [`${topic}.public_nokey`], 1, 5_000);
+    assert.deepEqual(records.map((r) => r.headers.id), [marker.id]);
+  });
+
+  test('maxPayloadBytes: Infinity when the broker does not answer DescribeConfigs (the mock cluster); a MESSAGE_TOO_LARGE names the message when it was alone in its request', async (t) => {
+    const cluster = await startControlledKafkaMock();
+    t.after(() => cluster.stop());
+    const publisher = new KafkaPublisher(publisherConfig(cluster.bootstrap), log);
+    t.after(() => publisher.close());
+    await publisher.connect();
+    const topic = `wl${randomBytes(3).toString('hex')}`;
+    const first = change(topic, 'users', 'INSERT', 1, nextLsn());
+    await publisher.publish([first], NO_SIGNAL);
+    assert.equal(publisher.maxPayloadBytes(first), Infinity);
+    // The mock never refuses a size (it does not enforce max.message.bytes): the refusal is injected.
+    await cluster.injectError(0, 10);
+    const big = change(topic, 'users', 'UPDATE', 1, nextLsn(), { blob: 'x'.repeat(50_000) });
+    await assert.rejects(publisher.publish([big], NO_SIGNAL), (err: unknown) => {
+      assert.ok(err instanceof PublishError, String(err));
+      assert.equal(err.retryable, false);
+      assert.equal(err.rejected, 0);
+      assert.match(err.message, new RegExp(`table public\\.users, LSN ${big.lsn.replace('/', '\\/')}.*MESSAGE_TOO_LARGE`));
+      return true;
+    });
+    await cluster.injectError(0, 10);
+    await assert.rejects(publisher.publish([change(topic, 'users', 'UPDATE', 2, nextLsn()), big], NO_SIGNAL), (err: unknown) => {
+      assert.ok(err instanceof PublishError, String(err));
+      assert.equal(err.retryable, false);
+      assert.equal(err.rejected, undefined, 'two messages in the request: the dispatcher finds the culprit by re-sending one at a time');
+      return true;
+    });
   });
 
   test('close() is idempotent; publish after close rejects', async () => {
@@ -241,20 +274,20 @@ describe('KafkaPublisher', () => {
     assert.equal(publisher.healthy(), false);
   });
 
-  test('TLS files are read at connect: a missing one is a config error naming the key and path', async () => {
+  test('TLS files are read at connect: a missing one is a config error naming the key and path; bad pairs and addresses are config errors before', async () => {
     const missing = `/nonexistent/${randomBytes(3).toString('hex')}.pem`;
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ enableTLS: true, caCert: missing }, /publisher\.caCert.*nonexistent/],
       [{ enableTLS: true, clientCert: missing, clientKey: missing }, /publisher\.clientCert.*nonexistent/],
-      [{ enableTLS: true, clientCert: missing }, /publisher\.clientKey/],
     ];
     for (const [extra, message] of cases) {
       const publisher = new KafkaPublisher(publisherConfig(mock.bootstrap, extra), log);
       await assert.rejects(publisher.connect(), (err: unknown) => err instanceof WalListenerError && !(err instanceof PublishError) && err.code === 'WAL_PUBLISH_CONFIG' && message.test(err.message));
       await publisher.close();
     }
-    const empty = new KafkaPublisher(publisherConfig(' , '), log);
-    await assert.rejects(empty.connect(), (err: unknown) => err instanceof WalListenerError && err.code === 'WAL_PUBLISH_CONFIG' && /publisher\.address/.test(err.message));
+    // A certificate without its key, or a malformed address, is refused by the config schema (exit 2).
+    assert.throws(() => publisherConfig(mock.bootstrap, { enableTLS: true, clientCert: missing }), /clientCert and publisher\.clientKey go together/);
+    assert.throws(() => publisherConfig(' , '), /Kafka brokers as host:port/);
   });
 
   // The mock cluster has no TLS listener: a bare TLS endpoint (it hangs up after the handshake,
@@ -304,31 +337,44 @@ describe('KafkaPublisher', () => {
     const small = change('wl', 'users', 'UPDATE', 1, '0/16B3748');
     const big = change('wl', 'big_rows', 'INSERT', 2, '0/16B3800', { blob: 'x'.repeat(2_000_000) });
 
+    const retryable = (err: WalListenerError): boolean => err instanceof PublishError && err.retryable;
     // sendMessages bails with the broker's error itself when Kafka marks it non-retriable.
-    const tooLarge = publishError(createErrorFromCode(10), [small, big]);
+    // Two messages in the failing request (at 3 and 4 of a batch of 5): which one is too large is not known.
+    const batch = [small, small, small, small, big];
+    const tooLarge = publishError(createErrorFromCode(10), batch, 3, 2);
+    assert.ok(tooLarge instanceof PublishError);
     assert.equal(tooLarge.retryable, false);
+    assert.equal(tooLarge.rejected, undefined);
     assert.equal(tooLarge.code, 'WAL_PUBLISH_REJECTED');
-    assert.match(tooLarge.message, /table public\.big_rows, LSN 0\/16B3800/);
+    assert.match(tooLarge.message, /table public\.users, LSN 0\/16B3748.*largest 2000\d+ bytes/);
     assert.match(tooLarge.message, /MESSAGE_TOO_LARGE: The request included a message larger than the max message size/);
+    // Alone in its request: the culprit is known, by its index in the batch.
+    const alone = publishError(createErrorFromCode(10), batch, 4, 1);
+    assert.ok(alone instanceof PublishError);
+    assert.equal(alone.rejected, 4);
+    assert.match(alone.message, /table public\.big_rows, LSN 0\/16B3800/);
 
-    for (const code of [87 /* INVALID_RECORD */, 29 /* TOPIC_AUTHORIZATION_FAILED */]) {
-      const refused = publishError(createErrorFromCode(code), [small, big]);
-      assert.equal(refused.retryable, false, refused.message);
-      assert.match(refused.message, /table public\.users, LSN 0\/16B3748/);
-    }
+    const invalid = publishError(createErrorFromCode(87 /* INVALID_RECORD */), [small, big], 0, 2);
+    assert.ok(invalid instanceof PublishError && !invalid.retryable, invalid.message);
+    assert.match(invalid.message, /table public\.users, LSN 0\/16B3748/);
+    // The client's rights, not the message: a setup error that stops the daemon (never a dead letter).
+    const denied = publishError(createErrorFromCode(29 /* TOPIC_AUTHORIZATION_FAILED */), [small, big], 0, 2);
+    assert.ok(!(denied instanceof PublishError), denied.message);
+    assert.equal(denied.code, 'WAL_PUBLISH_CONFIG');
+    assert.equal(denied.fatal, true);
 
-    const notLeader = publishError(await exhaust(createErrorFromCode(6)), [small]);
-    assert.equal(notLeader.retryable, true, notLeader.message);
+    const notLeader = publishError(await exhaust(createErrorFromCode(6)), [small], 0, 1);
+    assert.ok(retryable(notLeader), notLeader.message);
     assert.match(notLeader.message, /NOT_LEADER_FOR_PARTITION/);
 
-    const unknownTopic = publishError(await exhaust(createErrorFromCode(3)), [small]);
-    assert.equal(unknownTopic.retryable, true);
+    const unknownTopic = publishError(await exhaust(createErrorFromCode(3)), [small], 0, 1);
+    assert.ok(retryable(unknownTopic));
     assert.match(unknownTopic.message, /does not exist/);
 
     // What a send returns once the brokers are gone: a non-retriable wrapper around a connection error.
     const connection = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
-    const gone = publishError(new KafkaJSNonRetriableError(connection, { cause: connection }), [small]);
-    assert.equal(gone.retryable, true);
+    const gone = publishError(new KafkaJSNonRetriableError(connection, { cause: connection }), [small], 0, 1);
+    assert.ok(retryable(gone));
     assert.match(gone.message, /LSN 0\/16B3748.*ECONNREFUSED/);
   });
 });

@@ -1,6 +1,8 @@
 /**
  * PubSubPublisher against the real Pub/Sub emulator: ordering keys, attributes, topic checks and
- * creation, error mapping, and an outage of the emulator.
+ * creation, error mapping, the abort signal, and an outage of the emulator (connection state from
+ * the gRPC channel). Tests about delivery rules (order per key across batches, re-sends after a
+ * failure) drive the publisher through the real Dispatcher, which owns them.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
@@ -11,6 +13,8 @@ import { configSchema, type PublisherConfig } from '../../src/config/schema.js';
 import { PublishError, WalListenerError } from '../../src/errors.js';
 import { PubSubPublisher } from '../../src/publishers/google-pubsub.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
+import { dispatchAll } from '../support/dispatch.js';
+import { waitFor } from '../support/ports.js';
 import { emulatorClient, startPubSubEmulator, subscribeOrdered, type PubSubEmulator, type ReceivedMessage } from '../support/pubsub.js';
 
 /** publish()'s abort signal when a test sets no deadline of its own. */
@@ -121,14 +125,9 @@ test('delivers every change with its attributes, one ordering key per row, in pu
   round('DELETE');
   const published = batches.flat();
 
-  // Several batches in flight at once, as the pipeline does; the first ones also race the topic check.
+  // Through the dispatcher: batches of other keys in flight at once, each key's batches in order.
   const started = Date.now();
-  const window: Promise<void>[] = [];
-  for (const batch of batches) {
-    if (window.length >= 4) await window.shift();
-    window.push(publisher.publish(batch, NO_SIGNAL));
-  }
-  await Promise.all(window);
+  await dispatchAll(publisher, batches);
   const publishMs = Date.now() - started;
   assert.equal(publisher.healthy(), true);
 
@@ -150,9 +149,10 @@ test('a missing topic is a configuration error naming it; with createTopics it i
   const strict = await connected();
   const lsn = nextLsn();
   const isSetupError = (err: unknown): boolean => {
-    assert.ok(err instanceof PublishError);
-    assert.equal(err.retryable, false);
+    // A setup error stops the daemon; it is no PublishError, so never taken for a rejected message.
+    assert.ok(err instanceof WalListenerError && !(err instanceof PublishError), String(err));
     assert.equal(err.code, 'WAL_PUBLISH_CONFIG');
+    assert.equal(err.fatal, true);
     assert.match(err.message, new RegExp(`wl\\.public_${table}`));
     assert.match(err.message, /createTopics/);
     return true;
@@ -177,14 +177,21 @@ test('a message Pub/Sub can never accept is a non-retryable error naming table, 
   cleanups.push(() => sub.close());
   const lsn = nextLsn();
   const big = { ...change('big', 1, 'INSERT', lsn, 1), payload: 'x'.repeat(11 * 1024 * 1024) };
+  // The dispatcher checks maxPayloadBytes before sending; publish() refuses it too, naming its index.
+  assert.ok(publisher.maxPayloadBytes(big) < 10 * 1024 * 1024 && publisher.maxPayloadBytes(big) > 10 * 1024 * 1024 - 1024);
+  assert.ok(Buffer.byteLength(big.payload) > publisher.maxPayloadBytes(big));
   await assert.rejects(publisher.publish([change('big', 2, 'INSERT', lsn, 2), big], NO_SIGNAL), (err: unknown) => {
     assert.ok(err instanceof PublishError);
     assert.equal(err.retryable, false);
+    assert.equal(err.rejected, 1);
     assert.match(err.message, /public\.big/);
     assert.match(err.message, new RegExp(lsn.replace('/', '\\/')));
-    assert.match(err.message, /INVALID_ARGUMENT.*limit/);
+    assert.match(err.message, /at most 10485760 bytes/);
     return true;
   });
+  // Nothing of the batch was sent: the small message before it did not arrive either.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(sub.received.length, 0);
 });
 
 test('an ordering key over 1 KB (a long text primary key) is replaced by its SHA-256, still one per row', async () => {
@@ -234,7 +241,7 @@ test('emulator hung: publish rejects retryable after ackTimeout, and works again
   await assert.rejects(publisher.publish(stuck, NO_SIGNAL), (err: unknown) => {
     assert.ok(err instanceof PublishError);
     assert.equal(err.retryable, true);
-    assert.match(err.message, /public\.hung at LSN .*DEADLINE_EXCEEDED/);
+    assert.match(err.message, /public\.hung, LSN .*DEADLINE_EXCEEDED/);
     return true;
   });
   const elapsed = Date.now() - started;
@@ -249,62 +256,77 @@ test('emulator hung: publish rejects retryable after ackTimeout, and works again
   assertDelivered([...first, ...stuck, ...next], sub.received);
 });
 
+test('the abort signal settles a publish at once with its reason; a publish waiting for its topic check sends nothing after the abort', async () => {
+  const publisher = await connected({ createTopics: true });
+  const table = `abort_${randomUUID().slice(0, 8)}`;
+  const sub = await subscribeOrdered(admin, `wl.public_${table}`, `sub_${table}`);
+  cleanups.push(() => sub.close());
+  const controller = new AbortController();
+  const reason = new PublishError('deadline passed', true);
+  // The topic is not checked yet by this publisher: the publish waits for the check, then must not send.
+  const aborted = [change(table, 1, 'INSERT', nextLsn(), 1)];
+  const publishing = publisher.publish(aborted, controller.signal);
+  controller.abort(reason);
+  await assert.rejects(publishing, (err: unknown) => err === reason);
+  await assert.rejects(publisher.publish(aborted, controller.signal), (err: unknown) => err === reason, 'an aborted signal rejects at once');
+  const marker = [change(table, 1, 'UPDATE', nextLsn(), 2)];
+  await publisher.publish(marker, NO_SIGNAL);
+  await sub.waitForIds(1);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(sub.received.map((m) => m.attributes.id), [marker[0]!.id]);
+});
+
 // Last: it stops the emulator.
-test('emulator down: publishes reject retryable within ackTimeout; in-order retries go through once it is back', async () => {
+test('emulator killed: `lost` from the gRPC channel, publishes fail retryable, connect() rejects; restarted on the same port: `restored`, and the failed batches re-sent in order through the dispatcher', async () => {
   const em = emulator!;
   // gRPC unrefs its timers and sockets; in the daemon the replication connection keeps the process
   // alive while a publish waits for its deadline. Here nothing else may, so hold the loop open.
   const keepAlive = setInterval(() => undefined, 1000);
   cleanups.push(async () => clearInterval(keepAlive));
   const publisher = await connected({ ackTimeout: '3s', createTopics: true });
+  const events: string[] = [];
+  publisher.events.on('lost', () => events.push('lost'));
+  publisher.events.on('restored', () => events.push('restored'));
   let seq = 0;
   const round = (action: string): OutboundMessage[] => {
     const lsn = nextLsn();
     return Array.from({ length: 5 }, (_, i) => change('outage', i + 1, action, lsn, ++seq));
   };
   await publisher.publish(round('INSERT'), NO_SIGNAL);
+  assert.equal(events.length, 0);
 
+  const killedAt = Date.now();
   await em.stop();
-  // Several batches in flight for the same keys when the server goes away, as in the pipeline.
-  const failed = [round('UPDATE'), round('UPDATE'), round('UPDATE')];
-  const started = Date.now();
-  const results = await Promise.allSettled(failed.map((batch) => publisher.publish(batch, NO_SIGNAL)));
-  const elapsed = Date.now() - started;
-  for (const result of results) {
-    assert.equal(result.status, 'rejected');
-    const err: unknown = result.reason;
-    assert.ok(err instanceof PublishError, String(err));
-    assert.equal(err.retryable, true, err.message);
-    assert.match(err.message, /public\.outage at LSN/);
-  }
-  assert.ok(elapsed < 3_000 + 2_000, `rejected after ${elapsed} ms`);
-  console.log(`# emulator down: rejected after ${elapsed} ms: ${(results[0] as PromiseRejectedResult).reason.message}`);
+  await waitFor('lost', () => events.includes('lost'), 5_000, 10);
+  console.log(`# lost reported ${Date.now() - killedAt} ms after the emulator was killed`);
   assert.equal(publisher.healthy(), false);
+  // The library pauses a key whose request failed: these keys must be resumed for the re-send.
+  const failed = [round('UPDATE'), round('UPDATE')];
+  const started = Date.now();
+  for (const batch of failed) {
+    await assert.rejects(publisher.publish(batch, NO_SIGNAL), (err: unknown) => {
+      assert.ok(err instanceof PublishError, String(err));
+      assert.equal(err.retryable, true, err.message);
+      assert.match(err.message, /public\.outage, LSN/);
+      return true;
+    });
+  }
+  assert.ok(Date.now() - started < 2 * 3_000 + 2_000, `rejected after ${Date.now() - started} ms`);
+  await assert.rejects(publisher.connect(), (err: unknown) => err instanceof PublishError && err.retryable);
 
   // A fresh emulator on the same port has lost every topic. Subscribe first (that creates the
-  // topic), then retry the failed batches one by one in order, as the pipeline does: the paused
-  // ordering keys must accept them, and their changes arrive in order.
+  // topic), then let the dispatcher re-send the failed batches and a new one.
   emulator = await startPubSubEmulator(em.port);
   const admin2 = emulatorClient(emulator.host, PROJECT);
   cleanups.push(() => admin2.close());
   const sub = await subscribeOrdered(admin2, 'wl.public_outage', `sub_outage_${randomUUID().slice(0, 8)}`);
   cleanups.push(() => sub.close());
-  const deadline = Date.now() + 30_000;
-  for (const batch of failed) {
-    for (;;) {
-      try {
-        await publisher.publish(batch, NO_SIGNAL);
-        break;
-      } catch (err) {
-        assert.ok(err instanceof PublishError && err.retryable, String(err));
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  }
-  const after = round('DELETE');
-  await publisher.publish(after, NO_SIGNAL);
+  await waitFor('restored', () => events.includes('restored'), 15_000, 10);
+  await publisher.connect();
+  assert.deepEqual(events, ['lost', 'restored']);
   assert.equal(publisher.healthy(), true);
+  const after = round('DELETE');
+  await dispatchAll(publisher, [...failed, after]);
   const published = [...failed.flat(), ...after];
   await sub.waitForIds(published.length);
   assertDelivered(published, sub.received);

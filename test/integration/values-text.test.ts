@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { REPLICATION_SESSION_OPTIONS } from '../../src/sources/postgres/connection-options.js';
+import { rowLength, valueAt } from '../../src/pipeline/change.js';
 import { decodeMessage, type RelationColumn, type RelationMessage } from '../../src/sources/postgres/pgoutput.js';
 import { BUILTIN_TYPES, FIRST_NON_BUILTIN_OID, type QueryRows } from '../../src/sources/postgres/type-catalog.js';
 import { createValueConverters, type ValueConverters } from '../../src/sources/postgres/values.js';
@@ -102,7 +103,9 @@ describe('value converters on real PostgreSQL 15 text output', () => {
     const rows: Array<{ id: number; values: Array<string | null> }> = [];
     for (const m of messages) {
       if (m.tag !== 'insert') continue;
-      const values = m.newTuple.map((v) => (typeof v === 'string' || v === null ? v : assert.fail('no unchanged TOAST in an INSERT')));
+      const values = Array.from({ length: rowLength(m.newTuple) }, (_, i) => valueAt(m.newTuple, i)).map((v) =>
+        typeof v === 'string' || v === null ? v : assert.fail('no unchanged TOAST in an INSERT'),
+      );
       rows.push({ id: Number(values[0]), values });
     }
     assert.equal(rows.length, TORTURE_ROW_COUNT);

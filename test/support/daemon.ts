@@ -124,7 +124,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Runs a CLI command (e.g. `dead-letters replay -c cfg --all`) to its end. */
+/** The `database` section for a test database. */
+export function databaseSection(db: { name: string; host: string; port: number; user: string; password?: string | undefined }): Record<string, unknown> {
+  return { host: db.host, port: db.port, name: db.name, user: db.user, ...(db.password ? { password: db.password } : {}) };
+}
+
+/** Runs a one-shot CLI command (e.g. `dead-letters replay -c …`) to its exit. */
 export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -134,9 +139,4 @@ export function runCli(args: string[]): Promise<{ code: number | null; stdout: s
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('exit', (code) => resolveRun({ code, stdout, stderr }));
   });
-}
-
-/** The `database` section for a test database. */
-export function databaseSection(db: { name: string; host: string; port: number; user: string; password?: string | undefined }): Record<string, unknown> {
-  return { host: db.host, port: db.port, name: db.name, user: db.user, ...(db.password ? { password: db.password } : {}) };
 }

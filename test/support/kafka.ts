@@ -10,8 +10,12 @@
  * The mock auto-creates a topic on first metadata request, with 4 partitions (librdkafka 2.0.2).
  * It does not support kafkajs's idempotent producer.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import kafkajs from 'kafkajs';
 
 const { Kafka, logLevel } = kafkajs;
@@ -62,6 +66,81 @@ export function startKafkaMock(brokers = 3): Promise<KafkaMock> {
       reject(new Error(`kcat exited (${code ?? signal}) before printing the bootstrap servers: ${text.slice(0, 500)}`));
     });
   });
+}
+
+export interface ControlledKafkaMock extends KafkaMock {
+  /** The brokers' ports: pass them to startControlledKafkaMock to start the cluster again there. */
+  readonly ports: readonly number[];
+  /** The next request of Kafka API `apiKey` (0 = Produce) fails with Kafka error `code` (10 = MESSAGE_TOO_LARGE). */
+  injectError(apiKey: number, code: number): Promise<void>;
+  /** SIGSTOP: connections stay open, nothing answers, nothing is lost (a hung broker, or a network cut). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
+}
+
+const MOCK_HOST_SOURCE = join(import.meta.dirname, 'kafka-mock.c');
+
+/** Compiles test/support/kafka-mock.c once (cached by its content) with the system C compiler. */
+function mockHostBinary(): string {
+  const source = readFileSync(MOCK_HOST_SOURCE);
+  const binary = join(tmpdir(), `wl-kafka-mock-${createHash('sha256').update(source).digest('hex').slice(0, 12)}`);
+  if (!existsSync(binary)) {
+    const building = `${binary}.${process.pid}`;
+    execFileSync('cc', ['-O1', '-o', building, MOCK_HOST_SOURCE, '-l:librdkafka.so.1', '-ldl'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    renameSync(building, binary);
+  }
+  return binary;
+}
+
+/**
+ * The same mock cluster hosted by test/support/kafka-mock.c instead of kcat: on the given ports
+ * (default: free ones chosen by the kernel), so that after stop() (SIGKILL, every broker gone at
+ * once, every record lost) a new cluster can take the old one's place; and with injected errors.
+ */
+export function startControlledKafkaMock(options: { ports?: readonly number[]; brokers?: number } = {}): Promise<ControlledKafkaMock> {
+  const brokers = options.ports?.length ?? options.brokers ?? 3;
+  const child = spawn(mockHostBinary(), [String(brokers)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...(options.ports ? { KAFKA_MOCK_PORTS: options.ports.join(',') } : {}) },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const lines = createInterface({ input: child.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const nextLine = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      waiting.push(resolve);
+      void exited.then(() => reject(new Error(`kafka mock host exited: ${stderr.slice(0, 500)}`)));
+    });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return nextLine().then(
+    (line) => {
+      const bootstrap = line.replace(/^bootstrap /, '');
+      const ports = bootstrap.split(',').map((b) => Number(b.slice(b.lastIndexOf(':') + 1)));
+      return {
+        bootstrap,
+        ports,
+        stop,
+        freeze: () => child.kill('SIGSTOP'),
+        thaw: () => child.kill('SIGCONT'),
+        async injectError(apiKey, code) {
+          const ok = nextLine();
+          child.stdin.write(`error ${apiKey} ${code}\n`);
+          await ok;
+        },
+      };
+    },
+    async (err: unknown) => {
+      await stop();
+      throw err;
+    },
+  );
 }
 
 /** One consumed record, decoded. */

@@ -91,6 +91,8 @@ export function emulatorClient(host: string, projectId: string): PubSub {
 }
 
 export interface ReceivedMessage {
+  /** Pub/Sub's message id: the same on a redelivery by the subscription, new for each publish. */
+  readonly messageId: string;
   readonly attributes: Record<string, string>;
   readonly orderingKey: string;
   readonly data: string;
@@ -117,7 +119,7 @@ export async function subscribeOrdered(pubsub: PubSub, topicName: string, subscr
   const received: ReceivedMessage[] = [];
   const ids = new Set<string>();
   subscription.on('message', (message: Message) => {
-    received.push({ attributes: message.attributes, orderingKey: message.orderingKey ?? '', data: message.data.toString() });
+    received.push({ messageId: message.id, attributes: message.attributes, orderingKey: message.orderingKey ?? '', data: message.data.toString() });
     ids.add(message.attributes.id ?? '');
     message.ack();
   });

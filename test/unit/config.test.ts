@@ -179,3 +179,15 @@ test('listener.serverPort takes a port, ":port" or "host:port", like monitoring.
   assert.match(configError(`${withListener('serverPort: 8080')}monitoring: { promAddr: "127.0.0.1:8080" }\n`), /monitoring\.promAddr: names port 8080 like listener\.serverPort but another host/);
   assert.match(configError(`${MINIMAL}monitoring: { promAddr: "http://x:1" }\n`), /monitoring\.promAddr: expected/);
 });
+
+test('Kafka connection settings that can be checked offline are config errors', () => {
+  const kafka = (extra: string): string => `listener: { slotName: s1 }\npublisher: { type: kafka, topic: wal, ${extra} }`;
+  for (const address of ['a:9092', 'a:9092,b.example.com:9093', ' 10.0.0.1:9092 , [::1]:9092 ']) {
+    assert.doesNotThrow(() => parseConfig(kafka(`address: "${address}"`), 'test'), address);
+  }
+  for (const [address, bad] of [['localhost', 'localhost'], ['a:9092,b', 'b'], ['a:9092,,b:9092', ''], ['a:0', 'a:0'], ['a:65536', 'a:65536'], ['kafka://a:9092', 'kafka://a:9092'], ['a:9092;b:9092', 'a:9092;b:9092']]) {
+    assert.throws(() => parseConfig(kafka(`address: "${address}"`), 'test'), new RegExp(`publisher\\.address: expected a comma-separated list of Kafka brokers as host:port, got ${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), address);
+  }
+  assert.throws(() => parseConfig(kafka('address: "a:1", enableTLS: true, clientKey: k.pem'), 'test'), /publisher\.clientCert: .*go together/);
+  assert.doesNotThrow(() => parseConfig(kafka('address: "a:1", enableTLS: true, clientCert: c.pem, clientKey: k.pem'), 'test'));
+});

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RelationColumn } from '../../src/sources/postgres/pgoutput.js';
 import { BUILTIN_TYPES, type QueryRows } from '../../src/sources/postgres/type-catalog.js';
+import { JsonOut } from '../../src/pipeline/json-out.js';
 import { createValueConverters, isJsonNumber, type ToJson } from '../../src/sources/postgres/values.js';
 
 const T = {
@@ -235,7 +236,12 @@ const cases: Record<string, readonly Case[]> = {
   ],
 };
 
-function harness(query?: QueryRows): { convert: (oid: number, text: string) => string; problems: Array<[number, string]>; forColumn: (c: RelationColumn) => ToJson } {
+function harness(query?: QueryRows): {
+  convert: (oid: number, text: string) => string;
+  write: (oid: number, text: string) => string | undefined;
+  problems: Array<[number, string]>;
+  forColumn: (c: RelationColumn) => ToJson;
+} {
   const problems: Array<[number, string]> = [];
   const converters = createValueConverters({ query, onProblem: (oid, text) => problems.push([oid, text]) });
   return {
@@ -244,6 +250,16 @@ function harness(query?: QueryRows): { convert: (oid: number, text: string) => s
     convert: (oid, text) => {
       assert.equal(converters.prepare([column(oid)]), undefined, `type ${oid} needs no lookup`);
       return converters.forColumn(column(oid))(text);
+    },
+    // The byte path, on the text's bytes inside a larger buffer (digits around it must not be read).
+    write: (oid, text) => {
+      const writer = converters.forColumnWriter(column(oid));
+      if (!writer) return undefined;
+      const bytes = Buffer.from(`9${text}9`);
+      const out = new JsonOut();
+      out.begin();
+      writer(bytes, 1, bytes.length - 1, out);
+      return out.end().toString('utf8');
     },
   };
 }
@@ -256,6 +272,8 @@ describe('value converters: Postgres text → JSON', () => {
         const json = h.convert(oid, text);
         const label = `type ${oid}, text ${JSON.stringify(text)}`;
         assert.equal(json, expected, label);
+        const written = h.write(oid, text);
+        if (written !== undefined) assert.equal(written, expected, `${label}: the byte path writes the same JSON`);
         assert.doesNotThrow(() => JSON.parse(json), label);
         assert.equal(h.problems.length > 0, problem, `${label}: problem reported ${JSON.stringify(h.problems)}`);
         if (problem && oid !== T._int4 && h.problems.length) assert.equal(h.problems[0]?.[0], oid, label);

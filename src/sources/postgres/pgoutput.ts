@@ -5,15 +5,17 @@
  * Protocol: https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  */
 import { WalListenerError } from '../../errors.js';
-import { UNCHANGED } from '../../pipeline/change.js';
+import { RAW_NULL, RAW_UNCHANGED, type RawRow } from '../../pipeline/change.js';
 
 export type Lsn = bigint;
 
-/** Marker for a TOASTed column whose value did not change and was not sent (the pipeline's UNCHANGED). */
-export const UNCHANGED_TOAST: typeof UNCHANGED = UNCHANGED;
-export type ColumnValue = string | null | typeof UNCHANGED_TOAST;
-/** One value per column of the relation, in column order. */
-export type Tuple = ColumnValue[];
+/**
+ * One value per column of the relation, in column order, as byte ranges of the message (the
+ * pipeline's RawRow: RAW_NULL, RAW_UNCHANGED for a TOASTed value that did not change and was not
+ * sent). Text values are not decoded here: the pipeline writes most of them to JSON straight from
+ * these bytes. The buffer is the connection's; a tuple is valid until the next read.
+ */
+export type Tuple = RawRow;
 
 export interface RelationColumn {
   /** Part of the replica identity (the key, or every column with REPLICA IDENTITY FULL). */
@@ -177,7 +179,7 @@ class Reader {
 
   private tuple(): Tuple {
     const count = this.uint16();
-    const values: Tuple = new Array(count);
+    const spans: number[] = new Array(count * 2);
     const buf = this.buf;
     for (let i = 0; i < count; i++) {
       const kind = this.uint8();
@@ -185,19 +187,22 @@ class Reader {
         const length = this.uint32();
         const end = this.pos + length;
         if (end > buf.length) throw new ProtocolError('tuple value runs past the end of the message');
-        values[i] = buf.toString('utf8', this.pos, end);
+        spans[2 * i] = this.pos;
+        spans[2 * i + 1] = end;
         this.pos = end;
       } else if (kind === 0x6e /* n */) {
-        values[i] = null;
+        spans[2 * i] = RAW_NULL;
+        spans[2 * i + 1] = RAW_NULL;
       } else if (kind === 0x75 /* u */) {
-        values[i] = UNCHANGED_TOAST;
+        spans[2 * i] = RAW_UNCHANGED;
+        spans[2 * i + 1] = RAW_UNCHANGED;
       } else if (kind === 0x62 /* b */) {
         throw new ProtocolError('binary tuple values are not requested and cannot be decoded');
       } else {
         throw new ProtocolError(`unknown tuple value kind 0x${kind.toString(16)}`);
       }
     }
-    return values;
+    return { buf, spans };
   }
 
   private expect(byte: number, what: string): void {

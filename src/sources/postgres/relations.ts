@@ -44,6 +44,8 @@ export class Relations {
     const columns: ColumnDescriptor[] = message.columns.map((column) => ({
       name: column.name,
       toJson: this.converters.forColumn(column),
+      toCompatJson: this.converters.forColumnCompat(column),
+      writeJson: this.converters.forColumnWriter(column),
       inIdentity: column.isKey,
     }));
     const keyNames = primaryKey ?? message.columns.filter((c) => c.isKey).map((c) => c.name);

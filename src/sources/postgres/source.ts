@@ -26,6 +26,7 @@ export const compareLsn = (a: Lsn, b: Lsn): number => (a < b ? -1 : a > b ? 1 : 
 
 export class PostgresSource implements Source<Lsn> {
   readonly kind = 'postgres';
+  readonly compare = compareLsn;
   private readonly sql: SqlClient;
   private readonly converters: ValueConverters;
   private readonly context: PgErrorContext;

@@ -31,6 +31,9 @@
  * through onProblem; it is never replaced by a zero value or dropped.
  */
 import { arrayToJson } from './arrays.js';
+import type { WriteJson } from '../../pipeline/change.js';
+import { compatConverter } from './compat-values.js';
+import { writerFor } from './value-writers.js';
 import { dateToJson, timestampToJson, timestamptzToJson } from './datetime.js';
 import type { RelationColumn } from './pgoutput.js';
 import { TypeCatalog, type QueryRows, type ScalarKind } from './type-catalog.js';
@@ -47,6 +50,10 @@ export interface ValueConverters {
   prepare(columns: readonly RelationColumn[]): Promise<void> | undefined;
   /** The converter for one column; called once per column per Relation message. */
   forColumn(column: RelationColumn): ToJson;
+  /** The converter for `publisher.eventFormat: compat` (compat-values.ts): ihippik/wal-listener's shapes. */
+  forColumnCompat(column: RelationColumn): ToJson;
+  /** The byte path of forColumn (value-writers.ts), for the types that have one. */
+  forColumnWriter(column: RelationColumn): WriteJson | undefined;
 }
 
 /** Called when a value could not be converted and was published as its Postgres text instead. */
@@ -216,9 +223,27 @@ export function createValueConverters(options: ValueConvertersOptions): ValueCon
     return convert;
   };
 
+  /** The type behind domains: its OID and whether it is an array, or undefined while not loaded. */
+  const base = (oid: number, depth = 0): { oid: number; array: boolean } | undefined => {
+    const info = catalog.get(oid);
+    if (!info || depth > 32) return undefined;
+    if (info.form === 'domain') return base(info.baseOid, depth + 1);
+    return { oid, array: info.form === 'array' };
+  };
+
   return {
     prepare: (columns) => catalog.load(columns.map((column) => column.typeOid)),
     // A type prepare() has not loaded (no query configured) is published as its text.
     forColumn: (column) => resolve(column.typeOid, 0) ?? quote,
+    forColumnWriter: (column) => {
+      const type = base(column.typeOid);
+      const info = type && !type.array ? catalog.get(type.oid) : undefined;
+      const convert = resolve(column.typeOid, 0);
+      return info?.form === 'scalar' && convert ? writerFor(info.kind, convert) : undefined;
+    },
+    forColumnCompat: (column) => {
+      const type = base(column.typeOid);
+      return (type && compatConverter(type.oid, type.array, onProblem)) ?? resolve(column.typeOid, 0) ?? quote;
+    },
   };
 }
