@@ -6,7 +6,7 @@
  *              confirmed position goes back to the source as soon as it moves (≤ 1/s)
  *   reconnect: the source connection ended: stop reading, wait for in-flight acks, confirm, back
  *              off, open a new session from the confirmed position
- *   stop:      stop reading → wait (bounded, listener.shutdownTimeout) for in-flight acks → send the
+ *   stop:      stop reading → wait (bounded, inside listener.shutdownTimeout) for in-flight acks → send the
  *              final confirmation → close the publisher → close the source's connections
  *   fatal:     as stop, but only what was acknowledged before the failure is confirmed; exit 1
  */
@@ -38,6 +38,15 @@ export interface DaemonOptions {
 
 /** How long a source session must stay up before a failure counts as new (backoff reset). */
 const STABLE_STREAM_MS = 30_000;
+
+/**
+ * How long a stop waits for in-flight acknowledgements: listener.shutdownTimeout minus time kept
+ * for closing the publisher and the source (a quarter, at most 1 s), so the process is gone
+ * within shutdownTimeout of the signal also when the broker is down.
+ */
+function ackWait(shutdownTimeout: number): number {
+  return shutdownTimeout - Math.min(1_000, shutdownTimeout / 4);
+}
 
 type Outcome = 'stop' | 'ended' | { error: unknown };
 
@@ -145,7 +154,7 @@ export class Daemon {
       session?.stop();
 
       if (outcome === 'stop') {
-        await this.drain(dispatcher, config.listener.shutdownTimeout);
+        await this.drain(dispatcher, ackWait(config.listener.shutdownTimeout));
         pipeline.close();
         await session?.close();
         log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
@@ -176,7 +185,7 @@ export class Daemon {
       pipeline.close();
       await session?.close().catch(() => {});
       if (signal.aborted) {
-        await this.drain(dispatcher, config.listener.shutdownTimeout);
+        await this.drain(dispatcher, ackWait(config.listener.shutdownTimeout));
         return;
       }
       await sleep(delay, signal);

@@ -2,7 +2,7 @@
  * Kafka broker faults through the real daemon (issue 9, items 3 and 6), on librdkafka's mock
  * cluster hosted by test/support/kafka-mock.c: killed (SIGKILL: every broker and every record
  * gone) and started again on the same ports, and frozen (SIGSTOP) between two updates of a row.
- * The figures of the outage are printed; `scripts/broker-outage-runs.sh` repeats it.
+ * The figures of the outage are printed; `scripts/outage-runs.ts` repeats it.
  */
 import { after, before } from 'node:test';
 import { consumeAll, startControlledKafkaMock, type ControlledKafkaMock } from '../support/kafka.js';

@@ -1,7 +1,7 @@
 /**
  * Pub/Sub faults through the real daemon (issue 9, items 3 and 6), on the emulator: killed (every
  * topic and subscription gone) and started again on the same port, and frozen (SIGSTOP) between
- * two updates of a row. The figures of the outage are printed; `scripts/broker-outage-runs.sh`
+ * two updates of a row. The figures of the outage are printed; `scripts/outage-runs.ts`
  * repeats it.
  *
  * The daemon runs without createTopics and the test creates the topics with their subscriptions,

@@ -1,24 +1,28 @@
 /**
  * RabbitMqPublisher against the machine's RabbitMQ: what arrives in a bound queue (order,
- * properties, headers), what happens when the broker closes the connection mid-stream, a message
- * the broker refuses, a broker that stops answering, and configuration errors.
+ * properties, headers, routed messages), the connection contract (`lost` when the broker or the
+ * network ends the connection, `restored` when connect() replaces it, publish() settling at once
+ * when its signal aborts), messages the broker refuses, a broker that stops answering, and
+ * configuration errors. Tests about delivery rules (retries, order across failures, dead letters)
+ * drive the publisher through a real Dispatcher, which owns those rules.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';
 import { configSchema, type PublisherConfig } from '../../src/config/schema.js';
 import { PublishError, WalListenerError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
+import type { DeadLetter, DeadLetterStore } from '../../src/pipeline/dead-letters.js';
+import { Dispatcher, type DispatcherOptions } from '../../src/pipeline/dispatcher.js';
 import { parseRabbitAddress, RabbitMqPublisher } from '../../src/publishers/rabbitmq.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
-import { freePort } from '../support/ports.js';
-
-/** publish()'s abort signal when a test sets no deadline of its own. */
-const NO_SIGNAL = new AbortController().signal;
+import { freePort, waitFor } from '../support/ports.js';
 import {
   cleanup,
   closeConnectionsNamed,
@@ -34,6 +38,9 @@ import {
   uniqueName,
   withMaxMessageSize,
 } from '../support/rabbitmq.js';
+
+/** publish()'s abort signal when a test sets no deadline of its own. */
+const NO_SIGNAL = new AbortController().signal;
 
 const logLines: string[] = [];
 const log = createLogger({ level: 'debug', fmt: 'text' }, { write: (line: string) => logLines.push(line) > 0 } as unknown as NodeJS.WritableStream);
@@ -68,7 +75,7 @@ async function boundQueue(exchange: string): Promise<string> {
 }
 
 let lsnCounter = 0x1000000;
-/** One transaction's worth of changes to public.users (ids are row ids). */
+/** One transaction's worth of changes to public.users (ids are row ids, keys the row keys). */
 function batchOf(exchange: string, action: 'INSERT' | 'UPDATE' | 'DELETE', ids: number[], round = 0): OutboundMessage[] {
   lsnCounter += 0x100;
   const lsn = `0/${lsnCounter.toString(16).toUpperCase()}`;
@@ -84,11 +91,11 @@ function batchOf(exchange: string, action: 'INSERT' | 'UPDATE' | 'DELETE', ids: 
       lsn,
       xid: lsnCounter,
     };
-    return { id: event.id, subject: `${exchange}.public_users`, key: '', payload: JSON.stringify(event), lsn, schema: 'public', table: 'users', action, headers: null, properties: null, exchange: null };
+    return { id: event.id, subject: `${exchange}.public_users`, key: `{"id":${id}}`, payload: JSON.stringify(event), lsn, schema: 'public', table: 'users', action, headers: null, properties: null, exchange: null };
   });
 }
 
-/** Inserts of `rows` rows, `rounds` rounds of updates of every row (one batch per round), deletes. */
+/** Inserts of `rows` rows, `rounds` rounds of updates of every row (one transaction per round), deletes. */
 function workload(exchange: string, rows: number, rounds: number): OutboundMessage[][] {
   const ids = Array.from({ length: rows }, (_, i) => i + 1);
   const batches = [batchOf(exchange, 'INSERT', ids)];
@@ -97,15 +104,46 @@ function workload(exchange: string, rows: number, rounds: number): OutboundMessa
   return batches;
 }
 
-/** Publishes batches in order with up to `window` in flight (no retries: any failure fails). */
-async function publishAll(publisher: RabbitMqPublisher, batches: OutboundMessage[][], window: number): Promise<void> {
-  const inFlight = new Set<Promise<void>>();
-  for (const batch of batches) {
-    const p: Promise<void> = publisher.publish(batch, NO_SIGNAL).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= window) await Promise.race(inFlight);
+/** Acknowledgements per transaction, as the checkpointer counts them. */
+class Transaction {
+  acked = 0;
+  constructor(readonly size: number) {}
+  ack(count: number): void {
+    this.acked += count;
   }
-  await Promise.all(inFlight);
+  get done(): boolean {
+    return this.acked === this.size;
+  }
+}
+
+/** A real Dispatcher over `publisher`, recording what it reports. */
+function dispatcherFor(publisher: RabbitMqPublisher, options: Partial<DispatcherOptions> = {}) {
+  const failures: WalListenerError[] = [];
+  const fatal: WalListenerError[] = [];
+  let deadlines = 0;
+  const dispatcher = new Dispatcher({
+    publisher,
+    logger: log,
+    maxInFlight: 8192,
+    ackTimeout: 20_000,
+    retry: { initialMs: 50, maxMs: 500 },
+    reconnect: { initialMs: 50, maxMs: 500 },
+    deadLetters: null,
+    onFatal: (err) => fatal.push(err),
+    observer: { publishFailed: (err) => failures.push(err), ackTimeout: () => deadlines++ },
+    ...options,
+  });
+  return { dispatcher, failures, fatal, deadlines: () => deadlines };
+}
+
+/** Hands transactions to the dispatcher in commit order; returns their acknowledgement records. */
+function dispatch(dispatcher: Dispatcher, transactions: readonly OutboundMessage[][]): Transaction[] {
+  return transactions.map((messages) => {
+    const txn = new Transaction(messages.length);
+    for (const m of messages) dispatcher.add(m, txn);
+    dispatcher.flush();
+    return txn;
+  });
 }
 
 function assertMessage(got: ConsumeMessage, sent: OutboundMessage): void {
@@ -117,130 +155,161 @@ function assertMessage(got: ConsumeMessage, sent: OutboundMessage): void {
   assert.equal(got.content.toString('utf8'), sent.payload);
 }
 
+/**
+ * Every sent message arrived at least once, only sent messages arrived, and per key the first
+ * appearances are in commit (send) order; re-sent copies (the same id again) may follow.
+ */
+function assertPerKeyOrder(got: readonly ConsumeMessage[], sent: readonly OutboundMessage[]): void {
+  const byId = new Map(sent.map((m, i) => [m.id, { m, i }]));
+  const seen = new Set<string>();
+  const lastByKey = new Map<string, number>();
+  for (const msg of got) {
+    const id = msg.properties.messageId as string;
+    const entry = byId.get(id);
+    assert.ok(entry, `only messages we sent (${id})`);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const previous = lastByKey.get(entry.m.key) ?? -1;
+    assert.ok(entry.i > previous, `key ${entry.m.key}: message ${entry.i} first seen after message ${previous}`);
+    lastByKey.set(entry.m.key, entry.i);
+  }
+  assert.equal(seen.size, sent.length, 'every message arrived');
+}
+
+/** Reads a queue until every id of `sent` is there (duplicates too), then a moment more. */
+function consumeAll(queue: string, sent: readonly OutboundMessage[], timeoutMs = 30_000): Promise<ConsumeMessage[]> {
+  const ids = new Set<string>();
+  let read = 0;
+  return consumeMessages(queue, (got) => {
+    for (; read < got.length; read++) ids.add(got[read]!.properties.messageId as string);
+    return ids.size >= sent.length;
+  }, timeoutMs, 500);
+}
+
+class MemoryDeadLetters implements DeadLetterStore {
+  readonly stored: DeadLetter[] = [];
+  async store(letters: readonly DeadLetter[]): Promise<void> {
+    this.stored.push(...letters);
+  }
+  async list(): Promise<never[]> {
+    return [];
+  }
+  async remove(): Promise<void> {}
+}
+
 describe('rabbitmq publisher', () => {
-  test('a workload of inserts, repeated updates and deletes arrives complete, in publish order, with its properties', async () => {
+  test('a workload of inserts, repeated updates and deletes arrives complete, in commit order, with its properties', async () => {
     const { publisher, exchange } = newPublisher();
     await publisher.connect();
     assert.equal(publisher.healthy(), true);
     const queue = await boundQueue(exchange);
-    // 1,200 rows: one batch overfills amqplib's 1,024-message channel buffer, so publishing it
-    // has to wait for 'drain'; 8 batches are in flight at once.
-    const batches = workload(exchange, 1_200, 4);
-    const sent = batches.flat();
-    await publishAll(publisher, batches, 8);
+    // 1,200-row transactions in 1,200-message batches: one batch overfills amqplib's channel
+    // buffer, so writing it has to wait for 'drain'.
+    const { dispatcher, failures } = dispatcherFor(publisher, { maxBatch: 1_200 });
+    const transactions = workload(exchange, 1_200, 4);
+    const records = dispatch(dispatcher, transactions);
+    await dispatcher.drained();
+    dispatcher.stop();
+    assert.ok(records.every((r) => r.done), 'every transaction acknowledged');
+    assert.deepEqual(failures, [], 'no publish failed');
+    const sent = transactions.flat();
     const got = await consumeMessages(queue, sent.length);
     assert.equal(got.length, sent.length, 'every message once, nothing more');
+    // Each transaction touches every row, so the dispatcher sends them one after another: the
+    // whole queue is in commit order, not only each row.
     for (let i = 0; i < sent.length; i++) assertMessage(got[i] as ConsumeMessage, sent[i] as OutboundMessage);
     assert.ok(logLines.some((l) => l.includes('connected to RabbitMQ')));
     assert.ok(!logLines.some((l) => l.includes('guest:guest')), 'the password is never logged');
   });
 
-  test('the broker closes the connection mid-stream: in-flight batches reject retryable at once, re-sent batches arrive in order', async () => {
-    const { publisher, exchange } = newPublisher({ ackTimeout: '20s' });
+  test('the broker closes the connection: `lost` at once with its reason, publish refuses, connect() opens a new one and reports `restored`', async () => {
+    const { publisher, exchange } = newPublisher();
     const queue = await boundQueue(exchange);
     await publisher.connect();
-
-    // The pipeline's retry loop: a sliding window of WINDOW batches in flight; on a retryable
-    // failure stop sending, wait for the rest to settle, back off, and re-send every unconfirmed
-    // batch in the original order.
-    const ROWS = 20;
-    const WINDOW = 4;
-    const ids = Array.from({ length: ROWS }, (_, i) => i + 1);
-    const batches: OutboundMessage[][] = [batchOf(exchange, 'INSERT', ids)];
-    const sends: number[] = [];
-    const confirmed: boolean[] = [];
-    const errors: PublishError[] = [];
-    const closes: Array<Promise<number>> = [];
-    const inFlight = new Set<Promise<void>>();
-    let closesDone = 0;
-    let confirmedCount = 0;
-    let confirmedAfterCloses = 0;
-    let faults = 0;
-    let firstFailed = Infinity; // lowest batch index that failed since the last re-send
-    let confirmedPastAFailure = false;
-    let next = 0;
-    let round = 0;
-    const started = Date.now();
-
-    const send = (index: number): void => {
-      if (index >= batches.length) batches.push(batchOf(exchange, 'UPDATE', ids, ++round));
-      sends[index] = (sends[index] ?? 0) + 1;
-      const p: Promise<void> = publisher.publish(batches[index] as OutboundMessage[], NO_SIGNAL).then(
-        () => {
-          confirmed[index] = true;
-          confirmedCount++;
-          if (closesDone === 2) confirmedAfterCloses++;
-          if (index > firstFailed) confirmedPastAFailure = true;
-        },
-        (err: unknown) => {
-          assert.ok(err instanceof PublishError && err.retryable, `retryable PublishError expected, got ${String(err)}`);
-          errors.push(err);
-          firstFailed = Math.min(firstFailed, index);
-        },
-      );
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-    };
-
-    // Produce until both broker-side closes have been carried out and 20 more batches went through.
-    while (closesDone < 2 || confirmedAfterCloses < 20) {
-      assert.ok(Date.now() - started < 60_000, 'the run finishes');
-      // Close our connection (only ours: the broker is shared) after 10 and after 40 confirmed batches.
-      if ((closes.length === 0 && confirmedCount >= 10) || (closes.length === 1 && closesDone === 1 && confirmedCount >= 40)) {
-        closes.push(closeConnectionsNamed(`wal-listener:${exchange}`, 'test').finally(() => closesDone++));
-      }
-      while (inFlight.size < WINDOW) send(next++);
-      await Promise.race(inFlight);
-      if (firstFailed === Infinity) continue;
-      faults++;
-      await Promise.all(inFlight);
-      await new Promise((r) => setTimeout(r, 100));
-      next = firstFailed;
-      while (confirmed[next]) next++;
-      firstFailed = Infinity;
-    }
-    await Promise.all(inFlight);
-    assert.equal(firstFailed, Infinity, 'the last batches went through');
-    // Everything before `next` is confirmed; nothing after it was sent.
-    batches.length = next;
-    assert.deepEqual(await Promise.all(closes), [1, 1], 'the broker closed our connection twice');
-    assert.ok(faults >= 1, `faults seen: ${faults}`);
-    assert.equal(confirmedPastAFailure, false, 'no batch after a failed one was confirmed in the same window');
-    assert.ok(errors.some((e) => /CONNECTION_FORCED/.test(e.message)), `the broker's reason is in the error: ${errors[0]?.message}`);
-    assert.ok(!errors.some((e) => /no confirm from RabbitMQ within/.test(e.message)), 'failures came from the close at once, not from the 20 s ack timeout');
-
-    // Every message at least once; first appearances in publish order; duplicates only of re-sent batches.
-    const sent = batches.flat();
-    const depth = await queueDepth(queue);
-    const got = await consumeMessages(queue, depth);
-    const batchOfId = new Map<string, number>();
-    batches.forEach((b, i) => b.forEach((m) => batchOfId.set(m.id, i)));
-    const seen = new Set<string>();
-    const firstAppearance: string[] = [];
-    for (const msg of got) {
-      const id = msg.properties.messageId as string;
-      assert.ok(batchOfId.has(id), 'only messages we sent');
-      if (seen.has(id)) {
-        assert.ok((sends[batchOfId.get(id) as number] ?? 0) > 1, 'a duplicate belongs to a re-sent batch');
-        continue;
-      }
-      seen.add(id);
-      firstAppearance.push(id);
-    }
-    assert.deepEqual(firstAppearance, sent.map((m) => m.id), 'every message, first appearances in publish order');
-    assert.ok(sends.some((n) => n > 1), 'some batches were re-sent');
-    // The publisher is usable again without a restart.
+    const lost: Error[] = [];
+    let restored = 0;
+    publisher.events.on('lost', (reason) => lost.push(reason));
+    publisher.events.on('restored', () => restored++);
+    assert.equal(await closeConnectionsNamed(`wal-listener:${exchange}`, 'test'), 1);
+    await waitFor('lost', () => lost.length === 1, 10_000, 10);
+    assert.match(lost[0]!.message, /CONNECTION.FORCED/);
+    assert.equal(publisher.healthy(), false);
+    const refused = await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL).then(() => undefined, (e: unknown) => e);
+    assert.ok(refused instanceof PublishError && refused.retryable, String(refused));
+    assert.equal(restored, 0, 'nothing reconnects by itself: the dispatcher calls connect()');
+    await publisher.connect();
+    assert.equal(restored, 1);
     assert.equal(publisher.healthy(), true);
+    const batch = batchOf(exchange, 'INSERT', [2]);
+    await publisher.publish(batch, NO_SIGNAL);
+    const [got] = await consumeMessages(queue, 1);
+    assertMessage(got as ConsumeMessage, batch[0] as OutboundMessage);
+    assert.equal(lost.length, 1, 'one loss reported');
   });
 
-  test('a message larger than the broker accepts rejects its batch as not retryable, naming table, LSN and reason', async () => {
+  test('through the dispatcher, the broker closes the connection twice mid-stream: everything arrives, each row in commit order, at once (no deadline waited for)', async () => {
+    const { publisher, exchange } = newPublisher();
+    const queue = await boundQueue(exchange);
+    await publisher.connect();
+    let lost = 0;
+    let restored = 0;
+    publisher.events.on('lost', () => lost++);
+    publisher.events.on('restored', () => restored++);
+    // 20-second deadline, counted: a failure noticed through the deadline rather than the loss would show.
+    const { dispatcher, failures, deadlines } = dispatcherFor(publisher, { ackTimeout: 20_000 });
+
+    // Transactions update 4 of 20 rows, in turn: five can be in flight at once (disjoint keys).
+    const ROWS = 20;
+    const ids = Array.from({ length: ROWS }, (_, i) => i + 1);
+    const transactions: OutboundMessage[][] = [batchOf(exchange, 'INSERT', ids)];
+    const records = dispatch(dispatcher, transactions);
+    // Close our connection (only ours: the broker is shared) after 10 acknowledged transactions,
+    // again 30 later, and go on until 20 more are acknowledged after the second close.
+    const closes: Promise<void>[] = [];
+    let closed = 0;
+    let ackedAtSecondClose = Infinity;
+    const started = Date.now();
+    let round = 0;
+    const acked = () => records.filter((r) => r.done).length;
+    const close = () => closeConnectionsNamed(`wal-listener:${exchange}`, 'test').then((n) => {
+      assert.equal(n, 1, 'our one connection was closed');
+      if (++closed === 2) ackedAtSecondClose = acked();
+    });
+    while (closed < 2 || acked() < ackedAtSecondClose + 20) {
+      assert.ok(Date.now() - started < 60_000, 'the run finishes');
+      round++;
+      const group = ids.filter((id) => id % 5 === round % 5);
+      const txn = batchOf(exchange, 'UPDATE', group, round);
+      transactions.push(txn);
+      records.push(...dispatch(dispatcher, [txn]));
+      if ((closes.length === 0 && acked() >= 10) || (closes.length === 1 && closed === 1 && acked() >= 40)) closes.push(close());
+      await dispatcher.whenBelow(64);
+      await delay(2);
+    }
+    await Promise.all(closes);
+    await dispatcher.drained();
+    dispatcher.stop();
+    assert.ok(records.every((r) => r.done), 'every transaction acknowledged');
+    assert.equal(lost, 2, 'two losses reported');
+    assert.ok(restored >= 2, `restored after each (${restored})`);
+    assert.ok(failures.some((e) => /CONNECTION.FORCED/.test(e.message)), `the broker's reason is in the failures: ${failures[0]?.message}`);
+    assert.equal(deadlines(), 0, 'no batch waited for its deadline: the losses failed them at once');
+
+    const sent = transactions.flat();
+    const got = await consumeAll(queue, sent);
+    assertPerKeyOrder(got, sent);
+    assert.equal(publisher.healthy(), true, 'usable again without a restart');
+  });
+
+  test('a message larger than max_message_size: its batch rejects not retryable with `rejected` = its index, naming table, LSN and reason', async () => {
     const { publisher, exchange } = newPublisher();
     // RabbitMQ reads max_message_size when a channel opens: lower it only while ours opens.
     await withMaxMessageSize(1024 * 1024, () => publisher.connect());
+    const lost: Error[] = [];
+    publisher.events.on('lost', (reason) => lost.push(reason));
     const before = batchOf(exchange, 'INSERT', [1, 2, 3]);
     const big = batchOf(exchange, 'UPDATE', [1, 2, 3]);
-    const bigMessage = big[1] as OutboundMessage;
-    const huge = { ...bigMessage, payload: JSON.stringify({ ...JSON.parse(bigMessage.payload as string), data: { id: 2, blob: 'x'.repeat(2 * 1024 * 1024) } }) };
+    const huge = oversized(big[1]!);
     big[1] = huge;
     const afterBig = batchOf(exchange, 'DELETE', [1, 2, 3]);
     const outcomes = await Promise.allSettled([publisher.publish(before, NO_SIGNAL), publisher.publish(big, NO_SIGNAL), publisher.publish(afterBig, NO_SIGNAL)]);
@@ -251,13 +320,38 @@ describe('rabbitmq publisher', () => {
     assert.ok(refused instanceof PublishError);
     assert.equal(refused.retryable, false);
     assert.equal(refused.code, 'WAL_PUBLISH_REJECTED');
+    assert.equal(refused.rejected, 1);
     assert.match(refused.message, /public\.users/);
     assert.ok(refused.message.includes(huge.lsn), refused.message);
+    assert.ok(refused.message.includes(huge.id), refused.message);
     assert.match(refused.message, /larger than configured max size 1048576/);
     assert.equal(third?.status, 'rejected', 'a batch written after the refused message is not confirmed');
     assert.ok((third as PromiseRejectedResult).reason instanceof PublishError && ((third as PromiseRejectedResult).reason as PublishError).retryable);
-    // A later publish opens a new channel (with the broker's normal limit) and succeeds.
+    assert.equal(lost.length, 1, 'the closed channel is reported as a lost connection');
+    // connect() opens a new channel (with the broker's normal limit): publishing works again.
+    await publisher.connect();
     await publisher.publish(batchOf(exchange, 'INSERT', [4]), NO_SIGNAL);
+  });
+
+  test('through the dispatcher with a dead-letter store: the oversized message is stored with its reason, everything else arrives in order', async () => {
+    const { publisher, exchange } = newPublisher();
+    const queue = await boundQueue(exchange);
+    await withMaxMessageSize(1024 * 1024, () => publisher.connect());
+    const letters = new MemoryDeadLetters();
+    const { dispatcher, fatal } = dispatcherFor(publisher, { deadLetters: letters });
+    const transactions = [batchOf(exchange, 'INSERT', [1, 2, 3]), batchOf(exchange, 'UPDATE', [1, 2, 3], 1), batchOf(exchange, 'UPDATE', [1, 2, 3], 2)];
+    const huge = oversized(transactions[1]![1]!);
+    transactions[1]![1] = huge;
+    const records = dispatch(dispatcher, transactions);
+    await dispatcher.drained();
+    dispatcher.stop();
+    assert.deepEqual(fatal, []);
+    assert.ok(records.every((r) => r.done), 'every transaction acknowledged (the oversized message once stored)');
+    assert.deepEqual(letters.stored.map((l) => l.message.id), [huge.id]);
+    assert.equal(letters.stored[0]!.broker, 'rabbitmq');
+    assert.match(letters.stored[0]!.reason, /larger than configured max size 1048576/);
+    const sent = transactions.flat().filter((m) => m !== huge);
+    assertPerKeyOrder(await consumeAll(queue, sent), sent);
   });
 
   test('a nack (a full queue with x-overflow reject-publish) rejects the batch retryable; it goes through once there is room', async () => {
@@ -277,40 +371,52 @@ describe('rabbitmq publisher', () => {
     const err = await publisher.publish(batch, NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable, String(err));
     assert.match(err.message, /nacked/);
+    assert.equal(publisher.healthy(), true, 'a nack does not end the connection');
     // Make room, as a consumer would, and send the message that found the queue full: confirmed now.
     const first = await consumeMessages(queue, 2, 10_000, 100);
     assert.deepEqual(first.map((m) => m.properties.messageId), [batch[0]?.id, batch[1]?.id]);
     await publisher.publish(batch.slice(2), NO_SIGNAL);
   });
 
-  test('a broker that stops answering: the ack timeout rejects retryable, a cut connection too, and the next publish reconnects', async (t) => {
+  test('a broker that stops answering: publish settles as soon as its signal aborts, the missed heartbeats end the connection (`lost`), a cut one too', async (t) => {
     const proxy = await startRabbitProxy();
     t.after(() => proxy.stop());
-    const { publisher, exchange } = newPublisher({ address: proxy.url, ackTimeout: '1s' });
+    const { publisher, exchange } = newPublisher({ address: `${proxy.url}?heartbeat=1` });
     await publisher.connect();
     await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL);
+    const lost: Error[] = [];
+    publisher.events.on('lost', (reason) => lost.push(reason));
 
     proxy.freeze();
+    const deadline = new AbortController();
     const t0 = Date.now();
-    const hung = await publisher.publish(batchOf(exchange, 'UPDATE', [1]), NO_SIGNAL).then(() => undefined, (err: unknown) => err);
-    assert.ok(hung instanceof PublishError && hung.retryable, String(hung));
-    assert.match(hung.message, /no confirm from RabbitMQ within 1000 ms/);
-    assert.ok(Date.now() - t0 < 5_000);
+    const hung = publisher.publish(batchOf(exchange, 'UPDATE', [1]), deadline.signal).then(() => undefined, (err: unknown) => err);
+    await delay(300);
+    const reason = new PublishError('deadline passed (test)', true);
+    deadline.abort(reason);
+    assert.equal(await hung, reason, 'rejects with the signal\'s reason');
+    assert.ok(Date.now() - t0 < 1_000);
+    // Heartbeat 1 s: two silent periods and amqplib gives the connection up.
+    await waitFor('heartbeat timeout', () => lost.length === 1, 10_000, 50);
+    assert.match(lost[0]!.message, /Heartbeat timeout/);
     assert.equal(publisher.healthy(), false);
     proxy.thaw();
-    await publisher.publish(batchOf(exchange, 'UPDATE', [1]), NO_SIGNAL);
+    await publisher.connect();
     assert.equal(publisher.healthy(), true);
+    await publisher.publish(batchOf(exchange, 'UPDATE', [1]), NO_SIGNAL);
 
     // A connection reset by the network (not by the broker) while batches are in flight.
-    const inFlight = [publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]), NO_SIGNAL), publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]), NO_SIGNAL)];
+    const inFlight = [publisher.publish(batchOf(exchange, 'UPDATE', [1, 2]), NO_SIGNAL), publisher.publish(batchOf(exchange, 'UPDATE', [3, 4]), NO_SIGNAL)];
     proxy.cut();
     for (const r of await Promise.allSettled(inFlight)) {
       if (r.status === 'rejected') assert.ok(r.reason instanceof PublishError && r.reason.retryable, String(r.reason));
     }
+    await waitFor('lost after the cut', () => lost.length === 2, 5_000, 10);
+    await publisher.connect();
     await publisher.publish(batchOf(exchange, 'DELETE', [1, 2]), NO_SIGNAL);
   });
 
-  test('the exchange deleted under a running publisher: the publish fails retryable and the next one re-declares it', async () => {
+  test('the exchange deleted under a running publisher: the publish fails retryable and connect() declares it again', async () => {
     const { publisher, exchange } = newPublisher();
     await publisher.connect();
     const c = await rabbitConnect();
@@ -319,9 +425,12 @@ describe('rabbitmq publisher', () => {
     } finally {
       await c.close();
     }
+    const lost = once(publisher.events, 'lost');
     const err = await publisher.publish(batchOf(exchange, 'INSERT', [1]), NO_SIGNAL).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof PublishError && err.retryable, String(err));
     assert.match(err.message, /NOT_FOUND/);
+    await lost;
+    await publisher.connect();
     await publisher.publish(batchOf(exchange, 'INSERT', [2]), NO_SIGNAL);
     const check = await rabbitConnect();
     try {
@@ -334,6 +443,52 @@ describe('rabbitmq publisher', () => {
     await publisher.publish(batch, NO_SIGNAL);
     const [got] = await consumeMessages(queue, 1);
     assertMessage(got as ConsumeMessage, batch[0] as OutboundMessage);
+  });
+
+  test('routed messages: their own exchange, headers plus key, AMQP properties; a missing exchange refuses that message only', async () => {
+    const { publisher, exchange } = newPublisher();
+    const own = uniqueName('wl_rmq_routed');
+    exchanges.push(own);
+    const ownQueue = uniqueName('wl_rmq_q');
+    queues.push(ownQueue);
+    await declareBoundQueue(own, ownQueue, '#');
+    const topicQueue = await boundQueue(exchange);
+    await publisher.connect();
+    const routed = (over: Partial<OutboundMessage>): OutboundMessage => ({
+      id: randomUUID(), subject: 'orders.created', key: 'order-7', payload: Buffer.from('<order id="7"/>'), lsn: '0/5000', schema: 'public', table: 'outbox', action: 'MESSAGE', headers: null, properties: null, exchange: null, ...over,
+    });
+    const toOwn = routed({ exchange: own, headers: { tenant: 'acme' }, properties: { contentType: 'application/xml', type: 'order.created', correlationId: 'c-1', app_id: 'shop', priority: 3 } });
+    const typed = routed({ exchange: own, key: 'k2', headers: { n: '1' }, properties: { headers: { n: 1, nested: { a: true } }, deliveryMode: 1 } });
+    const toTopic = routed({ headers: { tenant: 'acme', key: 'given' } });
+    await publisher.publish([toOwn, typed, toTopic], NO_SIGNAL);
+    const [a, b] = await consumeMessages(ownQueue, 2);
+    assert.equal(a!.fields.exchange, own);
+    assert.equal(a!.fields.routingKey, 'orders.created');
+    assert.equal(a!.content.toString(), '<order id="7"/>');
+    assert.equal(a!.properties.messageId, toOwn.id);
+    assert.equal(a!.properties.deliveryMode, 2);
+    assert.equal(a!.properties.contentType, 'application/xml');
+    assert.equal(a!.properties.type, 'order.created');
+    assert.equal(a!.properties.correlationId, 'c-1');
+    assert.equal(a!.properties.appId, 'shop');
+    assert.equal(a!.properties.priority, 3);
+    assert.deepEqual(a!.properties.headers, { tenant: 'acme', key: 'order-7' });
+    assert.deepEqual(b!.properties.headers, { n: 1, nested: { a: true }, key: 'k2' }, 'a typed header table from the properties wins over the text headers');
+    assert.equal(b!.properties.deliveryMode, 1, 'the message\'s own deliveryMode wins');
+    const [c] = await consumeMessages(topicQueue, 1);
+    assert.equal(c!.fields.exchange, exchange, 'no exchange of its own: publisher.topic');
+    assert.deepEqual(c!.properties.headers, { tenant: 'acme', key: 'given' }, 'a given key header is kept');
+    assert.equal(c!.properties.contentType, undefined);
+
+    const missing = uniqueName('wl_rmq_missing');
+    const batch = [routed({ exchange: own }), routed({ exchange: missing }), routed({ exchange: own })];
+    const err = await publisher.publish(batch, NO_SIGNAL).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof PublishError && !err.retryable, String(err));
+    assert.equal(err.rejected, 1);
+    assert.match(err.message, /NOT_FOUND - no exchange/);
+    await publisher.connect();
+    await publisher.publish([routed({ exchange: own })], NO_SIGNAL);
+    assert.ok((await queueDepth(ownQueue)) >= 1);
   });
 
   test('healthy() and close(): idempotent close, publish after close rejects', async () => {
@@ -442,3 +597,9 @@ describe('rabbitmq publisher', () => {
     });
   });
 });
+
+/** `message` with a payload of more than 2 MiB. */
+function oversized(message: OutboundMessage): OutboundMessage {
+  const event = JSON.parse(message.payload as string) as Record<string, unknown>;
+  return { ...message, payload: JSON.stringify({ ...event, data: { id: 2, blob: 'x'.repeat(2 * 1024 * 1024) } }) };
+}

@@ -1,6 +1,6 @@
 /** A private nats-server with JetStream on a free port, in a temporary directory (like nats.js's nst launcher). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
@@ -12,18 +12,33 @@ export interface NatsServer {
   readonly url: string;
   /** Kills the server (SIGKILL) keeping its store directory. */
   kill(): Promise<void>;
-  /** Starts it again on the same port and store. */
-  restart(): Promise<void>;
+  /** Starts it again on the same port and store (with other options when given). */
+  restart(options?: NatsOptions): Promise<void>;
+  /** SIGSTOP: the server stops answering, its connections stay open (a hung broker). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   stop(): Promise<void>;
   connect(): Promise<NatsConnection>;
 }
 
-export async function startNats(): Promise<NatsServer> {
+export interface NatsOptions {
+  /** The server's max_payload in bytes (NATS's default: 1 MiB). */
+  maxPayload?: number;
+}
+
+export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'wl-nats-'));
   let child: ChildProcess | undefined;
-  const launch = async (): Promise<void> => {
-    child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  const launch = async ({ maxPayload }: NatsOptions = options): Promise<void> => {
+    const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+    if (maxPayload !== undefined) {
+      // max_payload has no command-line flag: a config file sets it (the flags still apply).
+      writeFileSync(join(dir, 'nats.conf'), `max_payload: ${maxPayload}\n`);
+      args.push('-c', join(dir, 'nats.conf'));
+    }
+    child = spawn('nats-server', args, { stdio: 'ignore' });
     await waitFor(`nats-server on ${port}`, async () => {
       const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 500 });
       await nc.close();
@@ -42,7 +57,9 @@ export async function startNats(): Promise<NatsServer> {
     port,
     url: `127.0.0.1:${port}`,
     kill,
-    restart: launch,
+    restart: (changed?: NatsOptions) => launch(changed ?? options),
+    freeze: () => child?.kill('SIGSTOP'),
+    thaw: () => child?.kill('SIGCONT'),
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });

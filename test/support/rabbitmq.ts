@@ -2,16 +2,19 @@
  * The machine's RabbitMQ (127.0.0.1:5672, guest/guest) for tests. The broker is shared with other
  * test files and engineers: every exchange and queue name is unique, tests delete what they
  * declare, and broker-side faults are aimed at one client's connections (by connection_name) rather
- * than at every connection, unless a test explicitly asks for closeAllConnections().
+ * than at every connection, unless a test explicitly asks for closeAllConnections(). Tests that
+ * stop or restart a broker start a private node (startRabbitNode).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { freePort, waitFor } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -22,8 +25,8 @@ export function uniqueName(prefix: string): string {
 }
 
 /** A connection + channel for test plumbing; errors are recorded, never thrown as 'error' events. */
-export async function rabbitConnect(): Promise<{ model: ChannelModel; channel: Channel; close(): Promise<void> }> {
-  const model = await connect(RABBIT_URL, { clientProperties: { connection_name: 'wal-listener-test-helper' } });
+export async function rabbitConnect(url = RABBIT_URL): Promise<{ model: ChannelModel; channel: Channel; close(): Promise<void> }> {
+  const model = await connect(url, { clientProperties: { connection_name: 'wal-listener-test-helper' } });
   model.on('error', () => undefined);
   const channel = await model.createChannel();
   channel.on('error', () => undefined);
@@ -38,8 +41,8 @@ export async function rabbitConnect(): Promise<{ model: ChannelModel; channel: C
  * Declares `exchange` exactly as the publisher does (durable, `kind`) and a durable queue bound to
  * it with `pattern`. The queue survives connection closes, so a test can read it after a fault.
  */
-export async function declareBoundQueue(exchange: string, queue: string, pattern = '#', kind = 'topic'): Promise<void> {
-  const c = await rabbitConnect();
+export async function declareBoundQueue(exchange: string, queue: string, pattern = '#', kind = 'topic', url = RABBIT_URL): Promise<void> {
+  const c = await rabbitConnect(url);
   try {
     await c.channel.assertExchange(exchange, kind, { durable: true });
     await c.channel.assertQueue(queue, { durable: true });
@@ -50,8 +53,8 @@ export async function declareBoundQueue(exchange: string, queue: string, pattern
 }
 
 /** Number of ready messages in a queue. */
-export async function queueDepth(queue: string): Promise<number> {
-  const c = await rabbitConnect();
+export async function queueDepth(queue: string, url = RABBIT_URL): Promise<number> {
+  const c = await rabbitConnect(url);
   try {
     return (await c.channel.checkQueue(queue)).messageCount;
   } finally {
@@ -69,9 +72,10 @@ export async function consumeMessages(
   count: number | ((got: readonly ConsumeMessage[]) => boolean),
   timeoutMs = 30_000,
   quietMs = 300,
+  url = RABBIT_URL,
 ): Promise<ConsumeMessage[]> {
   const done = typeof count === 'number' ? (got: readonly ConsumeMessage[]) => got.length >= count : count;
-  const c = await rabbitConnect();
+  const c = await rabbitConnect(url);
   const got: ConsumeMessage[] = [];
   try {
     await c.channel.prefetch(2_000);
@@ -95,6 +99,58 @@ export async function consumeMessages(
     await c.close();
   }
   return got;
+}
+
+/**
+ * Reads a queue for as long as it runs, acking each message, and connects again whenever the
+ * broker goes away (a restarted node redelivers what was not acked): everything that arrived, in
+ * arrival order, duplicates included.
+ */
+export class QueueReader {
+  readonly messages: ConsumeMessage[] = [];
+  readonly ids = new Set<string>();
+  private running = true;
+  private current: ChannelModel | undefined;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly queue: string,
+    private readonly url = RABBIT_URL,
+  ) {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        const c = await rabbitConnect(this.url);
+        this.current = c.model;
+        const closed = new Promise((resolve) => c.model.once('close', resolve));
+        if (!this.running) await c.close();
+        await c.channel.prefetch(1_000);
+        await c.channel.consume(this.queue, (msg) => {
+          if (!msg) return;
+          this.messages.push(msg);
+          this.ids.add(msg.properties.messageId as string);
+          try {
+            c.channel.ack(msg);
+          } catch {
+            // The channel closed under us: the broker redelivers it.
+          }
+        });
+        await closed;
+      } catch {
+        // Broker not reachable (yet): try again.
+      }
+      if (this.running) await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.current?.close().catch(() => undefined);
+    await this.loop;
+  }
 }
 
 /** Deletes queues and exchanges, ignoring ones already gone. */
@@ -292,6 +348,99 @@ export async function startTlsProxy(certs: TestCerts, targetPort = 5672): Promis
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
+
+/**
+ * A private RabbitMQ node on free ports, with its own data, logs and Erlang cookie in a temporary
+ * directory: for tests that stop and restart a broker (never the machine's shared one). About
+ * 90 MB of memory; a start takes 10-20 s on this machine.
+ */
+export interface RabbitNode {
+  /** Erlang node name, `wl_test_<pid>_<random>@localhost`. */
+  readonly name: string;
+  readonly port: number;
+  /** amqp://guest:guest@127.0.0.1:<port> */
+  readonly url: string;
+  /** `rabbitmqctl -n <node> stop`: a clean broker shutdown (clients get CONNECTION_FORCED); data is kept. */
+  stop(): Promise<void>;
+  /** Starts the node again on the same port and data; resolves once it accepts AMQP connections. */
+  start(): Promise<void>;
+  /** Runs rabbitmqctl against this node. */
+  ctl(...args: string[]): Promise<string>;
+  /** Stops the node and removes its directory. */
+  destroy(): Promise<void>;
+}
+
+export async function startRabbitNode(): Promise<RabbitNode> {
+  const dir = mkdtempSync(join(tmpdir(), 'wl-rabbit-'));
+  const name = `wl_test_${process.pid}_${randomBytes(3).toString('hex')}@localhost`;
+  const port = await freePort();
+  const distPort = await freePort();
+  // The node and its CLI find the cookie in $HOME; a cookie of our own keeps it apart from the shared node.
+  writeFileSync(join(dir, '.erlang.cookie'), `WLTEST${randomBytes(16).toString('hex').toUpperCase()}`, { mode: 0o400 });
+  writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
+  // listeners.tcp.default replaces the 5672 listener (RABBITMQ_NODE_PORT would add a second one
+  // on the same port); the environment file stands in for /etc/rabbitmq/rabbitmq-env.conf.
+  writeFileSync(join(dir, 'rabbitmq.conf'), `listeners.tcp.default = 127.0.0.1:${port}\n`);
+  writeFileSync(join(dir, 'rabbitmq-env.conf'), '');
+  const env = {
+    ...process.env,
+    HOME: dir,
+    RABBITMQ_NODENAME: name,
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(dir, 'log'),
+    RABBITMQ_PID_FILE: join(dir, 'node.pid'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq.conf'),
+    RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+    ERL_EPMD_ADDRESS: '127.0.0.1',
+  };
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
+  const ctl = async (...args: string[]): Promise<string> => (await run(join(RABBIT_BIN, 'rabbitmqctl'), ['-n', name, ...args], { env, timeout: 60_000 })).stdout;
+  let child: ChildProcess | undefined;
+
+  const start = async (): Promise<void> => {
+    const out = openSync(join(dir, 'server.out'), 'a');
+    const c = spawn(join(RABBIT_BIN, 'rabbitmq-server'), [], { env, stdio: ['ignore', out, out] });
+    closeSync(out);
+    child = c;
+    await waitFor(`RabbitMQ node ${name} on ${port}`, async () => {
+      if (c.exitCode !== null) throw new Error(`rabbitmq-server exited with ${c.exitCode}: ${readFileSync(join(dir, 'server.out'), 'utf8').slice(-2000)}`);
+      const model = await connect(url);
+      await model.close();
+      return true;
+    }, 90_000, 200);
+  };
+
+  const stop = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((resolve) => c.once('exit', resolve));
+    await ctl('stop').catch(async () => {
+      // The CLI could not reach the node: end the Erlang VM by its pid file.
+      const pid = Number(readFileSync(join(dir, 'node.pid'), 'utf8').trim());
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    });
+    await exited;
+  };
+
+  await start();
+  return {
+    name,
+    port,
+    url,
+    stop,
+    start,
+    ctl,
+    async destroy() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
