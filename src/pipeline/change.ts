@@ -111,8 +111,10 @@ export interface RoutedMessage {
   readonly id?: string;
   /** Full subject / topic / routing key, used as given (no `publisher.topic` prefix). */
   readonly subject: string;
-  /** Message key (Kafka key, Pub/Sub ordering key, `key` header elsewhere); also the ordering unit. */
+  /** Message key (Kafka key, Pub/Sub ordering key); also the ordering unit. */
   readonly key: string;
+  /** Also send the key as a `key` header where the broker has no key field (NATS, RabbitMQ): outbox messages. */
+  readonly keyHeader?: boolean;
   readonly payload: Buffer;
   /** Extra headers (Kafka headers, NATS headers, AMQP headers, Pub/Sub attributes). */
   readonly headers?: Readonly<Record<string, string>>;

@@ -23,6 +23,8 @@ export interface OutboundMessage {
   readonly action: string;
   /** Commit time of its transaction, ms since the epoch, when known: delivery latency. */
   readonly committedAt?: number;
+  /** Send `key` as a `key` header too, on brokers without a key field (routed outbox messages). */
+  readonly keyHeader?: boolean;
   /** Headers of a routed message (outbox headers, queue event headers); null for change events. */
   readonly headers: Readonly<Record<string, string>> | null;
   /** Broker message properties of a routed message (AMQP contentType, type, ...); null otherwise. */

@@ -140,6 +140,7 @@ export class Pipeline<P> implements ChangeSink<P> {
       table: message.table,
       action: 'MESSAGE',
       committedAt: t.committedAt,
+      keyHeader: message.keyHeader === true,
       headers: message.headers ?? null,
       properties: message.properties ?? null,
       exchange: message.exchange ?? null,

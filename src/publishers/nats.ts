@@ -327,7 +327,7 @@ function headersOf(message: OutboundMessage): MsgHdrs {
   if (message.headers === null) return new MsgIdHeader(message.id);
   const h = natsHeaders();
   h.set('Nats-Msg-Id', message.id);
-  if (message.key) h.set('key', message.key);
+  if (message.keyHeader && message.key) h.set('key', message.key);
   for (const [name, value] of Object.entries(message.headers)) h.append(name, value);
   return h;
 }

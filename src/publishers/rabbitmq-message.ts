@@ -66,7 +66,7 @@ export function publishOptions(message: OutboundMessage): Options.Publish {
     else (options as Record<string, unknown>)[option] = value;
   }
   const table = isTable(given.headers) ? given.headers : (message.headers ?? {});
-  options.headers = message.key !== '' && !('key' in table) ? { ...table, key: message.key } : { ...table };
+  options.headers = message.keyHeader && message.key !== '' && !('key' in table) ? { ...table, key: message.key } : { ...table };
   return options;
 }
 

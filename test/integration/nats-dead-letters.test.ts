@@ -98,9 +98,9 @@ async function poisonWorkload(table: string, size: number): Promise<{ beforePois
   return { beforePoison };
 }
 
-/** What wal_listener.dead_letters holds now, through the daemon's own store. */
-async function deadLetters(): Promise<StoredDeadLetter[]> {
-  const store = new PostgresDeadLetterStore(configSchema.parse({ listener: { slotName: 'unused' }, database: databaseSection(db), publisher: { type: 'nats', topic: 'unused' } }).database);
+/** What wal_listener.dead_letters holds now for the daemon of `slot`, through the daemon's own store. */
+async function deadLetters(slot: string): Promise<StoredDeadLetter[]> {
+  const store = new PostgresDeadLetterStore(configSchema.parse({ listener: { slotName: slot }, database: databaseSection(db), publisher: { type: 'nats', topic: 'unused' } }).database, slot);
   try {
     return await store.list();
   } finally {
@@ -130,7 +130,7 @@ async function deadLetterCase(o: { table: string; topic: string; size: number; b
   const ids = stored.map((m) => (m.json.data as { id: number }).id);
   assert.equal(stored.length, 1_001, 'no duplicate stored');
   assert.deepEqual([...ids].sort((a, b) => a - b), [1, ...Array.from({ length: 1_000 }, (_, i) => i + 3)], 'every row but the rejected one, once');
-  const [letter, ...more] = await deadLetters();
+  const [letter, ...more] = await deadLetters(slot);
   assert.equal(more.length, 0, 'one dead letter');
   assert.ok(letter);
   const { message } = letter;
@@ -155,7 +155,7 @@ async function deadLetterCase(o: { table: string; topic: string; size: number; b
   assert.equal(copies.length, 1, 'the replayed event is in the stream once');
   assert.equal((copies[0]!.json.data as { body: string }).body.length, size);
   assert.equal(final.length, 1_002);
-  assert.deepEqual(await deadLetters(), [], 'removed once acknowledged');
+  assert.deepEqual(await deadLetters(slot), [], 'removed once acknowledged');
 }
 
 test('onReject deadLetter: a 2 MB row against max_payload 1 MB is stored with its reason, the next 1,000 changes arrive, replay delivers it once', async () => {

@@ -1,9 +1,7 @@
 /**
- * PgQ → daemon → broker, end to end (issue 17's acceptance tests). Skipped until the daemon runs
- * `source.type: pgq` (the pipeline v2 wiring: createPgqSource, its dead-letter store and
- * `publisher.onReject`); then remove SKIP. Nothing here has run yet: the source itself is tested
- * through a RecordingSink in pgq-source, pgq-redelivery and pgq-failures, and the pika script in
- * pgq-pika.
+ * PgQ → daemon → broker, end to end (issue 17's acceptance tests). The source itself is also
+ * tested through a RecordingSink in pgq-source, pgq-redelivery and pgq-failures, and the pika
+ * script in pgq-pika.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,19 +15,18 @@ import { waitFor } from '../support/ports.js';
 import { startAmqpDump } from '../support/pika.js';
 import { cleanup, consumeMessages, declareBoundQueue, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
 
-const SKIP = 'needs the daemon to run source.type pgq (pipeline v2 wiring)';
 const fixture = pgqFixture('wl_pgq_e2e', ['test', 'jobs', 'nats_q']);
 
 async function startPgqDaemon(config: Record<string, unknown>): Promise<DaemonProcess> {
   const daemon = await startDaemon(
-    { source: { type: 'pgq' }, listener: { slotName: 'unused' }, database: databaseSection(fixture.db), ...config },
+    { source: { type: 'pgq' }, database: databaseSection(fixture.db), ...config },
     { waitForStreaming: false },
   );
   await daemon.waitForLog(/^reading PgQ queue/, 60_000);
   return daemon;
 }
 
-test("mikkoo's example through the daemon to RabbitMQ, read by pika", { skip: SKIP }, async () => {
+test("mikkoo's example through the daemon to RabbitMQ, read by pika", async () => {
   const exchange = uniqueName('wl_pgq_e2e');
   const queue = uniqueName('wl_pgq_e2e_q');
   const daemon = await startPgqDaemon({ publisher: { type: 'rabbitmq', address: RABBIT_URL, topic: 'unused_exchange' }, pgq: { queue: 'test' } });
@@ -54,7 +51,7 @@ test("mikkoo's example through the daemon to RabbitMQ, read by pika", { skip: SK
   }
 });
 
-test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments: every event delivered, duplicates only with the same id, audit = delivered', { skip: SKIP }, async () => {
+test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments: every event delivered, duplicates only with the same id, audit = delivered', async () => {
   const exchange = uniqueName('wl_pgq_kill');
   const queue = uniqueName('wl_pgq_kill_q');
   await declareBoundQueue(exchange, queue);
@@ -95,7 +92,7 @@ test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments:
   }
 });
 
-test('NATS: subject <ev_extra1 or topic>.<ev_type>, payload byte for byte, properties and headers as headers', { skip: SKIP }, async () => {
+test('NATS: subject <ev_extra1 or topic>.<ev_type>, payload byte for byte, properties and headers as headers', async () => {
   const nats = await startNats();
   const nc = await nats.connect();
   const daemon = await startPgqDaemon({ publisher: { type: 'nats', address: nats.url, topic: 'relay' }, pgq: { queue: 'nats_q' } });

@@ -455,7 +455,7 @@ describe('rabbitmq publisher', () => {
     const topicQueue = await boundQueue(exchange);
     await publisher.connect();
     const routed = (over: Partial<OutboundMessage>): OutboundMessage => ({
-      id: randomUUID(), subject: 'orders.created', key: 'order-7', payload: Buffer.from('<order id="7"/>'), lsn: '0/5000', schema: 'public', table: 'outbox', action: 'MESSAGE', headers: null, properties: null, exchange: null, ...over,
+      id: randomUUID(), subject: 'orders.created', key: 'order-7', payload: Buffer.from('<order id="7"/>'), lsn: '0/5000', schema: 'public', table: 'outbox', action: 'MESSAGE', keyHeader: true, headers: null, properties: null, exchange: null, ...over,
     });
     const toOwn = routed({ exchange: own, headers: { tenant: 'acme' }, properties: { contentType: 'application/xml', type: 'order.created', correlationId: 'c-1', app_id: 'shop', priority: 3 } });
     const typed = routed({ exchange: own, key: 'k2', headers: { n: '1' }, properties: { headers: { n: 1, nested: { a: true } }, deliveryMode: 1 } });
