@@ -72,7 +72,7 @@ async function currentLsn(): Promise<bigint> {
 /** The daemon's config, also written to a file for the dead-letters command. */
 function daemonConfig(slot: string, table: string, url: string, topic: string, publisher: Record<string, unknown> = {}): { config: Record<string, unknown>; path: string } {
   const config = {
-    listener: { slotName: slot, filter: { tables: { [table]: null } } },
+    listener: { slotName: slot, publication: `p_${slot}`, filter: { tables: { [table]: null } } }, // each filter its own publication
     database: databaseSection(db),
     publisher: { type: 'nats', address: url, topic, ackTimeout: '5s', ...publisher },
   };

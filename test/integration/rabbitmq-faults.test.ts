@@ -73,7 +73,7 @@ async function setUp(table: string, url: string, publisher: Record<string, unkno
   const serverPort = await freePort();
   const promPort = await freePort();
   const daemon = await startDaemon({
-    listener: { slotName: slot, serverPort, filter: { tables: { [table]: null } }, ...listener },
+    listener: { slotName: slot, publication: `p_${slot}`, serverPort, filter: { tables: { [table]: null } }, ...listener }, // each filter its own publication
     database: databaseSection(db),
     publisher: { type: 'rabbitmq', address: url, topic: exchange, ackTimeout: '5s', ...publisher },
     monitoring: { promAddr: `127.0.0.1:${promPort}` },
@@ -330,7 +330,7 @@ describe('RabbitMQ faults through the daemon', () => {
       // Nothing lost: the next run delivers what the first could not.
       await node.start();
       const again = await startDaemon({
-        listener: { slotName: slot, filter: { tables: { [table]: null } } },
+        listener: { slotName: slot, publication: `p_${slot}`, filter: { tables: { [table]: null } } },
         database: databaseSection(db),
         publisher: { type: 'rabbitmq', address: node.url, topic: exchange },
       });

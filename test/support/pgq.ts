@@ -123,11 +123,11 @@ export async function startTicker(db: TestDatabase, periodSeconds = 0.1): Promis
   };
 }
 
-/** A validated config for the PgQ source on `db` (the listener section is required by the schema, unused here). */
+/** A validated config for the PgQ source on `db` (PgQ has no slot: listener.slotName is refused). */
 export function pgqConfig(db: TestDatabase, pgq: Record<string, unknown>, publisher: Record<string, unknown> = { type: 'rabbitmq', address: 'amqp://127.0.0.1', topic: 'wal_listener' }): Config {
   return configSchema.parse({
     source: { type: 'pgq' },
-    listener: { slotName: 'unused' },
+    listener: {},
     database: { host: db.host, port: db.port, name: db.name, user: db.user, password: db.password ?? '' },
     publisher,
     pgq,

@@ -159,10 +159,12 @@ test('other brokers: subject <exchange>.<ev_type>, properties as headers in mikk
 
 test('config: the pgq section and its defaults', () => {
   const base = { listener: { slotName: 's' }, publisher: { type: 'nats', topic: 't' } };
-  const config = configSchema.parse({ ...base, source: { type: 'pgq' }, pgq: { queue: 'orders', retryDelay: '1m' } });
+  const config = configSchema.parse({ ...base, listener: {}, source: { type: 'pgq' }, pgq: { queue: 'orders', retryDelay: '1m' } });
   assert.equal(config.source.type, 'pgq');
   assert.deepEqual(config.pgq, { queue: 'orders', consumerName: 'wal-listener', maxFailures: 10, retryDelay: 60_000, unregister: false, audit: false });
   assert.equal(configSchema.parse(base).source.type, 'postgres');
-  assert.throws(() => configSchema.parse({ ...base, pgq: {} }), /queue/);
-  assert.throws(() => configSchema.parse({ ...base, pgq: { queue: 'q', retryDelay: 'soon' } }), /duration/);
+  assert.throws(() => configSchema.parse({ ...base, pgq: {} }), /pgq/);
+  assert.throws(() => configSchema.parse({ ...base, source: { type: 'pgq' }, pgq: { queue: 'q' } }), /slotName.*remove it for source.type pgq/s);
+  assert.throws(() => configSchema.parse({ listener: {}, publisher: base.publisher, source: { type: 'pgq' }, pgq: {} }), /queue/);
+  assert.throws(() => configSchema.parse({ listener: {}, publisher: base.publisher, source: { type: 'pgq' }, pgq: { queue: 'q', retryDelay: 'soon' } }), /duration/);
 });
