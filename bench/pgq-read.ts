@@ -22,8 +22,8 @@ import { connect, type ConfirmChannel, type Options } from 'amqplib';
 import type { ChangeSink, RoutedMessage, TransactionHandle, TransactionInfo } from '../src/pipeline/change.js';
 import { createPgqSource, type PgqPosition } from '../src/sources/pgq/source.js';
 import { captureLogger, consumerInfo, createPgqDatabase, createQueue, pgqConfig, startTicker } from '../test/support/pgq.js';
-import { waitFor } from '../test/support/ports.js';
 import { RABBIT_URL, uniqueName } from '../test/support/rabbitmq.js';
+import { writeBacklog } from './lib/pgq-backlog.js';
 import { median } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
@@ -116,17 +116,7 @@ async function oneRun(run: number): Promise<{ eps: number; cpuPer100k: number; s
   try {
     await createQueue(db, queue, { maxCount: 500, maxLag: '100 milliseconds' });
     await db.sql("SELECT pgq.register_consumer($1, 'wal-listener')", [queue]);
-    const client = await db.client();
-    for (let done = 0; done < EVENTS; done += 500) {
-      await client.query(
-        `SELECT pgq.insert_event($1, 'order.created', json_build_object('id', g, 'customer', 'c-' || (g % 977), 'total', (g % 10000) / 100.0, 'items', json_build_array('sku-' || (g % 31), 'sku-' || (g % 17)), 'note', repeat('x', 80))::text,
-                $2, 'application/json', '{"type": "order"}', '{"tenant": "acme"}')
-           FROM generate_series($3::int, $4::int) g`,
-        [queue, exchange, done, Math.min(done + 500, EVENTS) - 1],
-      );
-    }
-    await client.end();
-    await waitFor('the ticker to tick the whole backlog', async () => (await db.sql('SELECT ev_new FROM pgq.get_queue_info($1)', [queue])).rows[0]?.ev_new === '0', 60_000);
+    await writeBacklog(db, queue, exchange, EVENTS);
 
     const channel = amqp ? await amqp.createConfirmChannel() : undefined;
     await channel?.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
