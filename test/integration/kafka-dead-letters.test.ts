@@ -52,7 +52,11 @@ async function currentLsn(): Promise<bigint> {
 async function deadLetters(): Promise<{ id: string; table_name: string; lsn: string; broker: string; reason: string; bytes: number; event_id: string }[]> {
   const exists = (await db.sql<{ t: string | null }>("SELECT to_regclass('wal_listener.dead_letters')::text AS t")).rows[0]!.t;
   if (exists === null) return [];
-  return (await db.sql('SELECT id::text, table_name, lsn, broker, reason, octet_length(payload) AS bytes, event_id FROM wal_listener.dead_letters ORDER BY id')).rows as never;
+  return (
+    await db.sql(
+      "SELECT id::text, message->>'table' AS table_name, position AS lsn, broker, reason, octet_length(payload) AS bytes, message_id AS event_id FROM wal_listener.dead_letters ORDER BY id",
+    )
+  ).rows as never;
 }
 
 test('a row Kafka refuses (MESSAGE_TOO_LARGE) is dead-lettered with its reason, the next 1,000 changes arrive, replay delivers it once', async () => {
