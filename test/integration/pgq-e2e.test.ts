@@ -10,7 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { eventIdOf } from '../../src/sources/pgq/ids.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { startNats } from '../support/nats.js';
-import { pgqFixture } from '../support/pgq.js';
+import { consumerInfo, pgqFixture } from '../support/pgq.js';
 import { waitFor } from '../support/ports.js';
 import { startAmqpDump } from '../support/pika.js';
 import { cleanup, consumeMessages, declareBoundQueue, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
@@ -99,7 +99,10 @@ test('NATS: subject <ev_extra1 or topic>.<ev_type>, payload byte for byte, prope
   try {
     await fixture.db.sql(`SELECT pgq.insert_event('nats_q', 'order.created', '{"id": 1}', NULL, 'application/json', '{"type": "example"}', '{"tenant": "acme"}')`);
     const jsm = await jetstreamManager(nc);
-    const stored = await waitFor('the message in stream relay', async () => (await jsm.streams.getMessage('relay', { seq: 1 }).catch(() => null)) ?? undefined);
+    const stored = await waitFor('the message in stream relay', async () => (await jsm.streams.getMessage('relay', { seq: 1 }).catch(() => null)) ?? undefined, 60_000).catch(async (err: Error) => {
+      const info = await consumerInfo(fixture.db, 'nats_q');
+      throw new Error(`${err.message}; consumer ${JSON.stringify(info)}; pgqd: ${fixture.ticker.log().slice(-1000)}\n--- daemon ---\n${daemon.stderr().slice(-3000)}`);
+    });
     assert.equal(stored.subject, 'relay.order.created');
     assert.equal(stored.string(), '{"id": 1}');
     assert.equal(stored.header.get('content_type'), 'application/json');
