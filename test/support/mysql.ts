@@ -202,3 +202,16 @@ export async function smallTransactions(db: MysqlTestDatabase, count: number, { 
     await c.end();
   }
 }
+
+/** The position `wal_listener.positions` holds for this replica id (table store), if any. */
+export async function storedPosition(serverId: number, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
+  const rows = await query<{ binlog_file: string; binlog_offset: string }[]>('SELECT binlog_file, binlog_offset FROM wal_listener.positions WHERE server_id = ?', [serverId], port).catch(() => []);
+  return rows[0] ? { file: rows[0].binlog_file, offset: Number(rows[0].binlog_offset) } : undefined;
+}
+
+/** Where the server's binlog ends now (SHOW MASTER STATUS). */
+export async function binlogEndNow(port = MYSQL_PORT): Promise<{ file: string; offset: number }> {
+  const [row] = await query<{ File: string; Position: string }[]>('SHOW MASTER STATUS', [], port);
+  if (!row) throw new Error(`MariaDB on port ${port} reports no binlog position`);
+  return { file: row.File, offset: Number(row.Position) };
+}
