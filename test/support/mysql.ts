@@ -215,3 +215,22 @@ export async function binlogEndNow(port = MYSQL_PORT): Promise<{ file: string; o
   if (!row) throw new Error(`MariaDB on port ${port} reports no binlog position`);
   return { file: row.File, offset: Number(row.Position) };
 }
+
+/**
+ * Where the first transaction after the one at `after` that writes `schema.table` starts (its GTID
+ * event), read from the server's SHOW BINLOG EVENTS (an oracle independent of our binlog reader);
+ * undefined when the binlog file holds none yet.
+ */
+export async function nextTransactionOf(after: { file: string; offset: number }, schema: string, table: string, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
+  let from = after.offset;
+  let gtid: number | undefined;
+  for (;;) {
+    const events = await query<{ Pos: string; Event_type: string; End_log_pos: string; Info: string }[]>(`SHOW BINLOG EVENTS IN '${after.file}' FROM ${from} LIMIT 5000`, [], port);
+    for (const e of events) {
+      if (e.Event_type === 'Gtid' && Number(e.Pos) > after.offset) gtid = Number(e.Pos);
+      if (gtid !== undefined && e.Event_type === 'Table_map' && e.Info.endsWith(`(${schema}.${table})`)) return { file: after.file, offset: gtid };
+    }
+    if (events.length < 5000) return undefined;
+    from = Number(events[events.length - 1]!.End_log_pos);
+  }
+}
