@@ -13,7 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { comparePositions, formatPosition, type MysqlPosition } from '../../src/sources/mysql/position.js';
 import { startDaemon, type DaemonProcess } from '../support/daemon.js';
 import {
-  bigTransaction, binlogEndNow, createItemsTable, createMysqlDatabase, MYSQL_HOST, MYSQL_PORT, MYSQL_USER, nextTransactionOf, query, requireRowBinlog, storedPosition, uniqueServerId, type MysqlTestDatabase,
+  bigTransaction, binlogEndNow, createItemsTable, createMysqlDatabase, keepWriting, MYSQL_HOST, MYSQL_PORT, MYSQL_USER, nextTransactionOf, query, requireRowBinlog, storedPosition, uniqueServerId, type MysqlTestDatabase,
 } from '../support/mysql.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';
@@ -103,25 +103,6 @@ function neverPassed(samples: MysqlPosition[], bound: MysqlPosition, what: strin
   for (const stored of samples) assert.ok(comparePositions(stored, bound) <= 0, `stored position ${show(stored)} passed ${show(bound)}, ${what}`);
 }
 
-/** Single-row transactions into `table` (ids 1, 2, …) until stopped; resolves with how many. */
-function keepWriting(table: string): { written: () => number; stop: () => Promise<number> } {
-  let n = 0;
-  let going = true;
-  const done = (async () => {
-    const c = await db.connect();
-    try {
-      while (going) {
-        await c.query(`INSERT INTO \`${table}\` (id, name, amount, at) VALUES (?, ?, ?, NOW(6))`, [n + 1, `item ${n + 1}`, ((n + 1) * 1.25).toFixed(4)]);
-        n++;
-      }
-    } finally {
-      await c.end();
-    }
-    return n;
-  })();
-  return { written: () => n, stop: async () => { going = false; return done; } };
-}
-
 /**
  * After the longest run of rows 1..k in the stream: where the next transaction of `table` starts
  * (waits until the writer committed it), or undefined when every row written is in the stream.
@@ -191,7 +172,7 @@ test('kill -9 during a stream of single-row transactions: every change once afte
   await createItemsTable(db, table);
   const serverId = newServerId();
   const first = await start(serverId, table, { maxInFlight: 16 });
-  const writer = keepWriting(table);
+  const writer = keepWriting(db, table);
   try {
     await waitFor('a part of the stream published', async () => ((await streamCount(nc, topic)) >= 200 ? true : undefined), 60_000, 5);
     await first.kill();

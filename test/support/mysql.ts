@@ -177,8 +177,8 @@ export async function startPrivateMariadb(binlog: BinlogSettings = {}): Promise<
 
 /**
  * Workload for end-to-end tests: `items (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(20,4), at DATETIME(6))`.
- * `bigTransaction` inserts n rows in one transaction (MariaDB's sequence engine); `smallTransactions`
- * commits n single-row inserts. Both return the ids written.
+ * `bigTransaction` inserts n rows in one transaction (MariaDB's sequence engine); `keepWriting`
+ * commits single-row inserts until stopped.
  */
 export async function createItemsTable(db: MysqlTestDatabase, table = 'items'): Promise<void> {
   await db.sql(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, amount DECIMAL(20,4) NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB`);
@@ -191,16 +191,29 @@ export async function bigTransaction(db: MysqlTestDatabase, rows: number, { tabl
   );
 }
 
-export async function smallTransactions(db: MysqlTestDatabase, count: number, { table = 'items', firstId = 1 } = {}): Promise<void> {
-  const c = await db.connect();
-  try {
-    for (let i = 0; i < count; i++) {
-      const id = firstId + i;
-      await c.query(`INSERT INTO \`${table}\` (id, name, amount, at) VALUES (?, ?, ?, NOW(6))`, [id, `item ${id}`, (id * 1.25).toFixed(4)]);
+/** Single-row inserts into `table` (ids 1, 2, …), each its own transaction, until stopped; `stop` resolves with how many. */
+export function keepWriting(db: MysqlTestDatabase, table = 'items'): { written: () => number; stop: () => Promise<number> } {
+  let n = 0;
+  let going = true;
+  const done = (async () => {
+    const c = await db.connect();
+    try {
+      while (going) {
+        await c.query(`INSERT INTO \`${table}\` (id, name, amount, at) VALUES (?, ?, ?, NOW(6))`, [n + 1, `item ${n + 1}`, ((n + 1) * 1.25).toFixed(4)]);
+        n++;
+      }
+    } finally {
+      await c.end();
     }
-  } finally {
-    await c.end();
-  }
+    return n;
+  })();
+  return {
+    written: () => n,
+    stop: async () => {
+      going = false;
+      return done;
+    },
+  };
 }
 
 /** The position `wal_listener.positions` holds for this replica id (table store), if any. */

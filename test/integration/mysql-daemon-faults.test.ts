@@ -1,0 +1,148 @@
+/**
+ * The real daemon (source.type mysql) against a private mariadbd (its own data directory and port;
+ * the machine's MariaDB is never restarted or reconfigured):
+ *  - binlog off, or binlog_format=STATEMENT: exit 1 naming the setting;
+ *  - a stored position whose binlog file was purged: exit 1 with the command to reset, and that
+ *    command works;
+ *  - MariaDB shut down and started again, then killed (-9) and started again, while rows are being
+ *    written: the daemon reconnects by itself and every committed row is in JetStream once.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { createItemsTable, createMysqlDatabase, MYSQL_HOST, MYSQL_USER, query, startPrivateMariadb, uniqueServerId, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
+import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
+import { waitFor } from '../support/ports.js';
+
+let server: PrivateMariadb;
+let db: MysqlTestDatabase;
+let nats: NatsServer;
+let nc: NatsConnection;
+const daemons: DaemonProcess[] = [];
+
+before(async () => {
+  [server, nats] = await Promise.all([startPrivateMariadb(), startNats()]);
+  nc = await nats.connect();
+  db = await createMysqlDatabase('wl_my_dfaults', server.port);
+  await createItemsTable(db);
+});
+
+after(async () => {
+  for (const d of daemons) await d.kill();
+  await nc?.close();
+  await Promise.all([server?.remove(), nats?.stop()]);
+});
+
+function daemonConfig(serverId: number, publisher: Record<string, unknown> = { type: 'stdout', topic: 'wlmy' }): Record<string, unknown> {
+  return {
+    source: { type: 'mysql' },
+    mysql: { host: MYSQL_HOST, port: server.port, user: MYSQL_USER, serverId, databases: [db.name] },
+    listener: { refreshConnection: '1s' },
+    publisher,
+  };
+}
+
+/** Runs a daemon that must stop by itself with exit 1; returns its stderr. */
+async function exitsWith1(serverId: number): Promise<string> {
+  const daemon = await startDaemon(daemonConfig(serverId), { waitForStreaming: false });
+  daemons.push(daemon);
+  const code = await Promise.race([daemon.exited, new Promise((r) => setTimeout(() => r('still running after 30 s'), 30_000))]);
+  await daemon.kill();
+  assert.equal(code, 1, daemon.stderr().slice(-2000));
+  return daemon.stderr();
+}
+
+test('binlog off or binlog_format=STATEMENT: the daemon exits 1 naming the setting and the fix', async () => {
+  try {
+    await server.stop();
+    await server.start({ logBin: false });
+    const off = await exitsWith1(uniqueServerId());
+    assert.match(off, /WAL_MYSQL_BINLOG/);
+    assert.match(off, /does not write a binary log \(log_bin is OFF\): set log_bin = mysql-bin and server_id = 1 in the \[mysqld\] section/);
+    await server.stop();
+    await server.start({ format: 'STATEMENT' });
+    const statement = await exitsWith1(uniqueServerId());
+    assert.match(statement, /WAL_MYSQL_BINLOG/);
+    assert.match(statement, /binlog_format = STATEMENT; the source reads row events only: set binlog_format = ROW/);
+  } finally {
+    await server.stop();
+    await server.start();
+  }
+});
+
+test('a stored position whose binlog file was purged: exit 1 with the reset command, which lets it start again', async () => {
+  const serverId = uniqueServerId();
+  const first = await startDaemon(daemonConfig(serverId), { waitForStreaming: false });
+  daemons.push(first);
+  await first.waitForLog('binlog streaming', 60_000);
+  assert.equal(await first.stop(), 0);
+  await query('FLUSH BINARY LOGS; FLUSH BINARY LOGS', [], server.port);
+  const [newest] = (await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], server.port)).slice(-1);
+  await query(`PURGE BINARY LOGS TO '${newest!.Log_name}'`, [], server.port);
+
+  const stderr = await exitsWith1(serverId);
+  assert.match(stderr, /WAL_MYSQL_POSITION_LOST/);
+  assert.match(stderr, /names a binlog file the server no longer has/);
+  const reset = /(DELETE FROM wal_listener\.positions WHERE server_id = <mysql\.serverId>)/.exec(stderr);
+  assert.ok(reset, `the message gives the reset command: ${stderr.slice(-1500)}`);
+  await query(reset[1]!.replace('<mysql.serverId>', String(serverId)), [], server.port);
+
+  const again = await startDaemon(daemonConfig(serverId), { waitForStreaming: false });
+  daemons.push(again);
+  await again.waitForLog(/no stored binlog position: starting at the current end of the binlog/, 60_000);
+  await again.waitForLog('binlog streaming', 30_000);
+  assert.equal(await again.stop(), 0);
+});
+
+test('MariaDB shut down and restarted, then killed and restarted, mid-stream: the daemon reconnects by itself, every committed row in JetStream once', async () => {
+  const topic = 'wlmy_restart';
+  const daemon = await startDaemon(daemonConfig(uniqueServerId(), { type: 'nats', address: nats.url, topic }), { waitForStreaming: false });
+  daemons.push(daemon);
+  await daemon.waitForLog('binlog streaming', 60_000);
+  const writes = keepWritingThroughRestarts();
+  try {
+    for (const how of ['shutdown', 'kill -9'] as const) {
+      const before = writes.written();
+      await waitFor('rows before the restart', async () => (writes.written() >= before + 100 && (await streamCount(nc, topic)) >= before + 50) || undefined, 60_000);
+      if (how === 'shutdown') await server.stop();
+      else await server.kill();
+      await new Promise((r) => setTimeout(r, 1000));
+      await server.start();
+      const after = writes.written();
+      await waitFor('rows written after the restart', () => writes.written() >= after + 100 || undefined, 60_000);
+    }
+  } finally {
+    await writes.stop();
+  }
+  const rows = (await query<{ id: string }[]>('SELECT id FROM items ORDER BY id', [], server.port, db.name)).map((r) => Number(r.id));
+  await waitFor('every committed row in the stream', async () => (await streamCount(nc, topic)) >= rows.length, 60_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const stored = await readStream(nc, topic);
+  assert.deepEqual(stored.map((m) => (m.json.data as { id: number }).id).sort((a, b) => a - b), rows, 'every committed row once, nothing else');
+  assert.equal(new Set(stored.map((m) => m.msgId)).size, stored.length);
+  const reconnects = daemon.logs().filter((l) => /binlog streaming/.test(String(l.msg))).length;
+  assert.ok(reconnects >= 3, `the daemon opened a new binlog session after each restart (${reconnects} sessions)`);
+  assert.equal(daemon.child.exitCode, null, 'still running');
+  assert.equal(await daemon.stop(), 0);
+});
+
+/** Single-row inserts with ids 1, 2, …; a failed insert (server down) is retried with the same id. */
+function keepWritingThroughRestarts(): { written: () => number; stop: () => Promise<void> } {
+  let n = 0;
+  let going = true;
+  const done = (async () => {
+    while (going) {
+      try {
+        await db.sql('INSERT INTO items (id, name, amount, at) VALUES (?, ?, 1, NOW(6))', [n + 1, `item ${n + 1}`]);
+        n++;
+      } catch {
+        // Down, or the commit's fate is unknown: the row may exist; then the next id goes on.
+        const [row] = await db.sql<{ n: string | null }[]>('SELECT MAX(id) AS n FROM items').catch(() => [{ n: null }]);
+        if (row?.n !== null && row?.n !== undefined) n = Number(row.n);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  })();
+  return { written: () => n, stop: async () => { going = false; await done; } };
+}
