@@ -4,6 +4,7 @@
  *  - binlog off, or binlog_format=STATEMENT: exit 1 naming the setting;
  *  - a stored position whose binlog file was purged: exit 1 with the command to reset, and that
  *    command works;
+ *    (both before the publisher connects: the broker given is unreachable);
  *  - MariaDB shut down and started again, then killed (-9) and started again, while rows are being
  *    written: the daemon reconnects by itself and every committed row is in JetStream once.
  */
@@ -43,9 +44,12 @@ function daemonConfig(serverId: number, publisher: Record<string, unknown> = { t
   };
 }
 
-/** Runs a daemon that must stop by itself with exit 1; returns its stderr. */
+/**
+ * Runs a daemon that must stop by itself with exit 1, before it reaches the broker (a NATS address
+ * where nothing listens: it would retry that forever); returns its stderr.
+ */
 async function exitsWith1(serverId: number): Promise<string> {
-  const daemon = await startDaemon(daemonConfig(serverId), { waitForStreaming: false });
+  const daemon = await startDaemon(daemonConfig(serverId, { type: 'nats', address: '127.0.0.1:1', topic: 'wlmy' }), { waitForStreaming: false });
   daemons.push(daemon);
   const code = await Promise.race([daemon.exited, new Promise((r) => setTimeout(() => r('still running after 30 s'), 30_000))]);
   await daemon.kill();
