@@ -6,7 +6,8 @@
  *    command works;
  *    (both before the publisher connects: the broker given is unreachable);
  *  - MariaDB shut down and started again, then killed (-9) and started again, while rows are being
- *    written: the daemon reconnects by itself and every committed row is in JetStream once.
+ *    written: the daemon reconnects by itself and every committed row is in JetStream once; /ready
+ *    says 503 while MariaDB is away, reconnects_total and replication_lag_bytes are exported.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -14,7 +15,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { createItemsTable, createMysqlDatabase, MYSQL_HOST, MYSQL_USER, query, startPrivateMariadb, uniqueServerId, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
-import { waitFor } from '../support/ports.js';
+import { httpGet, metricValue } from '../support/ops.js';
+import { ReadyWatcher } from '../support/outage.js';
+import { freePort, waitFor } from '../support/ports.js';
 
 let server: PrivateMariadb;
 let db: MysqlTestDatabase;
@@ -99,25 +102,36 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   assert.equal(await again.stop(), 0);
 });
 
-test('MariaDB shut down and restarted, then killed and restarted, mid-stream: the daemon reconnects by itself, every committed row in JetStream once', async () => {
+test('MariaDB shut down and restarted, then killed and restarted, mid-stream: the daemon reconnects by itself, every committed row in JetStream once; /ready and metrics follow', async () => {
   const topic = 'wlmy_restart';
-  const daemon = await startDaemon(daemonConfig(uniqueServerId(), { type: 'nats', address: nats.url, topic }), { waitForStreaming: false });
+  const [serverPort, promPort] = [await freePort(), await freePort()];
+  const base = daemonConfig(uniqueServerId(), { type: 'nats', address: nats.url, topic });
+  const config = { ...base, listener: { ...(base.listener as object), serverPort }, monitoring: { promAddr: `127.0.0.1:${promPort}` } };
+  const daemon = await startDaemon(config, { waitForStreaming: false });
   daemons.push(daemon);
   await daemon.waitForLog('binlog streaming', 60_000);
+  const ready = new ReadyWatcher(serverPort);
   const writes = keepWritingThroughRestarts();
   try {
+    await ready.waitFor(200, Date.now(), 10_000);
     for (const how of ['shutdown', 'kill -9'] as const) {
       const before = writes.written();
       await waitFor('rows before the restart', async () => (writes.written() >= before + 100 && (await streamCount(nc, topic)) >= before + 50) || undefined, 60_000);
+      const down = Date.now();
       if (how === 'shutdown') await server.stop();
       else await server.kill();
-      await new Promise((r) => setTimeout(r, 1000));
+      await ready.waitFor(503, down, 10_000);
+      const body = (await httpGet(serverPort, '/ready')).body;
+      assert.match(body, /MySQL binlog connection lost or not available; reconnecting/, `/ready while MariaDB is down (${how})`);
       await server.start();
+      const up = Date.now();
       const after = writes.written();
       await waitFor('rows written after the restart', () => writes.written() >= after + 100 || undefined, 60_000);
+      await ready.waitFor(200, up, 30_000);
     }
   } finally {
     await writes.stop();
+    await ready.stop();
   }
   const rows = (await query<{ id: string }[]>('SELECT id FROM items ORDER BY id', [], server.port, db.name)).map((r) => Number(r.id));
   await waitFor('every committed row in the stream', async () => (await streamCount(nc, topic)) >= rows.length, 60_000);
@@ -125,8 +139,11 @@ test('MariaDB shut down and restarted, then killed and restarted, mid-stream: th
   const stored = await readStream(nc, topic);
   assert.deepEqual(stored.map((m) => (m.json.data as { id: number }).id).sort((a, b) => a - b), rows, 'every committed row once, nothing else');
   assert.equal(new Set(stored.map((m) => m.msgId)).size, stored.length);
-  const reconnects = daemon.logs().filter((l) => /binlog streaming/.test(String(l.msg))).length;
-  assert.ok(reconnects >= 3, `the daemon opened a new binlog session after each restart (${reconnects} sessions)`);
+  const sessions = daemon.logs().filter((l) => /binlog streaming/.test(String(l.msg))).length;
+  assert.ok(sessions >= 3, `the daemon opened a new binlog session after each restart (${sessions} sessions)`);
+  const metrics = (await httpGet(promPort, '/metrics')).body;
+  assert.ok((metricValue(metrics, 'reconnects_total', { target: 'mysql' }) ?? 0) >= 2, 'reconnects_total{target="mysql"} counts both restarts');
+  await waitFor('replication_lag_bytes 0 once caught up (binlog bytes behind)', async () => metricValue((await httpGet(promPort, '/metrics')).body, 'replication_lag_bytes', {}) === 0 || undefined, 20_000);
   assert.equal(daemon.child.exitCode, null, 'still running');
   assert.equal(await daemon.stop(), 0);
 });
