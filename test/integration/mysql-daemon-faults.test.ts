@@ -4,7 +4,8 @@
  *  - binlog off, or binlog_format=STATEMENT: exit 1 naming the setting;
  *  - a stored position whose binlog file was purged: exit 1 with the command to reset, and that
  *    command works;
- *    (both before the publisher connects: the broker given is unreachable);
+ *    (both before the publisher connects: the broker given is unreachable), and `wal-listener
+ *    check` reports each as a problem;
  *  - MariaDB shut down and started again, then killed (-9) and started again, while rows are being
  *    written: the daemon reconnects by itself and every committed row is in JetStream once; /ready
  *    says 503 while MariaDB is away, reconnects_total and replication_lag_bytes are exported.
@@ -12,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { createItemsTable, createMysqlDatabase, MYSQL_HOST, MYSQL_USER, query, startPrivateMariadb, uniqueServerId, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { httpGet, metricValue } from '../support/ops.js';
@@ -72,6 +73,9 @@ test('binlog off or binlog_format=STATEMENT: the daemon exits 1 naming the setti
     const statement = await exitsWith1(uniqueServerId());
     assert.match(statement, /WAL_MYSQL_BINLOG/);
     assert.match(statement, /binlog_format = STATEMENT; the source reads row events only: set binlog_format = ROW/);
+    const checked = await runCli(['check', '-c', writeConfig(daemonConfig(uniqueServerId()))]);
+    assert.equal(checked.code, 1, checked.stdout + checked.stderr);
+    assert.match(checked.stdout, /^problem binlog: .*binlog_format = STATEMENT; the source reads row events only/m, '`wal-listener check` names it too');
   } finally {
     await server.stop();
     await server.start();
@@ -91,6 +95,10 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   const stderr = await exitsWith1(serverId);
   assert.match(stderr, /WAL_MYSQL_POSITION_LOST/);
   assert.match(stderr, /names a binlog file the server no longer has/);
+  const configPath = writeConfig(daemonConfig(serverId));
+  const lost = await runCli(['check', '-c', configPath]);
+  assert.equal(lost.code, 1, lost.stdout + lost.stderr);
+  assert.match(lost.stdout, new RegExp(`^problem binlog position: .*names a binlog file the server no longer has[^]*fix: .*DELETE FROM wal_listener\\.positions WHERE server_id = ${serverId}`, 'm'), '`wal-listener check` names it too');
   const reset = /(DELETE FROM wal_listener\.positions WHERE server_id = <mysql\.serverId>)/.exec(stderr);
   assert.ok(reset, `the message gives the reset command: ${stderr.slice(-1500)}`);
   await query(reset[1]!.replace('<mysql.serverId>', String(serverId)), [], server.port);
@@ -100,6 +108,9 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   await again.waitForLog(/no stored binlog position: starting at the current end of the binlog/, 60_000);
   await again.waitForLog('binlog streaming', 30_000);
   assert.equal(await again.stop(), 0);
+  const fine = await runCli(['check', '-c', configPath]);
+  assert.equal(fine.code, 0, fine.stdout + fine.stderr);
+  assert.match(fine.stdout, /^ok {6}binlog position: \S+:\d+ \(wal_listener\.positions \(server_id \d+\)\), \d+ bytes behind the end of the binlog$/m);
 });
 
 test('MariaDB shut down and restarted, then killed and restarted, mid-stream: the daemon reconnects by itself, every committed row in JetStream once; /ready and metrics follow', async () => {

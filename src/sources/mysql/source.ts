@@ -12,9 +12,11 @@ import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
 import type { DeadLetterStore } from '../../pipeline/dead-letters.js';
 import { sourceHash } from '../../pipeline/event-id.js';
+import type { Finding } from '../../findings.js';
 import type { Source } from '../source.js';
 import { classifyMysqlError, connectSql, positionLost } from './connection.js';
 import { MysqlDeadLetterStore } from './dead-letter-store.js';
+import { diagnoseMysql } from './diagnose.js';
 import { comparePositions, formatPosition, type MysqlPosition } from './position.js';
 import { createPositionStore, type PositionStore } from './position-store.js';
 import { binlogEnd, binlogFiles, checkBinlogSettings, checkGrants } from './prerequisites.js';
@@ -161,6 +163,10 @@ class MysqlSource implements Source<MysqlPosition> {
     if (stored.offset > file.size) {
       throw positionLost(`the stored binlog position ${formatPosition(stored)} (${this.store.description}) is past the end of that file (${file.size} bytes): the binlog was reset or this is another server`);
     }
+  }
+
+  diagnose(): Promise<Finding[]> {
+    return diagnoseMysql(this.config, this.store);
   }
 
   deadLetters(): DeadLetterStore {
