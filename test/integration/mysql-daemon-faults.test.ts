@@ -5,7 +5,7 @@
  *  - a stored position whose binlog file was purged: exit 1 with the command to reset, and that
  *    command works;
  *    (both before the publisher connects: the broker given is unreachable), and `wal-listener
- *    check` reports each as a problem;
+ *    check` reports each as a problem (`status`: the position lost, then stored again);
  *  - MariaDB shut down and started again, then killed (-9) and started again, while rows are being
  *    written: the daemon reconnects by itself and every committed row is in JetStream once; /ready
  *    says 503 while MariaDB is away, reconnects_total and replication_lag_bytes are exported.
@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
-import { createItemsTable, createMysqlDatabase, MYSQL_HOST, MYSQL_USER, query, startPrivateMariadb, uniqueServerId, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
+import { createItemsTable, createMysqlDatabase, purgeOldBinlogs, MYSQL_HOST, MYSQL_USER, query, startPrivateMariadb, uniqueServerId, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { httpGet, metricValue } from '../support/ops.js';
 import { ReadyWatcher } from '../support/outage.js';
@@ -88,9 +88,7 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   daemons.push(first);
   await first.waitForLog('binlog streaming', 60_000);
   assert.equal(await first.stop(), 0);
-  await query('FLUSH BINARY LOGS; FLUSH BINARY LOGS', [], server.port);
-  const [newest] = (await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], server.port)).slice(-1);
-  await query(`PURGE BINARY LOGS TO '${newest!.Log_name}'`, [], server.port);
+  await purgeOldBinlogs(server.port);
 
   const stderr = await exitsWith1(serverId);
   assert.match(stderr, /WAL_MYSQL_POSITION_LOST/);
@@ -99,6 +97,9 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   const lost = await runCli(['check', '-c', configPath]);
   assert.equal(lost.code, 1, lost.stdout + lost.stderr);
   assert.match(lost.stdout, new RegExp(`^problem binlog position: .*names a binlog file the server no longer has[^]*fix: .*DELETE FROM wal_listener\\.positions WHERE server_id = ${serverId}`, 'm'), '`wal-listener check` names it too');
+  const status = await runCli(['status', '-c', configPath]);
+  assert.equal(status.code, 1, status.stdout + status.stderr);
+  assert.match(status.stdout, /^LOST {7}\S+:\d+ \(wal_listener\.positions \(server_id \d+\)\) names a binlog file the server no longer has/m, '`wal-listener status` says so');
   const reset = /(DELETE FROM wal_listener\.positions WHERE server_id = <mysql\.serverId>)/.exec(stderr);
   assert.ok(reset, `the message gives the reset command: ${stderr.slice(-1500)}`);
   await query(reset[1]!.replace('<mysql.serverId>', String(serverId)), [], server.port);
@@ -111,6 +112,12 @@ test('a stored position whose binlog file was purged: exit 1 with the reset comm
   const fine = await runCli(['check', '-c', configPath]);
   assert.equal(fine.code, 0, fine.stdout + fine.stderr);
   assert.match(fine.stdout, /^ok {6}binlog position: \S+:\d+ \(wal_listener\.positions \(server_id \d+\)\), \d+ bytes behind the end of the binlog$/m);
+  const statusNow = await runCli(['status', '-c', configPath, '--json']);
+  assert.equal(statusNow.code, 0, statusNow.stdout + statusNow.stderr);
+  const now = JSON.parse(statusNow.stdout) as { position: string; lost: boolean; lagBytes: number };
+  assert.equal(now.lost, false);
+  assert.match(now.position, /^\S+\.\d{6}:\d+$/);
+  assert.equal(typeof now.lagBytes, 'number');
 });
 
 test('MariaDB shut down and restarted, then killed and restarted, mid-stream: the daemon reconnects by itself, every committed row in JetStream once; /ready and metrics follow', async () => {

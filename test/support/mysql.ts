@@ -247,3 +247,17 @@ export async function nextTransactionOf(after: { file: string; offset: number },
     from = Number(events[events.length - 1]!.End_log_pos);
   }
 }
+
+/**
+ * Rotates the binlog twice and purges every file but the newest, retrying while the server keeps
+ * an old one (a replica's dump thread that has not noticed its client left still holds its file).
+ */
+export async function purgeOldBinlogs(port: number): Promise<void> {
+  await query('FLUSH BINARY LOGS; FLUSH BINARY LOGS', [], port);
+  const [newest] = (await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], port)).slice(-1);
+  await waitFor(`binlog files before ${newest!.Log_name} purged`, async () => {
+    await query(`PURGE BINARY LOGS TO '${newest!.Log_name}'`, [], port);
+    const files = await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], port);
+    return (files.length === 1 && files[0]!.Log_name === newest!.Log_name) || undefined;
+  }, 20_000, 200);
+}
