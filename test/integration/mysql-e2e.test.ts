@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startDaemon, type DaemonProcess } from '../support/daemon.js';
-import { consumeAll, startKafkaMock, type KafkaMock } from '../support/kafka.js';
+import { consumeDistinct, startKafkaMock, type KafkaMock } from '../support/kafka.js';
 import { comparePositions, type MysqlPosition } from '../../src/sources/mysql/position.js';
 import { binlogEndNow, createMysqlDatabase, MYSQL_HOST, MYSQL_PORT, MYSQL_USER, query, requireRowBinlog, storedPosition, uniqueServerId, type MysqlTestDatabase } from '../support/mysql.js';
 import { compareRow, oracle, rawMembers, ROWS, TYPES_TABLE, UPDATES } from '../support/mysql-types.js';
@@ -97,7 +97,7 @@ test('inserts, updates and deletes over several tables and every type reach JetS
   const kafkaExpected = 3 * ROWS.length + 3 + 3;
   await waitFor('every change in JetStream', async () => (await readStream(nc, 'wlmy').catch(() => [])).length >= natsExpected, 60_000);
   const stored = await readStream(nc, 'wlmy');
-  const records = await consumeAll(kafka.bootstrap, [`wlmyk.${db.name}_vals`, `wlmyk.${db.name}_orders`, `wlmyk.${db.name}_nokey`], kafkaExpected, 60_000);
+  const records = await consumeDistinct(kafka.bootstrap, [`wlmyk.${db.name}_vals`, `wlmyk.${db.name}_orders`, `wlmyk.${db.name}_nokey`], kafkaExpected, 60_000);
   assert.equal(stored.length, natsExpected, 'JetStream: every change once');
 
   const viaNats: Published[] = stored.map((m) => {
