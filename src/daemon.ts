@@ -157,7 +157,8 @@ export class Daemon {
         await this.drain(dispatcher, ackWait(config.listener.shutdownTimeout));
         pipeline.close();
         await session?.close();
-        log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
+        const confirmed = pipeline.confirmed;
+        log.info({ confirmed: typeof confirmed === 'object' && confirmed !== null ? JSON.stringify(confirmed) : String(confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
         return;
       }
       if (outcome !== 'ended' && isFatal(outcome.error)) {

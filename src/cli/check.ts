@@ -17,6 +17,8 @@ Checks what the daemon needs, one line each, without creating anything: the conf
 reachable, wal_level, the replication privilege, schema wal_listener, the publication and what it
 covers, the replication slot (absent, present, in use, invalidated, lost), slot and WAL sender
 headroom, max_slot_wal_keep_size, published tables without a replica identity, and the broker.
+For source.type mysql: the server reachable, the row binlog settings, the grants, and the stored
+binlog position (its binlog file still there).
   --json   one JSON array of {status, subject, detail, fix}
 
 Exit codes: 0 nothing stops the daemon (warnings aside), 1 a problem was found, 2 bad config or usage.

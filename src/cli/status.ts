@@ -4,6 +4,7 @@
  * the WAL PostgreSQL keeps for it, and what wal_listener.state recorded (gaps acknowledged).
  * Exit 0 when the slot exists and is usable, 1 when it is absent or invalidated.
  */
+import type { MysqlConfig } from '../config/mysql.js';
 import { describeError, WalListenerError } from '../errors.js';
 import { classifyPgError } from '../sources/postgres/errors.js';
 import { slotStatus, type SlotStatus } from '../sources/postgres/slot-admin.js';
@@ -18,6 +19,9 @@ address), the confirmed position, the lag behind the current WAL in bytes (and i
 daemon streams: pg_stat_replication's flush_lag), the WAL PostgreSQL retains for it, and what
 wal_listener.state recorded (creation, last confirmation, acknowledged gaps).
   --json   one JSON object, for scripts
+
+For source.type mysql: the stored binlog position, whether its binlog file is still on the server,
+and the bytes behind the binlog's end (exit 1 when none is stored or its file is gone).
 
 Exit codes: 0 the slot exists and is usable, 1 it is absent or invalidated (or PostgreSQL cannot
 be reached), 2 bad config or usage.
@@ -36,6 +40,7 @@ export async function status(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const { config } = readConfig(values.config);
+  if (config.source.type === 'mysql' && config.mysql) return statusMysql(config.mysql, values.json === true);
   const sql = new SqlClient(config.database);
   let result: SlotStatus;
   try {
@@ -49,6 +54,21 @@ export async function status(argv: string[]): Promise<number> {
   }
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : formatStatus(result));
   return result.exists && result.invalidated === null ? EXIT_OK : EXIT_FATAL;
+}
+
+/** source.type mysql: the stored binlog position instead of a slot; exit 1 when none is stored or its file is gone. */
+async function statusMysql(config: MysqlConfig, json: boolean): Promise<number> {
+  const { mysqlStatus, formatMysqlStatus } = await import('../sources/mysql/status.js');
+  let result;
+  try {
+    result = await mysqlStatus(config);
+  } catch (err) {
+    const error = err instanceof WalListenerError ? err : new WalListenerError('WAL_MYSQL_CONNECT', describeError(err));
+    process.stderr.write(`wal-listener: ${describeError(error)} [${error.code}]\n`);
+    return EXIT_FATAL;
+  }
+  process.stdout.write(json ? `${JSON.stringify(result)}\n` : formatMysqlStatus(result, config.serverId));
+  return result.position !== null && !result.lost ? EXIT_OK : EXIT_FATAL;
 }
 
 const mb = (bytes: number): string => (bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${bytes} bytes`);

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { WalListenerError } from '../../src/errors.js';
 import { formatPosition, type MysqlPosition } from '../../src/sources/mysql/position.js';
 import { createMysqlSource } from '../../src/sources/mysql/source.js';
-import { createMysqlDatabase, mysqlSourceConfig, query, startPrivateMariadb, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
+import { createMysqlDatabase, purgeOldBinlogs, mysqlSourceConfig, query, startPrivateMariadb, type MysqlTestDatabase, type PrivateMariadb } from '../support/mysql.js';
 import { waitFor } from '../support/ports.js';
 import { json, RecordingSink } from '../support/recording-sink.js';
 
@@ -83,9 +83,7 @@ test('a stored position whose binlog file was purged: a fatal error with the com
   const session = await source.open(new RecordingSink<MysqlPosition>(), new AbortController().signal);
   await session.close();
   await source.close();
-  await query('FLUSH BINARY LOGS; FLUSH BINARY LOGS', [], server.port);
-  const [newest] = (await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], server.port)).slice(-1);
-  await query(`PURGE BINARY LOGS TO '${newest!.Log_name}'`, [], server.port);
+  await purgeOldBinlogs(server.port);
   await openFails('purged.json', /names a binlog file the server no longer has .*lost to this daemon.*DELETE FROM wal_listener\.positions WHERE server_id = <mysql\.serverId>; positionStore file: remove the file/, 'WAL_MYSQL_POSITION_LOST');
 });
 

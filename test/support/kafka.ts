@@ -227,3 +227,19 @@ export function murmur2(data: Buffer): number {
 export function javaPartition(key: string, partitions: number): number {
   return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
 }
+
+/**
+ * Like consumeAll, but waits for `count` distinct event ids (header `id`): at-least-once delivery
+ * may hold duplicates, which consumeAll would count toward `count` and so stop early. Returns
+ * every record read, duplicates included.
+ */
+export async function consumeDistinct(bootstrap: string, topics: readonly string[], count: number, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
+  const deadline = Date.now() + timeoutMs;
+  let want = count;
+  for (;;) {
+    const records = await consumeAll(bootstrap, topics, want, Math.max(1_000, deadline - Date.now()));
+    const distinct = new Set(records.map((r) => r.headers.id)).size;
+    if (distinct >= count || Date.now() >= deadline || records.length < want) return records;
+    want = count + (records.length - distinct);
+  }
+}

@@ -177,8 +177,8 @@ export async function startPrivateMariadb(binlog: BinlogSettings = {}): Promise<
 
 /**
  * Workload for end-to-end tests: `items (id BIGINT PRIMARY KEY, name VARCHAR(64), amount DECIMAL(20,4), at DATETIME(6))`.
- * `bigTransaction` inserts n rows in one transaction (MariaDB's sequence engine); `smallTransactions`
- * commits n single-row inserts. Both return the ids written.
+ * `bigTransaction` inserts n rows in one transaction (MariaDB's sequence engine); `keepWriting`
+ * commits single-row inserts until stopped.
  */
 export async function createItemsTable(db: MysqlTestDatabase, table = 'items'): Promise<void> {
   await db.sql(`CREATE TABLE \`${table}\` (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, amount DECIMAL(20,4) NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB`);
@@ -191,14 +191,73 @@ export async function bigTransaction(db: MysqlTestDatabase, rows: number, { tabl
   );
 }
 
-export async function smallTransactions(db: MysqlTestDatabase, count: number, { table = 'items', firstId = 1 } = {}): Promise<void> {
-  const c = await db.connect();
-  try {
-    for (let i = 0; i < count; i++) {
-      const id = firstId + i;
-      await c.query(`INSERT INTO \`${table}\` (id, name, amount, at) VALUES (?, ?, ?, NOW(6))`, [id, `item ${id}`, (id * 1.25).toFixed(4)]);
+/** Single-row inserts into `table` (ids 1, 2, …), each its own transaction, until stopped; `stop` resolves with how many. */
+export function keepWriting(db: MysqlTestDatabase, table = 'items'): { written: () => number; stop: () => Promise<number> } {
+  let n = 0;
+  let going = true;
+  const done = (async () => {
+    const c = await db.connect();
+    try {
+      while (going) {
+        await c.query(`INSERT INTO \`${table}\` (id, name, amount, at) VALUES (?, ?, ?, NOW(6))`, [n + 1, `item ${n + 1}`, ((n + 1) * 1.25).toFixed(4)]);
+        n++;
+      }
+    } finally {
+      await c.end();
     }
-  } finally {
-    await c.end();
+    return n;
+  })();
+  return {
+    written: () => n,
+    stop: async () => {
+      going = false;
+      return done;
+    },
+  };
+}
+
+/** The position `wal_listener.positions` holds for this replica id (table store), if any. */
+export async function storedPosition(serverId: number, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
+  const rows = await query<{ binlog_file: string; binlog_offset: string }[]>('SELECT binlog_file, binlog_offset FROM wal_listener.positions WHERE server_id = ?', [serverId], port).catch(() => []);
+  return rows[0] ? { file: rows[0].binlog_file, offset: Number(rows[0].binlog_offset) } : undefined;
+}
+
+/** Where the server's binlog ends now (SHOW MASTER STATUS). */
+export async function binlogEndNow(port = MYSQL_PORT): Promise<{ file: string; offset: number }> {
+  const [row] = await query<{ File: string; Position: string }[]>('SHOW MASTER STATUS', [], port);
+  if (!row) throw new Error(`MariaDB on port ${port} reports no binlog position`);
+  return { file: row.File, offset: Number(row.Position) };
+}
+
+/**
+ * Where the first transaction after the one at `after` that writes `schema.table` starts (its GTID
+ * event), read from the server's SHOW BINLOG EVENTS (an oracle independent of our binlog reader);
+ * undefined when the binlog file holds none yet.
+ */
+export async function nextTransactionOf(after: { file: string; offset: number }, schema: string, table: string, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
+  let from = after.offset;
+  let gtid: number | undefined;
+  for (;;) {
+    const events = await query<{ Pos: string; Event_type: string; End_log_pos: string; Info: string }[]>(`SHOW BINLOG EVENTS IN '${after.file}' FROM ${from} LIMIT 5000`, [], port);
+    for (const e of events) {
+      if (e.Event_type === 'Gtid' && Number(e.Pos) > after.offset) gtid = Number(e.Pos);
+      if (gtid !== undefined && e.Event_type === 'Table_map' && e.Info.endsWith(`(${schema}.${table})`)) return { file: after.file, offset: gtid };
+    }
+    if (events.length < 5000) return undefined;
+    from = Number(events[events.length - 1]!.End_log_pos);
   }
+}
+
+/**
+ * Rotates the binlog twice and purges every file but the newest, retrying while the server keeps
+ * an old one (a replica's dump thread that has not noticed its client left still holds its file).
+ */
+export async function purgeOldBinlogs(port: number): Promise<void> {
+  await query('FLUSH BINARY LOGS; FLUSH BINARY LOGS', [], port);
+  const [newest] = (await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], port)).slice(-1);
+  await waitFor(`binlog files before ${newest!.Log_name} purged`, async () => {
+    await query(`PURGE BINARY LOGS TO '${newest!.Log_name}'`, [], port);
+    const files = await query<{ Log_name: string }[]>('SHOW BINARY LOGS', [], port);
+    return (files.length === 1 && files[0]!.Log_name === newest!.Log_name) || undefined;
+  }, 20_000, 200);
 }

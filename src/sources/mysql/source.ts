@@ -12,9 +12,11 @@ import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink } from '../../pipeline/change.js';
 import type { DeadLetterStore } from '../../pipeline/dead-letters.js';
 import { sourceHash } from '../../pipeline/event-id.js';
+import type { Finding } from '../../findings.js';
 import type { Source } from '../source.js';
 import { classifyMysqlError, connectSql, positionLost } from './connection.js';
 import { MysqlDeadLetterStore } from './dead-letter-store.js';
+import { diagnoseMysql } from './diagnose.js';
 import { comparePositions, formatPosition, type MysqlPosition } from './position.js';
 import { createPositionStore, type PositionStore } from './position-store.js';
 import { binlogEnd, binlogFiles, checkBinlogSettings, checkGrants } from './prerequisites.js';
@@ -62,6 +64,29 @@ class MysqlSource implements Source<MysqlPosition> {
       lastWarned.set(column, now);
       log.warn({ column, value: text.slice(0, 100) }, 'value could not be converted; published as its MySQL text (logged once a minute per column)');
     };
+  }
+
+  /**
+   * Before the publisher connects: the binlog settings, the grants and a stored position's binlog
+   * file, so that a server the daemon can never read stops it at once. Creates and stores nothing.
+   */
+  async check(): Promise<void> {
+    let step = 'connecting';
+    let sql: mysql.Connection | null = null;
+    try {
+      sql = await connectSql(this.config);
+      step = 'checking the binlog settings';
+      await checkBinlogSettings(sql, this.config);
+      step = 'checking the grants';
+      await checkGrants(sql, this.config);
+      step = 'reading the stored binlog position';
+      const stored = await this.store.load();
+      if (stored) await this.checkStored(sql, stored);
+    } catch (err) {
+      throw classifyMysqlError(err, { doing: step, ...this.config });
+    } finally {
+      await sql?.end().catch(() => sql?.destroy());
+    }
   }
 
   async open(sink: ChangeSink<MysqlPosition>, signal: AbortSignal): Promise<MysqlSession> {
@@ -122,6 +147,13 @@ class MysqlSource implements Source<MysqlPosition> {
       this.log.info({ position: formatPosition(end), store: this.store.description }, 'no stored binlog position: starting at the current end of the binlog (earlier changes are not published)');
       return end;
     }
+    await this.checkStored(sql, stored);
+    if (!this.announced) this.log.info({ position: formatPosition(stored), store: this.store.description }, 'resuming from the stored binlog position');
+    return stored;
+  }
+
+  /** The stored position's binlog file still exists and reaches that far (else WAL_MYSQL_POSITION_LOST). */
+  private async checkStored(sql: mysql.Connection, stored: MysqlPosition): Promise<void> {
     const files = await binlogFiles(sql);
     const file = files.find((f) => f.name === stored.file);
     if (!file) {
@@ -131,8 +163,10 @@ class MysqlSource implements Source<MysqlPosition> {
     if (stored.offset > file.size) {
       throw positionLost(`the stored binlog position ${formatPosition(stored)} (${this.store.description}) is past the end of that file (${file.size} bytes): the binlog was reset or this is another server`);
     }
-    if (!this.announced) this.log.info({ position: formatPosition(stored), store: this.store.description }, 'resuming from the stored binlog position');
-    return stored;
+  }
+
+  diagnose(): Promise<Finding[]> {
+    return diagnoseMysql(this.config, this.store);
   }
 
   deadLetters(): DeadLetterStore {
