@@ -37,7 +37,7 @@ export const CONSOLE_PAGE = String.raw`<!doctype html>
   input[type=text] { background:var(--panel); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:4px 8px; width:260px; font:inherit; }
   button { background:var(--panel); color:var(--text); border:1px solid var(--line); border-radius:4px; padding:4px 12px; font:inherit; cursor:pointer; }
   button:hover { border-color:var(--acc); }
-  label.act { color:var(--dim); } label.act input { vertical-align:middle; }
+  label.act { color:var(--dim); margin-right:6px; } label.act input { vertical-align:middle; margin:0 3px 0 0; }
   table { width:100%; border-collapse:collapse; }
   th { text-align:left; color:var(--dim); font-weight:normal; border-bottom:1px solid var(--line); padding:4px 8px; position:sticky; top:0; background:var(--bg); }
   td { border-bottom:1px solid var(--line); padding:4px 8px; vertical-align:top; }
@@ -263,14 +263,16 @@ export const CONSOLE_PAGE = String.raw`<!doctype html>
     if (rates.length > HISTORY) { rates.shift(); lags.shift(); }
     $("rate").textContent = s.rate;
     $("lag").textContent = s.latencyMs === null ? "–" : s.latencyMs;
-    $("lagbytes").textContent = s.lagBytes === null ? "" : "· source lag " + s.lagBytes + " bytes";
+    $("lagbytes").textContent = s.lagBytes === null ? "" : "· source lag " + bytes(s.lagBytes);
     $("total").textContent = s.total;
     $("clients").textContent = s.clients;
     $("daemon").textContent = s.state;
-    $("publisher").textContent = s.publisher.reason;
+    $("publisher").textContent = s.publisher.reason.replace(/^publisher /, "");
     $("publisher").className = s.publisher.ok ? "st-live" : "st-down";
     spark($("spark-rate"), rates); spark($("spark-lag"), lags);
   }
+
+  function bytes(n) { return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB"; }
 
   function spark(svg, values) {
     var max = Math.max.apply(null, values.concat([1])), n = HISTORY - 1, pts = [];
