@@ -50,23 +50,39 @@ after(async () => {
   await db?.drop();
 });
 
+/** The little of the DOM that page-side callbacks use (this project compiles without the DOM library). */
+declare const document: {
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
+
+/** Until the element's text is `text`. */
+async function waitText(id: string, text: string, timeout: number): Promise<void> {
+  await page.waitForFunction(([i, t]) => document.getElementById(i!)?.textContent === t, [id, text], { timeout });
+}
+
+/** Until `selector` matches at least `count` elements. */
+async function waitCount(selector: string, count: number, timeout: number): Promise<void> {
+  await page.waitForFunction(([sel, n]) => document.querySelectorAll(sel as string).length >= (n as number), [selector, count], { timeout });
+}
+
 /** Rows of the change list as "table ACTION", newest first, only those shown. */
 function shownRows(): Promise<string[]> {
-  return page.$$eval('#changes tbody tr.change:not(.hidden)', (rows) => rows.map((r) => `${(r as HTMLElement).dataset.table} ${(r as HTMLElement).dataset.action}`));
+  return page.$$eval('#changes tbody tr.change:not(.hidden)', (rows) => rows.map((r) => `${r.getAttribute('data-table')} ${r.getAttribute('data-action')}`));
 }
 
 test('the page opens with the token and goes live; the token leaves the address bar', async () => {
   await page.goto(`http://127.0.0.1:${port}/console?token=${TOKEN}`);
-  await page.waitForFunction(() => document.getElementById('state')?.textContent === 'live', null, { timeout: 10_000 });
+  await waitText('state', 'live', 10_000);
   assert.ok(!page.url().includes(TOKEN), `address bar: ${page.url()}`);
   // The first stats event arrives at once with the daemon's state.
-  await page.waitForFunction(() => document.getElementById('daemon')?.textContent === 'streaming', null, { timeout: 5_000 });
+  await waitText('daemon', 'streaming', 5_000);
 });
 
 test('written rows appear within 1 s, newest first, with key and values', async () => {
   await db.sql("INSERT INTO orders VALUES (1, 'new', 19.90)");
   await db.sql("INSERT INTO users VALUES (7, 'ann')");
-  await page.waitForFunction(() => document.querySelectorAll('#changes tbody tr.change').length >= 2, null, { timeout: 1_000 });
+  await waitCount('#changes tbody tr.change', 2, 1_000);
   assert.deepEqual(await shownRows(), ['users INSERT', 'orders INSERT']);
   const first = await page.$eval('#changes tbody tr.change[data-table="orders"]', (tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
   assert.equal(first[1], 'public.orders');
@@ -85,16 +101,16 @@ test('an UPDATE shows the changed column as old → new', async () => {
 test('filter by table: other tables are hidden and no longer sent', async () => {
   await page.fill('#tables', 'users');
   await page.press('#tables', 'Enter');
-  await page.waitForFunction(() => document.getElementById('state')?.textContent === 'live', null, { timeout: 5_000 });
+  await waitText('state', 'live', 5_000);
   assert.deepEqual(await shownRows(), ['users INSERT']);
   await db.sql("INSERT INTO orders VALUES (2, 'new', 5); INSERT INTO users VALUES (8, 'bob')");
-  await page.waitForFunction(() => document.querySelectorAll('#changes tbody tr.change[data-table="users"]').length >= 2, null, { timeout: 1_000 });
+  await waitCount('#changes tbody tr.change[data-table="users"]', 2, 1_000);
   await page.waitForTimeout(300);
   assert.deepEqual(await shownRows(), ['users INSERT', 'users INSERT']);
   assert.equal(await page.$$eval('#changes tbody tr.change[data-table="orders"]', (rows) => rows.length), 2, 'order 2 was not sent while filtered');
   await page.fill('#tables', '');
   await page.press('#tables', 'Enter');
-  await page.waitForFunction(() => document.getElementById('state')?.textContent === 'live', null, { timeout: 5_000 });
+  await waitText('state', 'live', 5_000);
   assert.equal((await shownRows()).length, 4);
 });
 
@@ -103,7 +119,7 @@ test('pause holds new changes back; resume shows them', async () => {
   assert.equal(await page.textContent('#state'), 'paused');
   const before = (await shownRows()).length;
   await db.sql("INSERT INTO orders VALUES (3, 'new', 7.5)");
-  await page.waitForFunction(() => document.getElementById('waiting')?.textContent === '1 waiting', null, { timeout: 2_000 });
+  await waitText('waiting', '1 waiting', 2_000);
   assert.equal((await shownRows()).length, before, 'nothing added while paused');
   await page.click('#pause');
   assert.equal(await page.textContent('#state'), 'live');
