@@ -51,6 +51,8 @@ interface Drain {
   rowsPerSecond: number;
   cpuPer100k: number;
   dropped: number;
+  /** Median bytes a stuck client was sent before the daemon dropped it (read after the drain). */
+  sentPerStuck: number;
 }
 
 async function metrics(port: number): Promise<string> {
@@ -66,6 +68,20 @@ function stuckClient(port: number): Promise<Socket> {
       resolve(socket);
     });
     socket.once('error', reject);
+  });
+}
+
+/** What a stuck client was sent before the daemon closed it: read it all now (5 s at most). */
+function readToEnd(socket: Socket): Promise<number> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const timer = setTimeout(() => resolve(NaN), 5_000);
+    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(bytes);
+    });
+    socket.resume();
   });
 }
 
@@ -115,7 +131,8 @@ async function drain(cluster: PrivateCluster, round: number, stuck: number): Pro
     const seconds = (performance.now() - t0) / 1000;
     const cpu = totalCpu(child.pid!)! - cpu0;
     const dropped = metricValue(await metrics(promPort), 'console_clients_closed_total', { reason: 'slow' }) ?? 0;
-    return { stuck, seconds, rowsPerSecond: ROWS / seconds, cpuPer100k: (cpu * 100_000) / ROWS, dropped };
+    const sent = await Promise.all(sockets.map((socket) => readToEnd(socket)));
+    return { stuck, seconds, rowsPerSecond: ROWS / seconds, cpuPer100k: (cpu * 100_000) / ROWS, dropped, sentPerStuck: sent.length ? median(sent) : 0 };
   } finally {
     for (const s of sockets) s.destroy();
     child.kill(args['cpu-prof'] ? 'SIGINT' : 'SIGKILL');
@@ -153,7 +170,7 @@ async function main(): Promise<void> {
       for (const stuck of order) {
         const d = await drain(cluster, round, stuck);
         drains.push(d);
-        log(`round ${round}, ${stuck} stuck clients: ${d.seconds.toFixed(2)} s, ${Math.round(d.rowsPerSecond)} rows/s, ${d.cpuPer100k.toFixed(2)} CPU-s/100k, ${d.dropped} dropped`);
+        log(`round ${round}, ${stuck} stuck clients: ${d.seconds.toFixed(2)} s, ${Math.round(d.rowsPerSecond)} rows/s, ${d.cpuPer100k.toFixed(2)} CPU-s/100k, ${d.dropped} dropped${stuck ? ` (each was sent ${(d.sentPerStuck / 1048576).toFixed(1)} MiB first)` : ''}`);
       }
     }
     const row = (stuck: number): string => {

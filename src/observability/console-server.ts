@@ -14,10 +14,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ListenAddress } from '../config/listen-address.js';
 import type { ConsoleFeed, FeedFilter } from './console-feed.js';
 import { CONSOLE_PAGE } from './console-page.js';
+import { closeServer, listenOn } from './health-server.js';
 
 export const ACTIONS = ['insert', 'update', 'delete', 'truncate', 'snapshot', 'message'] as const;
 
@@ -44,22 +44,11 @@ export class ConsoleServer {
 
   /** Binds; resolves with the bound port. */
   listen(): Promise<number> {
-    const { host, port } = this.options.address;
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.server, this.options.address.host, this.options.address.port);
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
