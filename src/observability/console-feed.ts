@@ -1,11 +1,15 @@
 /**
  * The live feed behind `/events` and `/console`: a tap on the events the broker acknowledged (the
  * `acked` observer hook, one call per batch), written to each connected Server-Sent Events client
- * whose filter matches. It never applies back-pressure: a client whose unsent bytes pass
- * MAX_CLIENT_BUFFER is disconnected (dropped), and when all clients together have more than
- * MAX_TOTAL_BUFFER unsent, the ones furthest behind are dropped until they fit. So a stuck browser
- * costs the pipeline the bytes it was sent before it was found out (its kernel socket buffers and
- * 1 MiB; measured in bench/console-clients.ts), and memory stays bounded.
+ * whose filter matches. It never applies back-pressure; a client is disconnected (dropped) when
+ *   - stalled: more than SLOW_CLIENT_BUFFER unsent and its socket took nothing for a whole
+ *     second (checked by the once-a-second tick: a burst of a large transaction does not drop a
+ *     client that reads, a client that stopped reading goes within about 2 s);
+ *   - too far behind: more than MAX_CLIENT_BUFFER unsent (a client reading slower than the feed);
+ *   - furthest behind while all clients together have more than MAX_TOTAL_BUFFER unsent.
+ * Unsent frames are references to the shared frames, so stuck clients mostly hold the same bytes.
+ * A stuck browser costs the pipeline what its kernel socket buffers took before it was found out
+ * (measured in bench/console-clients.ts), and memory stays bounded.
  *
  * Per change, one frame is built once (only when some client wants it) and the same Buffer is
  * written to every matching client; nothing is copied per client. With no client connected the
@@ -24,10 +28,14 @@ import type { OutboundMessage } from '../pipeline/message.js';
 import type { DaemonState, PipelineObserver } from '../pipeline/observer.js';
 import type { Logger } from './logger.js';
 
-/** Unsent bytes of one client (Node's buffers, not the kernel's) above which it is dropped. */
-export const MAX_CLIENT_BUFFER = 1024 * 1024;
+/** Unsent bytes (Node's and ours, not the kernel's) above which a client that made no progress for a second is dropped. */
+export const SLOW_CLIENT_BUFFER = 1024 * 1024;
+/** Unsent bytes of one client above which it is dropped at once. */
+export const MAX_CLIENT_BUFFER = 4 * 1024 * 1024;
 /** Unsent bytes of all clients together above which the furthest behind are dropped. */
 export const MAX_TOTAL_BUFFER = 32 * 1024 * 1024;
+/** Bytes a drained client is given at once from its queue. */
+const FLUSH_BYTES = 256 * 1024;
 /** Seconds of stats history sent to a new console (its sparklines start filled). */
 const HISTORY = 60;
 /** A comment line to every client this often, so proxies keep idle streams open. */
@@ -67,6 +75,9 @@ class Client {
   private pending: (Buffer | string)[] = [];
   private next = 0;
   private pendingBytes = 0;
+  /** 'drain' events so far, and at the last tick: progress. */
+  drains = 0;
+  drainsAtTick = 0;
 
   constructor(
     readonly res: ServerResponse,
@@ -74,7 +85,10 @@ class Client {
     readonly stats: boolean,
     readonly remote: string,
   ) {
-    res.on('drain', () => this.flush());
+    res.on('drain', () => {
+      this.drains++;
+      this.flush();
+    });
   }
 
   matches(message: OutboundMessage): boolean {
@@ -96,14 +110,14 @@ class Client {
     }
   }
 
-  /** Writes what waits until the socket needs a drain again. */
+  /** Writes what waits, up to FLUSH_BYTES in Node's buffer: one writev of that size, not many of 16 KiB. */
   private flush(): void {
     const socket = this.res.socket;
     socket?.cork();
-    while (this.next < this.pending.length) {
+    while (this.next < this.pending.length && this.res.writableLength < FLUSH_BYTES) {
       const chunk = this.pending[this.next++]!;
       this.pendingBytes -= byteLength(chunk);
-      if (!this.res.write(chunk)) break;
+      this.res.write(chunk);
     }
     socket?.uncork();
     if (this.next === this.pending.length) {
@@ -125,7 +139,9 @@ class Client {
 export interface ConsoleFeedOptions {
   maxClients: number;
   logger: Logger;
-  /** Unsent bytes above which a client is dropped (default MAX_CLIENT_BUFFER). */
+  /** Unsent bytes above which a client without progress for a second is dropped (default SLOW_CLIENT_BUFFER). */
+  slowBuffer?: number;
+  /** Unsent bytes above which a client is dropped at once (default MAX_CLIENT_BUFFER). */
   maxBuffer?: number;
   /** Unsent bytes of all clients above which the furthest behind are dropped (default MAX_TOTAL_BUFFER). */
   maxTotalBuffer?: number;
@@ -133,6 +149,7 @@ export interface ConsoleFeedOptions {
 
 export class ConsoleFeed {
   private readonly clients = new Set<Client>();
+  private readonly slowBuffer: number;
   private readonly maxBuffer: number;
   private readonly maxTotalBuffer: number;
   private total = 0;
@@ -151,6 +168,7 @@ export class ConsoleFeed {
   refused = 0;
 
   constructor(private readonly options: ConsoleFeedOptions) {
+    this.slowBuffer = options.slowBuffer ?? SLOW_CLIENT_BUFFER;
     this.maxBuffer = options.maxBuffer ?? MAX_CLIENT_BUFFER;
     this.maxTotalBuffer = options.maxTotalBuffer ?? MAX_TOTAL_BUFFER;
   }
@@ -222,10 +240,6 @@ export class ConsoleFeed {
   private send(messages: readonly OutboundMessage[]): void {
     const frames: (Buffer | undefined)[] = new Array(messages.length);
     for (const client of this.clients) {
-      if (client.buffered > this.maxBuffer) {
-        this.drop(client);
-        continue;
-      }
       const socket = client.res.socket;
       let corked = false;
       for (let i = 0; i < messages.length; i++) {
@@ -239,7 +253,7 @@ export class ConsoleFeed {
         client.write((frames[i] ??= frame(message)));
       }
       if (corked) socket!.uncork();
-      if (client.buffered > this.maxBuffer) this.drop(client);
+      if (client.buffered > this.maxBuffer) this.drop(client, 'limit');
     }
     this.enforceTotal();
   }
@@ -252,17 +266,20 @@ export class ConsoleFeed {
       let furthest: Client | undefined;
       for (const client of this.clients) if (furthest === undefined || client.buffered > furthest.buffered) furthest = client;
       if (furthest === undefined) return;
-      const before = total;
       total -= furthest.buffered;
-      this.drop(furthest, before);
+      this.drop(furthest, 'total');
     }
   }
 
-  private drop(client: Client, total?: number): void {
+  private drop(client: Client, why: 'stalled' | 'limit' | 'total'): void {
     this.clients.delete(client);
     this.dropped++;
-    const limit = total === undefined ? { limitBytes: this.maxBuffer } : { allClientsBytes: total, allClientsLimitBytes: this.maxTotalBuffer };
-    this.options.logger.warn({ client: client.remote, bufferedBytes: client.buffered, ...limit }, 'console client dropped: it does not read its event stream fast enough');
+    const reason = {
+      stalled: `more than ${this.slowBuffer} bytes unsent and none taken for a second`,
+      limit: `more than ${this.maxBuffer} bytes unsent`,
+      total: `furthest behind while all clients had more than ${this.maxTotalBuffer} bytes unsent`,
+    }[why];
+    this.options.logger.warn({ client: client.remote, bufferedBytes: client.buffered, reason }, 'console client dropped: it does not read its event stream fast enough');
     client.discard();
     client.res.destroy();
   }
@@ -295,7 +312,9 @@ export class ConsoleFeed {
     if (keepalive) this.lastKeepalive = this.lastTick;
     const text = `event: stats\ndata: ${JSON.stringify(stats)}\n\n`;
     for (const client of this.clients) {
-      if (client.buffered > this.maxBuffer) this.drop(client);
+      const stalled = client.drains === client.drainsAtTick && client.buffered > this.slowBuffer;
+      client.drainsAtTick = client.drains;
+      if (stalled) this.drop(client, 'stalled');
       else if (client.stats) client.write(text);
       else if (keepalive) client.write(': keepalive\n\n');
     }
