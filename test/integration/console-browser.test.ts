@@ -2,8 +2,9 @@
  * The live console in a real browser: Debian's chromium (/usr/bin/chromium, installed by .ci/run,
  * never downloaded) driven by playwright-core, against the real daemon (stdout publisher, console
  * with a token on loopback). Opens /console?token=…, writes rows and sees them within 1 s, shows
- * an UPDATE as a diff, filters by table, pauses and resumes. The final screenshot is a test
- * artifact: .tmp/artifacts/console.png (or $WL_ARTIFACTS/console.png).
+ * an UPDATE as a diff, filters by table, pauses and resumes, draws the sparklines, and shows the
+ * connection state across a daemon restart (with the "not replayed" note). The screenshot is a
+ * test artifact: .tmp/artifacts/console.png (or $WL_ARTIFACTS/console.png).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -23,6 +24,7 @@ let daemon: DaemonProcess | undefined;
 let browser: Browser | undefined;
 let page: Page;
 let port: number;
+let config: Record<string, unknown>;
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
@@ -31,12 +33,13 @@ before(async () => {
   await db.sql('ALTER TABLE orders REPLICA IDENTITY FULL'); // old rows in UPDATE events: a real diff
   await db.sql('CREATE TABLE users (id int PRIMARY KEY, name text)');
   port = await freePort();
-  daemon = await startDaemon({
+  config = {
     listener: { slotName: db.slotName() },
     database: databaseSection(db),
     publisher: { type: 'stdout', topic: 'browser' },
     console: { addr: `127.0.0.1:${port}`, token: TOKEN },
-  });
+  };
+  daemon = await startDaemon(config);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -148,4 +151,15 @@ test('sparklines draw throughput and lag; screenshot saved as a test artifact', 
   await page.screenshot({ path });
   assert.ok(existsSync(path));
   console.log(`# screenshot: ${path}`);
+});
+
+test('connection state: the daemon stops → reconnecting; it is back → live, with a note that nothing was replayed', async () => {
+  assert.equal(await daemon!.stop(), 0);
+  await waitText('state', 'reconnecting', 5_000);
+  daemon = await startDaemon(config);
+  await waitText('state', 'live', 15_000);
+  const note = await page.waitForSelector('#changes tbody tr.note', { timeout: 5_000 });
+  assert.match((await note.textContent()) ?? '', /Reconnected after event .+: this feed is live: changes published while you were disconnected are not replayed/);
+  await db.sql("INSERT INTO orders VALUES (900, 'after restart', 1)");
+  await waitCount('#changes tbody tr.change[data-table="orders"]:first-child', 1, 2_000);
 });
