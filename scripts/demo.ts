@@ -168,13 +168,14 @@ async function main(): Promise<number> {
       updated_at timestamptz NOT NULL DEFAULT now()
     )`);
 
-    const [probePort, metricsPort] = await freePorts(2);
+    const [probePort, metricsPort, consolePort] = await freePorts(3);
     const configText = YAML.stringify({
       listener: { slotName: 'demo_slot', serverPort: `127.0.0.1:${probePort}`, refreshConnection: '5s' },
       logger: { level: 'info', fmt: 'text' },
       database: { host: server.host, port: server.port, name: 'demo', user: server.user, password: server.password },
       publisher: { type: 'stdout', topic: 'demo' },
       monitoring: { promAddr: `127.0.0.1:${metricsPort}` },
+      console: { addr: `127.0.0.1:${consolePort}` },
     });
     const configPath = join(server.dir, 'config.yml');
     writeFileSync(configPath, configText);
@@ -203,7 +204,7 @@ async function main(): Promise<number> {
     await Promise.race([streamingStarted, run, new Promise((resolve) => controller.signal.addEventListener('abort', resolve, { once: true }))]);
     if (!controller.signal.aborted) {
       note(`streaming; writing about ${opts.rate} changes/s to table orders. Events follow on stdout.`);
-      note(`probes http://127.0.0.1:${probePort}/ready · metrics http://127.0.0.1:${metricsPort}/metrics · Ctrl-C to stop`);
+      note(`live console http://127.0.0.1:${consolePort}/console · probes http://127.0.0.1:${probePort}/ready · metrics http://127.0.0.1:${metricsPort}/metrics · Ctrl-C to stop`);
       writer = new Writer(client, Math.max(1, Math.round(1000 / opts.rate)));
       writer.start();
       if (opts.duration > 0) setTimeout(() => stop(`--duration ${opts.duration} s elapsed`), opts.duration * 1000).unref();

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { brokerNameIssues } from './broker-names.js';
 import { checkBrokerSettings } from './broker-settings.js';
+import { consoleSection } from './console.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { mysqlSection } from './mysql.js';
@@ -207,6 +208,8 @@ export const configSchema = z
     pgq: pgqSection(duration).optional(),
     publisher,
     monitoring,
+    /** + live browser console and SSE feed (src/config/console.ts); off by default. */
+    console: consoleSection,
   })
   .superRefine(checkSourceSections)
   .superRefine((config, ctx) => {

@@ -90,6 +90,26 @@ export class Probes {
 
 export { parseListenAddress } from '../config/listen-address.js';
 
+/** Binds `server`; resolves with the port actually bound (for port 0). `host` undefined = every interface. */
+export function listenOn(server: Server, host: string | undefined, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stops listening and closes every connection, idle or not (streams too). */
+export async function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
+}
+
 /** One HTTP listener serving a fixed set of GET routes. */
 export class HttpServer {
   private readonly server: Server;
@@ -102,25 +122,15 @@ export class HttpServer {
 
   /** Binds; resolves with the port actually bound (for port 0). `host` undefined = every interface. */
   listen(host: string | undefined, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   get paths(): string[] {
     return [...this.routes.keys()];
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -3,6 +3,7 @@
  *   listener.serverPort  → /healthz, /ready            (0 = off; 8080, ":8080" or "127.0.0.1:8080")
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
+ *   console.addr         → /console, /events         ("" = off; live-console.ts)
  * When serverPort and promAddr name the same port, one server answers all three paths.
  * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
  */
@@ -11,6 +12,7 @@ import type { PipelineObserver } from '../pipeline/observer.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
+import { createLiveConsole } from './live-console.js';
 import { Metrics } from './metrics.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
@@ -51,7 +53,8 @@ export async function createObservability(config: Config, logger: Logger, versio
   const metrics = promAddress ? new Metrics({ version, source: config.source.type }) : null;
   const probeAddress = config.listener.serverPort;
   const probes = probeAddress ? new Probes() : null;
-  const observer = combine(metrics?.observer(), probes?.observer());
+  const live = config.console.address ? createLiveConsole({ ...config.console, address: config.console.address }, logger, metrics) : null;
+  const observer = combine(metrics?.observer(), probes?.observer(), live?.observer);
 
   const listeners: Listener[] = [];
   if (probes && probeAddress) {
@@ -95,11 +98,19 @@ export async function createObservability(config: Config, logger: Logger, versio
         for (const path of listener.routes.keys()) ports.set(path, port);
         logger.info({ port, host: listener.host, paths: server.paths }, `serving ${listener.what} over HTTP`);
       }
+      if (live) {
+        const port = await live.start().catch((err: unknown) => {
+          throw new Error(`cannot serve the live console on ${config.console.addr} (console.addr): ${describeError(err)}`, { cause: err });
+        });
+        ports.set('/console', port);
+        ports.set('/events', port);
+        logger.info({ port, host: live.address.host, paths: ['/console', '/events'], token: config.console.token !== '' }, 'serving the live console over HTTP');
+      }
     },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await Promise.all(servers.map((s) => s.close()));
+      await Promise.all([...servers.map((s) => s.close()), live?.stop()]);
       await sentry?.flush(2_000);
     },
   };
@@ -107,7 +118,7 @@ export async function createObservability(config: Config, logger: Logger, versio
 
 /** Everything that must not leave the process: passwords, and credentials inside URLs and the DSN. */
 export function configSecrets(config: Config): string[] {
-  const secrets = [config.database.password, config.publisher.sasl?.password ?? '', ...dsnSecrets(config.monitoring.sentryDSN)];
+  const secrets = [config.database.password, config.publisher.sasl?.password ?? '', config.console.token, ...dsnSecrets(config.monitoring.sentryDSN)];
   for (const match of config.publisher.address.matchAll(/\/\/[^:/@\s]*:([^@/\s]+)@/g)) {
     secrets.push(match[1]!);
     try {
