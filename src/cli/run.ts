@@ -5,14 +5,14 @@
 import { Daemon } from '../daemon.js';
 import { ConfigError, WalListenerError, describeError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
-import { createObservability, type Observability } from '../observability/index.js';
+import { configSecrets, createObservability, type Observability } from '../observability/index.js';
 import type { SourceOptions } from '../sources/source.js';
 import { readConfig, sqlstateOf, version } from './args.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export async function runDaemon(configPath: string, sourceOptions: SourceOptions = {}): Promise<number> {
   const { config, warnings, ignoredVariables } = readConfig(configPath);
-  const log = createLogger(config.logger);
+  const log = createLogger(config.logger, undefined, configSecrets(config));
   for (const warning of warnings) log.warn(warning);
   if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
   log.info({ version: version(), publisher: config.publisher.type, slot: config.listener.slotName }, 'wal-listener starting');

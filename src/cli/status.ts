@@ -5,6 +5,8 @@
  * Exit 0 when the slot exists and is usable, 1 when it is absent or invalidated.
  */
 import { describeError, WalListenerError } from '../errors.js';
+import { configSecrets } from '../observability/index.js';
+import { textScrubber } from '../observability/logger.js';
 import { classifyPgError } from '../sources/postgres/errors.js';
 import { slotStatus, type SlotStatus } from '../sources/postgres/slot-admin.js';
 import { SqlClient } from '../sources/postgres/sql-client.js';
@@ -36,18 +38,19 @@ export async function status(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const { config } = readConfig(values.config);
+  const scrub = textScrubber(configSecrets(config));
   const sql = new SqlClient(config.database);
   let result: SlotStatus;
   try {
     result = await slotStatus(await sql.connection(), config.listener.slotName);
   } catch (err) {
     const error = err instanceof WalListenerError ? err : classifyPgError(err, { doing: 'reading the slot', database: config.database.name, user: config.database.user });
-    process.stderr.write(`wal-listener: ${describeError(error)} [${error.code}]\n`);
+    process.stderr.write(scrub(`wal-listener: ${describeError(error)} [${error.code}]\n`));
     return EXIT_FATAL;
   } finally {
     await sql.close();
   }
-  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : formatStatus(result));
+  process.stdout.write(scrub(values.json ? `${JSON.stringify(result)}\n` : formatStatus(result)));
   return result.exists && result.invalidated === null ? EXIT_OK : EXIT_FATAL;
 }
 

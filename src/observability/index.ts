@@ -9,8 +9,8 @@
 import type { Config } from '../config/schema.js';
 import type { PipelineObserver } from '../pipeline/observer.js';
 import { ConfigError, describeError } from '../errors.js';
-import type { Logger } from './logger.js';
-import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
+import { textScrubber, type Logger } from './logger.js';
+import { HttpServer, Probes, parseListenAddress, type HttpResponse, type Route } from './health-server.js';
 import { Metrics } from './metrics.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
@@ -55,13 +55,16 @@ export async function createObservability(config: Config, logger: Logger, versio
 
   const listeners: Listener[] = [];
   if (probes && probeAddress) {
+    // /ready quotes the last source error, which may quote an address with its credentials.
+    const scrub = textScrubber(configSecrets(config));
+    const scrubbed = (response: HttpResponse): HttpResponse => ({ ...response, body: scrub(response.body) });
     listeners.push({
       host: probeAddress.host,
       port: probeAddress.port,
       what: 'probes',
       routes: new Map<string, Route>([
         ['/healthz', () => probes.liveness()],
-        ['/ready', () => probes.readiness()],
+        ['/ready', () => scrubbed(probes.readiness())],
       ]),
     });
   }
@@ -105,18 +108,27 @@ export async function createObservability(config: Config, logger: Logger, versio
   };
 }
 
-/** Everything that must not leave the process: passwords, and credentials inside URLs and the DSN. */
+/**
+ * Everything that must not leave the process: passwords, the DSN's keys, and the credentials in
+ * each `publisher.address` entry (`scheme://user:pw@host` or `user:pw@host`; for NATS also a token
+ * given as `nats://token@host`), as written and percent-decoded.
+ */
 export function configSecrets(config: Config): string[] {
   const secrets = [config.database.password, config.publisher.sasl?.password ?? '', ...dsnSecrets(config.monitoring.sentryDSN)];
-  for (const match of config.publisher.address.matchAll(/\/\/[^:/@\s]*:([^@/\s]+)@/g)) {
-    secrets.push(match[1]!);
+  for (const entry of config.publisher.address.split(',').map((e) => e.trim())) {
+    const at = entry.lastIndexOf('@');
+    if (at < 0) continue;
+    const userinfo = entry.slice(0, at).replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+    const colon = userinfo.indexOf(':');
+    const secret = colon >= 0 ? userinfo.slice(colon + 1) : config.publisher.type === 'nats' ? userinfo : '';
+    secrets.push(secret);
     try {
-      secrets.push(decodeURIComponent(match[1]!));
+      secrets.push(decodeURIComponent(secret));
     } catch {
       // not percent-encoded
     }
   }
-  return secrets.filter((s) => s !== '');
+  return [...new Set(secrets)].filter((s) => s !== '');
 }
 
 /** One observer calling every given observer's hooks; a hook only one of them has is used as is. */

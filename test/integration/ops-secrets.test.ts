@@ -1,7 +1,8 @@
 /**
  * Secrets never leave the process: across failing runs at trace level (PostgreSQL unreachable, the
  * broker dying, a wrong password refused by a real server), no password or Sentry DSN key appears in
- * any log line, stdout, probe body, /metrics or Sentry envelope.
+ * any log line, stdout, probe body, /metrics or Sentry envelope. Broker addresses with credentials:
+ * ops-secrets-brokers.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

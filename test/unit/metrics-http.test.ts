@@ -5,7 +5,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { HttpServer, Probes, parseListenAddress } from '../../src/observability/health-server.js';
 import { configSecrets, createObservability } from '../../src/observability/index.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, redactUrlCredentials, textScrubber } from '../../src/observability/logger.js';
 import { checkDsn, secretScrubber } from '../../src/observability/sentry.js';
 import { freePort } from '../support/ports.js';
 import { httpGet } from '../support/ops.js';
@@ -131,4 +131,17 @@ test('secrets: scrubbed from every string and key of an event; DSN checked witho
   for (const bad of ['nope', 'https://o1.ingest.sentry.io/42', 'ftp://k@h/1', 'https://secretish@host/']) {
     assert.throws(() => checkDsn(bad), (err: unknown) => err instanceof ConfigError && !err.message.includes(bad) && /monitoring\.sentryDSN/.test(err.message));
   }
+});
+
+test('secrets in broker addresses: user:password and NATS tokens are collected; log lines lose them and any URL credentials', () => {
+  const nats = configSchema.parse({ listener: { slotName: 's' }, publisher: { type: 'nats', topic: 't', address: 'nats://alice:na%22ts@h1:4222, tok3nValue@h2:4222,h3:4222' } });
+  const secrets = configSecrets(nats);
+  for (const s of ['na%22ts', 'na"ts', 'tok3nValue']) assert.ok(secrets.includes(s), s);
+  const scrub = textScrubber(secrets);
+  const line = JSON.stringify({ err: 'cannot connect to nats://alice:na"ts@h1:4222 or tok3nValue@h2', other: 'amqp://bob:unlisted@h/v' });
+  const clean = scrub(line);
+  for (const s of ['na"ts', 'na\\"ts', 'tok3nValue', 'unlisted']) assert.ok(!clean.includes(s), `${s} in ${clean}`);
+  assert.doesNotThrow(() => JSON.parse(clean), 'still one JSON line');
+  assert.match(clean, /amqp:\/\/bob:\*\*\*@h\/v/);
+  assert.equal(redactUrlCredentials('nats://h:4222 and user@host'), 'nats://h:4222 and user@host', 'no credentials, nothing changed');
 });
