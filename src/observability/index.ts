@@ -3,6 +3,7 @@
  *   listener.serverPort  → /healthz, /ready            (0 = off; 8080, ":8080" or "127.0.0.1:8080")
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
+ *   logger.progressInterval → one info line per interval: events published, lag, in flight
  * When serverPort and promAddr name the same port, one server answers all three paths.
  * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
  */
@@ -12,6 +13,7 @@ import { ConfigError, describeError } from '../errors.js';
 import { textScrubber, type Logger } from './logger.js';
 import { HttpServer, Probes, parseListenAddress, type HttpResponse, type Route } from './health-server.js';
 import { Metrics } from './metrics.js';
+import { Progress } from './progress.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
 export interface Observability {
@@ -51,7 +53,8 @@ export async function createObservability(config: Config, logger: Logger, versio
   const metrics = promAddress ? new Metrics({ version, source: config.source.type }) : null;
   const probeAddress = config.listener.serverPort;
   const probes = probeAddress ? new Probes() : null;
-  const observer = combine(metrics?.observer(), probes?.observer());
+  const progress = new Progress(logger, config.logger.progressInterval);
+  const observer = combine(metrics?.observer(), probes?.observer(), progress.observer());
 
   const listeners: Listener[] = [];
   if (probes && probeAddress) {
@@ -85,6 +88,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     metrics,
     ports,
     async start() {
+      progress.start();
       for (const listener of listeners) {
         const server = new HttpServer(listener.routes);
         let port;
@@ -102,6 +106,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     async stop() {
       if (stopped) return;
       stopped = true;
+      progress.stop();
       await Promise.all(servers.map((s) => s.close()));
       await sentry?.flush(2_000);
     },

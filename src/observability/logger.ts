@@ -36,7 +36,7 @@ export function textScrubber(secrets: readonly string[]): (text: string) => stri
 }
 
 /** `secrets`: values to remove from every line (observability/index.ts configSecrets), besides URL credentials. */
-export function createLogger(options: Config['logger'], destination: NodeJS.WritableStream = process.stderr, secrets: readonly string[] = []): Logger {
+export function createLogger(options: Pick<Config['logger'], 'level' | 'fmt'>, destination: NodeJS.WritableStream = process.stderr, secrets: readonly string[] = []): Logger {
   const base = { level: options.level, base: { app: 'wal-listener' }, redact: { paths: REDACT, censor: '[redacted]' }, hooks: { streamWrite: textScrubber(secrets) } };
   if (options.fmt === 'text') {
     return pino({ ...base, formatters: { level: (label) => ({ level: label }) } }, textStream(destination));
