@@ -15,6 +15,9 @@ export function redactUrlCredentials(text: string): string {
   return text.includes('@') ? text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:@/"'\\]*):[^\s@/"'\\]+@/gi, '$1:***@') : text;
 }
 
+/** Words the daemon writes in its own log fields (source and publisher kinds). */
+const OWN_WORDS = new Set(['postgres', 'mysql', 'pgq', 'nats', 'kafka', 'rabbitmq', 'google_pubsub', 'stdout', 'publisher']);
+
 /**
  * A function that removes the given secrets (as written, and as escaped inside a JSON string) and
  * URL credentials from a text: applied to every log line, probe answer and command output, so a
@@ -23,7 +26,9 @@ export function redactUrlCredentials(text: string): string {
 export function textScrubber(secrets: readonly string[]): (text: string) => string {
   const forms = new Set<string>();
   for (const secret of secrets) {
-    if (secret.length === 0) continue;
+    // A password that is one of the daemon's own words (the Go example's `password: postgres`)
+    // would blank out `"source":"postgres"` in every line; URL credentials are still redacted.
+    if (secret.length === 0 || OWN_WORDS.has(secret)) continue;
     forms.add(secret);
     forms.add(JSON.stringify(secret).slice(1, -1));
   }

@@ -145,3 +145,9 @@ test('secrets in broker addresses: user:password and NATS tokens are collected; 
   assert.match(clean, /amqp:\/\/bob:\*\*\*@h\/v/);
   assert.equal(redactUrlCredentials('nats://h:4222 and user@host'), 'nats://h:4222 and user@host', 'no credentials, nothing changed');
 });
+
+test('a password that is one of the daemon\'s own words (postgres) does not blank those words out of log lines', () => {
+  const scrub = textScrubber(['postgres', 'Real-Secret-1']);
+  assert.equal(scrub('{"source":"postgres","err":"Real-Secret-1"}'), '{"source":"postgres","err":"[redacted]"}');
+  assert.equal(scrub('postgres://postgres:postgres@h/db'), 'postgres://postgres:***@h/db');
+});
