@@ -100,9 +100,9 @@ test('createObservability: one server when serverPort and promAddr share a port;
   // A bad promAddr is refused with the config, before anything starts.
   const bad = configSchema.safeParse({ ...base, monitoring: { promAddr: 'http://x' } });
   assert.deepEqual(bad.error?.issues.map((issue) => issue.path.join('.')), ['monitoring.promAddr']);
-  // Everything off: no hooks at all.
+  // Everything off: only the progress log line's hooks (logger.progressInterval, always on).
   const off = await createObservability(configSchema.parse({ ...base, listener: { slotName: 's' } }), log, '1');
-  assert.deepEqual(Object.keys(off.observer), []);
+  assert.deepEqual(Object.keys(off.observer).sort(), ['acked', 'inFlight', 'lag', 'state']);
   await off.start();
   await off.stop();
 });
