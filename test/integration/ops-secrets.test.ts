@@ -51,7 +51,7 @@ test('PostgreSQL unreachable and the broker killed, at trace level: no secret an
     { waitForStreaming: false, env: { WAL_DATABASE_PASSWORD: ENV_PASSWORD } },
   );
   daemons.push(daemon);
-  await waitFor('three failed PostgreSQL attempts', () => daemon.logs().filter((r) => r.msg === 'PostgreSQL not available; retrying').length >= 3, 20_000);
+  await waitFor('three failed PostgreSQL attempts', () => daemon.logs().filter((r) => r.msg === 'PostgreSQL not available; retrying').length >= 3, 45_000);
   await nats.kill();
   let bodies: string[];
   try {
