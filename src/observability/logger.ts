@@ -15,6 +15,9 @@ export function redactUrlCredentials(text: string): string {
   return text.includes('@') ? text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:@/"'\\]*):[^\s@/"'\\]+@/gi, '$1:***@') : text;
 }
 
+/** Shorter secrets are not searched for in whole lines (they would match inside ordinary words). */
+const MIN_SCRUBBED = 6;
+
 /** Words the daemon writes in its own log fields (source and publisher kinds). */
 const OWN_WORDS = new Set(['postgres', 'mysql', 'pgq', 'nats', 'kafka', 'rabbitmq', 'google_pubsub', 'stdout', 'publisher']);
 
@@ -26,9 +29,10 @@ const OWN_WORDS = new Set(['postgres', 'mysql', 'pgq', 'nats', 'kafka', 'rabbitm
 export function textScrubber(secrets: readonly string[]): (text: string) => string {
   const forms = new Set<string>();
   for (const secret of secrets) {
-    // A password that is one of the daemon's own words (the Go example's `password: postgres`)
-    // would blank out `"source":"postgres"` in every line; URL credentials are still redacted.
-    if (secret.length === 0 || OWN_WORDS.has(secret)) continue;
+    // A very short password, or one of the daemon's own words (the Go example's `password:
+    // postgres`), would blank out parts of every line (`"source":"postgres"`, keys); such values
+    // are left to the `password` field redaction and the URL credential rule above.
+    if (secret.length < MIN_SCRUBBED || OWN_WORDS.has(secret)) continue;
     forms.add(secret);
     forms.add(JSON.stringify(secret).slice(1, -1));
   }
