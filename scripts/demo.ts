@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import { Daemon } from '../src/daemon.js';
 import type { PipelineObserver } from '../src/pipeline/observer.js';
-import { describeError } from '../src/errors.js';
+import { WalListenerError, describeError } from '../src/errors.js';
 import { createObservability } from '../src/observability/index.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
@@ -199,7 +199,8 @@ async function main(): Promise<number> {
     };
     await observability.start();
     const run = new Daemon({ config, logger: log, observer }).run(controller.signal);
-    run.catch(() => stop('the daemon stopped with an error'));
+    const readerGone = (err: unknown): boolean => err instanceof WalListenerError && err.code === 'WAL_STDOUT_CLOSED';
+    run.catch((err: unknown) => stop(readerGone(err) ? 'standard output closed by its reader' : 'the daemon stopped with an error'));
 
     await Promise.race([streamingStarted, run, new Promise((resolve) => controller.signal.addEventListener('abort', resolve, { once: true }))]);
     if (!controller.signal.aborted) {
@@ -212,6 +213,8 @@ async function main(): Promise<number> {
 
     let failed = false;
     await run.catch((err: unknown) => {
+      // `npm run -s demo | head -1`: the reader went away; what it read was confirmed. Not a failure.
+      if (readerGone(err)) return;
       failed = true;
       note(`the daemon failed: ${describeError(err)}`);
     });

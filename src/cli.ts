@@ -10,7 +10,9 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 200).unref();
   },
   (err: unknown) => {
-    process.stderr.write(`wal-listener: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    // One JSON line like the logger's, never a raw stack trace (the stack is a field).
+    const record = { level: 'fatal', time: new Date().toISOString(), app: 'wal-listener', code: 'WAL_INTERNAL', err: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined, msg: 'unexpected error; stopping' };
+    process.stderr.write(`${JSON.stringify(record)}\n`);
     process.exit(EXIT_FATAL);
   },
 );

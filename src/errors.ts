@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   WAL_PGQ_QUEUE_MISSING: { fatal: true, text: "The configured PgQ queue does not exist (SELECT pgq.create_queue('…'))." },
   WAL_PGQ_READ: { fatal: false, text: 'Reading the PgQ queue failed (connection lost, server restarting); reconnected, and PgQ hands the unfinished batch out again.' },
   WAL_PGQ_SQL: { fatal: true, text: 'A PgQ call failed with an error retrying cannot fix (privilege, missing object, unknown consumer).' },
+  WAL_STDOUT_CLOSED: { fatal: true, text: 'The reader of standard output went away (EPIPE, e.g. `| head -1`); the daemon stops as on SIGTERM and exits 0.' },
+  WAL_INTERNAL: { fatal: true, text: 'An unexpected error (a bug): an uncaught exception or an unhandled promise rejection.' },
   WAL_SHUTDOWN_TIMEOUT: { fatal: false, text: 'In-flight messages were not acknowledged within the shutdown grace period.' },
 } as const satisfies Record<string, CodeInfo>;
 

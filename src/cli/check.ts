@@ -5,7 +5,8 @@
  * Exit 0 when nothing stops the daemon, 1 when a problem was found.
  */
 import type { Finding } from '../findings.js';
-import { createLogger } from '../observability/logger.js';
+import { configSecrets } from '../observability/index.js';
+import { createLogger, textScrubber } from '../observability/logger.js';
 import { createPublisher } from '../publishers/index.js';
 import { createSource } from '../sources/index.js';
 import { parseCommandArgs, readConfig } from './args.js';
@@ -48,7 +49,8 @@ export async function check(argv: string[]): Promise<number> {
   const publisher = await createPublisher(config.publisher, log);
   findings.push(...((await publisher.describe?.()) ?? [{ status: 'info', subject: `publisher ${publisher.kind}`, detail: 'not checked: this publisher cannot look at the broker without declaring anything yet' }]));
   await publisher.close();
-  process.stdout.write(values.json ? `${JSON.stringify(findings)}\n` : formatFindings(findings));
+  // Broker and server errors may quote an address with its credentials.
+  process.stdout.write(textScrubber(configSecrets(config))(values.json ? `${JSON.stringify(findings)}\n` : formatFindings(findings)));
   return findings.some((f) => f.status === 'problem') ? EXIT_FATAL : EXIT_OK;
 }
 

@@ -4,15 +4,16 @@
  */
 import { Daemon } from '../daemon.js';
 import { ConfigError, WalListenerError, describeError } from '../errors.js';
+import { installCrashHandlers } from '../observability/crash.js';
 import { createLogger } from '../observability/logger.js';
-import { createObservability, type Observability } from '../observability/index.js';
+import { configSecrets, createObservability, type Observability } from '../observability/index.js';
 import type { SourceOptions } from '../sources/source.js';
 import { readConfig, sqlstateOf, version } from './args.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export async function runDaemon(configPath: string, sourceOptions: SourceOptions = {}): Promise<number> {
   const { config, warnings, ignoredVariables } = readConfig(configPath);
-  const log = createLogger(config.logger);
+  const log = createLogger(config.logger, undefined, configSecrets(config));
   for (const warning of warnings) log.warn(warning);
   if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
   log.info({ version: version(), publisher: config.publisher.type, slot: config.listener.slotName }, 'wal-listener starting');
@@ -33,6 +34,7 @@ export async function runDaemon(configPath: string, sourceOptions: SourceOptions
   process.on('SIGINT', onSignal);
 
   let observability: Observability | undefined;
+  installCrashHandlers(log, async () => observability?.stop());
   try {
     observability = await createObservability(config, log, version());
     await observability.start();
@@ -44,8 +46,13 @@ export async function runDaemon(configPath: string, sourceOptions: SourceOptions
       log.fatal({ code: err.code }, err.message);
       return EXIT_USAGE;
     }
+    if (err instanceof WalListenerError && err.code === 'WAL_STDOUT_CLOSED') {
+      // `wal-listener | head -1`: the reader went away; what it got was confirmed, as on SIGTERM.
+      log.info({ code: err.code }, 'standard output was closed by its reader; stopped');
+      return EXIT_OK;
+    }
     // Remedies say `-c <config>`: name the file this run used.
-    log.fatal({ err: describeError(err).replaceAll('-c <config>', `-c ${configPath}`), code: err instanceof WalListenerError ? err.code : (err as { code?: string }).code, sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
+    log.fatal({ err: describeError(err).replaceAll('-c <config>', `-c ${configPath}`), code: err instanceof WalListenerError ? err.code : ((err as { code?: string }).code ?? 'WAL_INTERNAL'), sqlstate: sqlstateOf(err) }, 'fatal error; stopping');
     return EXIT_FATAL;
   } finally {
     await observability?.stop();

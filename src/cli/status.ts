@@ -6,6 +6,8 @@
  */
 import type { MysqlConfig } from '../config/mysql.js';
 import { describeError, WalListenerError } from '../errors.js';
+import { configSecrets } from '../observability/index.js';
+import { textScrubber } from '../observability/logger.js';
 import { classifyPgError } from '../sources/postgres/errors.js';
 import { slotStatus, type SlotStatus } from '../sources/postgres/slot-admin.js';
 import { SqlClient } from '../sources/postgres/sql-client.js';
@@ -40,6 +42,7 @@ export async function status(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   const { config } = readConfig(values.config);
+  const scrub = textScrubber(configSecrets(config));
   if (config.source.type === 'mysql' && config.mysql) return statusMysql(config.mysql, values.json === true);
   const sql = new SqlClient(config.database);
   let result: SlotStatus;
@@ -47,12 +50,12 @@ export async function status(argv: string[]): Promise<number> {
     result = await slotStatus(await sql.connection(), config.listener.slotName);
   } catch (err) {
     const error = err instanceof WalListenerError ? err : classifyPgError(err, { doing: 'reading the slot', database: config.database.name, user: config.database.user });
-    process.stderr.write(`wal-listener: ${describeError(error)} [${error.code}]\n`);
+    process.stderr.write(scrub(`wal-listener: ${describeError(error)} [${error.code}]\n`));
     return EXIT_FATAL;
   } finally {
     await sql.close();
   }
-  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : formatStatus(result));
+  process.stdout.write(scrub(values.json ? `${JSON.stringify(result)}\n` : formatStatus(result)));
   return result.exists && result.invalidated === null ? EXIT_OK : EXIT_FATAL;
 }
 

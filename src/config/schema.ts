@@ -110,6 +110,8 @@ const logger = z
   .strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     fmt: z.enum(['json', 'text']).default('json'),
+    /** + How often an info line sums up events published, lag and in-flight (and says idle/flowing again). */
+    progressInterval: duration('1m', { min: 1000 }),
   })
   .prefault({});
 

@@ -4,16 +4,18 @@
  *   monitoring.promAddr  → /metrics                    ("" = off; ":2112" or "host:2112")
  *   monitoring.sentryDSN → errors and crashes to Sentry ("" = off)
  *   console.addr         → /console, /events         ("" = off; live-console.ts)
+ *   logger.progressInterval → one info line per interval: events published, lag, in flight
  * When serverPort and promAddr name the same port, one server answers all three paths.
  * A disabled feature adds no hook (STYLE.md: a no-op, not an `if` per event).
  */
 import type { Config } from '../config/schema.js';
 import type { PipelineObserver } from '../pipeline/observer.js';
 import { ConfigError, describeError } from '../errors.js';
-import type { Logger } from './logger.js';
-import { HttpServer, Probes, parseListenAddress, type Route } from './health-server.js';
+import { textScrubber, type Logger } from './logger.js';
+import { HttpServer, Probes, parseListenAddress, type HttpResponse, type Route } from './health-server.js';
 import { createLiveConsole } from './live-console.js';
 import { Metrics } from './metrics.js';
+import { Progress } from './progress.js';
 import { dsnSecrets, initSentry, type SentryHandle } from './sentry.js';
 
 export interface Observability {
@@ -54,17 +56,21 @@ export async function createObservability(config: Config, logger: Logger, versio
   const probeAddress = config.listener.serverPort;
   const probes = probeAddress ? new Probes() : null;
   const live = config.console.address ? createLiveConsole({ ...config.console, address: config.console.address }, logger, metrics) : null;
-  const observer = combine(metrics?.observer(), probes?.observer(), live?.observer);
+  const progress = new Progress(logger, config.logger.progressInterval);
+  const observer = combine(metrics?.observer(), probes?.observer(), live?.observer, progress.observer());
 
   const listeners: Listener[] = [];
   if (probes && probeAddress) {
+    // /ready quotes the last source error, which may quote an address with its credentials.
+    const scrub = textScrubber(configSecrets(config));
+    const scrubbed = (response: HttpResponse): HttpResponse => ({ ...response, body: scrub(response.body) });
     listeners.push({
       host: probeAddress.host,
       port: probeAddress.port,
       what: 'probes',
       routes: new Map<string, Route>([
         ['/healthz', () => probes.liveness()],
-        ['/ready', () => probes.readiness()],
+        ['/ready', () => scrubbed(probes.readiness())],
       ]),
     });
   }
@@ -85,6 +91,7 @@ export async function createObservability(config: Config, logger: Logger, versio
     metrics,
     ports,
     async start() {
+      progress.start();
       for (const listener of listeners) {
         const server = new HttpServer(listener.routes);
         let port;
@@ -110,24 +117,34 @@ export async function createObservability(config: Config, logger: Logger, versio
     async stop() {
       if (stopped) return;
       stopped = true;
+      progress.stop();
       await Promise.all([...servers.map((s) => s.close()), live?.stop()]);
       await sentry?.flush(2_000);
     },
   };
 }
 
-/** Everything that must not leave the process: passwords, and credentials inside URLs and the DSN. */
+/**
+ * Everything that must not leave the process: passwords, the DSN's keys, and the credentials in
+ * each `publisher.address` entry (`scheme://user:pw@host` or `user:pw@host`; for NATS also a token
+ * given as `nats://token@host`), as written and percent-decoded.
+ */
 export function configSecrets(config: Config): string[] {
-  const secrets = [config.database.password, config.publisher.sasl?.password ?? '', config.console.token, ...dsnSecrets(config.monitoring.sentryDSN)];
-  for (const match of config.publisher.address.matchAll(/\/\/[^:/@\s]*:([^@/\s]+)@/g)) {
-    secrets.push(match[1]!);
+  const secrets = [config.database.password, config.publisher.sasl?.password ?? '', config.console.token, config.mysql?.password ?? '', ...dsnSecrets(config.monitoring.sentryDSN)];
+  for (const entry of config.publisher.address.split(',').map((e) => e.trim())) {
+    const at = entry.lastIndexOf('@');
+    if (at < 0) continue;
+    const userinfo = entry.slice(0, at).replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+    const colon = userinfo.indexOf(':');
+    const secret = colon >= 0 ? userinfo.slice(colon + 1) : config.publisher.type === 'nats' ? userinfo : '';
+    secrets.push(secret);
     try {
-      secrets.push(decodeURIComponent(match[1]!));
+      secrets.push(decodeURIComponent(secret));
     } catch {
       // not percent-encoded
     }
   }
-  return secrets.filter((s) => s !== '');
+  return [...new Set(secrets)].filter((s) => s !== '');
 }
 
 /** One observer calling every given observer's hooks; a hook only one of them has is used as is. */

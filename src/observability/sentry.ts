@@ -1,7 +1,7 @@
 /**
  * Sentry, only when `monitoring.sentryDSN` is set (@sentry/node is loaded only then).
  * Sends error and fatal log records (through Sentry's pino integration, which reads the already
- * redacted JSON line) and uncaught exceptions / unhandled rejections (then exits 1, as Node would).
+ * redacted JSON line) and uncaught exceptions / unhandled rejections (crash.ts then exits 1).
  * Events carry `release: wal-listener@<version>` and the tag `version`. Every string in an event is
  * scrubbed of the configured secrets before it leaves the process; no tracing, no OpenTelemetry.
  */
@@ -57,12 +57,13 @@ export async function initSentry(options: SentryOptions): Promise<SentryHandle> 
       Sentry.linkedErrorsIntegration(),
       Sentry.dedupeIntegration(),
       Sentry.nodeContextIntegration(),
+      // Capture only: crash.ts logs one fatal JSON line, flushes Sentry and exits 1 (Sentry's own
+      // exit would print the raw stack on stderr first).
       Sentry.onUncaughtExceptionIntegration(),
-      // strict: capture, then exit 1, as Node does without a handler (warn mode would keep running).
-      Sentry.onUnhandledRejectionIntegration({ mode: 'strict' }),
+      Sentry.onUnhandledRejectionIntegration({ mode: 'none' }),
       Sentry.pinoIntegration({ log: { levels: [] }, error: { levels: ['error', 'fatal'] } }),
     ],
-    beforeSend: (event) => scrub(withoutSyntheticStacks(event)),
+    beforeSend: (event) => scrub(withoutSyntheticStacks(fatalRejections(event))),
     beforeBreadcrumb: (breadcrumb) => scrub(breadcrumb),
   });
   return {
@@ -70,6 +71,12 @@ export async function initSentry(options: SentryOptions): Promise<SentryHandle> 
       await Sentry.flush(timeoutMs);
     },
   };
+}
+
+/** Mode 'none' reports a rejection at level error; the daemon exits on it (crash.ts): fatal. */
+function fatalRejections<E extends { level?: string; extra?: Record<string, unknown> }>(event: E): E {
+  if (event.extra?.unhandledPromiseRejection === true) event.level = 'fatal';
+  return event;
 }
 
 /**

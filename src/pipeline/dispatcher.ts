@@ -476,8 +476,13 @@ export class Dispatcher {
   /** Waits `ms`, or less when the publisher reports its connection restored. */
   private pause(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      let resolved = false;
       const done = (): void => {
-        this.wakeRecovery = () => {};
+        // Once only: woken by 'restored', the sleep's timer still fires later, maybe after the
+        // recovery ended; marking a recovery as running then would block every later one (a stall).
+        if (resolved) return;
+        resolved = true;
+        if (this.wakeRecovery === done) this.wakeRecovery = () => {};
         resolve();
       };
       this.wakeRecovery = done;

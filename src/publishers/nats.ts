@@ -79,7 +79,7 @@ export class NatsPublisher implements Publisher {
         ...this.tlsOptions(),
       });
     } catch (err) {
-      throw new PublishError(`cannot connect to NATS at ${servers.join(',')}: ${describeError(err)}`, true, { cause: err });
+      throw new PublishError(`cannot connect to NATS at ${this.shownServers()}: ${describeError(err)}`, true, { cause: err });
     }
     try {
       await this.ensureStream(nc);
@@ -87,7 +87,7 @@ export class NatsPublisher implements Publisher {
       await nc.close().catch(() => {});
       if (err instanceof WalListenerError) throw err;
       if (/jetstream not enabled|10039/i.test(describeError(err))) {
-        throw new WalListenerError('WAL_PUBLISH_CONFIG', `JetStream is not enabled on the NATS server at ${servers.join(',')} (start nats-server with -js): ${describeError(err)}`, { cause: err });
+        throw new WalListenerError('WAL_PUBLISH_CONFIG', `JetStream is not enabled on the NATS server at ${this.shownServers()} (start nats-server with -js): ${describeError(err)}`, { cause: err });
       }
       throw new PublishError(`cannot set up JetStream stream ${this.config.topic}: ${describeError(err)}`, true, { cause: err });
     }
@@ -103,7 +103,7 @@ export class NatsPublisher implements Publisher {
   /** For `wal-listener check`: the server and the stream as they are; nothing is created. */
   async describe(): Promise<Finding[]> {
     const servers = this.servers();
-    const shown = servers.map((s) => s.replace(/\/\/[^@/]*@/, '//***@')).join(',');
+    const shown = this.shownServers();
     let nc: NatsConnection;
     try {
       nc = await connect({ servers, name: 'wal-listener check', reconnect: false, timeout: 5_000, ...this.tlsOptions() });
@@ -133,6 +133,13 @@ export class NatsPublisher implements Publisher {
     } finally {
       await nc.close().catch(() => {});
     }
+  }
+
+  /** The servers for messages: credentials (user:password, or a token) shown as `***`. */
+  private shownServers(): string {
+    return this.servers()
+      .map((s) => s.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, '$1***@'))
+      .join(',');
   }
 
   private servers(): string[] {

@@ -1,7 +1,8 @@
 /**
  * Secrets never leave the process: across failing runs at trace level (PostgreSQL unreachable, the
  * broker dying, a wrong password refused by a real server), no password or Sentry DSN key appears in
- * any log line, stdout, probe body, /metrics or Sentry envelope.
+ * any log line, stdout, probe body, /metrics or Sentry envelope. Broker addresses with credentials:
+ * ops-secrets-brokers.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -50,7 +51,7 @@ test('PostgreSQL unreachable and the broker killed, at trace level: no secret an
     { waitForStreaming: false, env: { WAL_DATABASE_PASSWORD: ENV_PASSWORD } },
   );
   daemons.push(daemon);
-  await waitFor('three failed PostgreSQL attempts', () => daemon.logs().filter((r) => r.msg === 'PostgreSQL not available; retrying').length >= 3, 20_000);
+  await waitFor('three failed PostgreSQL attempts', () => daemon.logs().filter((r) => r.msg === 'PostgreSQL not available; retrying').length >= 3, 45_000);
   await nats.kill();
   let bodies: string[];
   try {

@@ -1,7 +1,8 @@
 /**
  * Sentry against a local HTTP endpoint used as the DSN: a fatal error of the real daemon (database
- * does not exist → exit 1) and crashes (uncaught exception, unhandled rejection → exit 1) arrive as
- * events tagged with the version; no password or DSN key appears in any event or log line.
+ * does not exist → exit 1) and crashes (uncaught exception, unhandled rejection → one fatal JSON
+ * line with code WAL_INTERNAL, exit 1) arrive as events tagged with the version; no password or DSN
+ * key appears in any event or log line.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -61,12 +62,18 @@ test('a fatal error of the daemon reaches Sentry, tagged with the version, witho
   assertNoSecrets('stdout', daemon.stdout());
 });
 
-/** Runs a script that initialises Sentry like the daemon does, then crashes the way `crash` says. */
+/** Runs a script that sets up the logger, crash handlers and Sentry like the daemon does, then crashes the way `crash` says. */
 function crash(crashCode: string): Promise<{ code: number | null; stderr: string }> {
-  const sentryModule = pathToFileURL(`${REPO_ROOT}/src/observability/sentry.ts`).href;
+  const module = (name: string): string => JSON.stringify(pathToFileURL(`${REPO_ROOT}/src/observability/${name}.ts`).href);
+  const secrets = `[${JSON.stringify(PASSWORD)}, ${JSON.stringify(KEY)}]`;
   const script = `
-    const { initSentry } = await import(${JSON.stringify(sentryModule)});
-    await initSentry({ dsn: ${JSON.stringify(endpoint.dsn(KEY))}, version: '7.7.7', secrets: [${JSON.stringify(PASSWORD)}, ${JSON.stringify(KEY)}] });
+    const { initSentry } = await import(${module('sentry')});
+    const { createLogger } = await import(${module('logger')});
+    const { installCrashHandlers } = await import(${module('crash')});
+    const log = createLogger({ level: 'info', fmt: 'json' }, undefined, ${secrets});
+    let sentry;
+    installCrashHandlers(log, () => sentry.flush(2000));
+    sentry = await initSentry({ dsn: ${JSON.stringify(endpoint.dsn(KEY))}, version: '7.7.7', secrets: ${secrets} });
     ${crashCode}
   `;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -81,6 +88,16 @@ test('uncaught exceptions and unhandled rejections are reported, scrubbed, and s
   assert.equal(thrown.code, 1, thrown.stderr);
   const rejected = await crash(`setTimeout(() => { Promise.reject(new Error('rejected ${KEY}')); }, 10);`);
   assert.equal(rejected.code, 1, rejected.stderr);
+  // One fatal JSON line each, with a code and the stack as a field: never Node's raw stack trace.
+  for (const { stderr } of [thrown, rejected]) {
+    const lines = stderr.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, stderr);
+    const record = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.equal(record.level, 'fatal');
+    assert.equal(record.code, 'WAL_INTERNAL');
+    assert.match(String(record.stack), /^Error: /);
+    assertNoSecrets('the crash line', stderr);
+  }
 
   const events = endpoint.events().slice(before);
   const values = events.map((e) => JSON.stringify(e.exception));

@@ -106,6 +106,25 @@ test('a lost connection fails every unacknowledged batch at once; they are re-se
   dispatcher.stop();
 });
 
+test('a recovery woken early by the restored connection does not block the next one when its pause ends later', async () => {
+  const { publisher, dispatcher } = setup({ reconnect: { initialMs: 150, maxMs: 150 } });
+  const d = new CountingDelivery();
+  publisher.lose(); // idle: the recovery tries to reconnect, fails, pauses 150 ms
+  await delay(20);
+  publisher.restore(); // wakes the pause at once: the recovery ends
+  await waitFor('healthy again', () => dispatcher.healthy, 2000, 2);
+  await delay(250); // the pause's own timer fires now, after the recovery ended
+  dispatcher.add(testMessage('a', 'a'), d);
+  dispatcher.flush();
+  assert.equal(publisher.calls.length, 1);
+  publisher.calls[0]!.fail(new PublishError('broker hiccup', true));
+  await waitFor('the failed batch re-sent (it stalled for good before)', () => publisher.calls.length === 2, 2000, 2);
+  publisher.calls[1]!.ack();
+  await dispatcher.drained();
+  assert.equal(d.acked, 1);
+  dispatcher.stop();
+});
+
 test('a batch is not sent while a batch with one of its keys is in flight, and later batches wait behind it', async () => {
   const { publisher, dispatcher } = setup();
   const d = new CountingDelivery();

@@ -5,7 +5,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { HttpServer, Probes, parseListenAddress } from '../../src/observability/health-server.js';
 import { configSecrets, createObservability } from '../../src/observability/index.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, redactUrlCredentials, textScrubber } from '../../src/observability/logger.js';
 import { checkDsn, secretScrubber } from '../../src/observability/sentry.js';
 import { freePort } from '../support/ports.js';
 import { httpGet } from '../support/ops.js';
@@ -100,9 +100,9 @@ test('createObservability: one server when serverPort and promAddr share a port;
   // A bad promAddr is refused with the config, before anything starts.
   const bad = configSchema.safeParse({ ...base, monitoring: { promAddr: 'http://x' } });
   assert.deepEqual(bad.error?.issues.map((issue) => issue.path.join('.')), ['monitoring.promAddr']);
-  // Everything off: no hooks at all.
+  // Everything off: only the progress log line's hooks (logger.progressInterval, always on).
   const off = await createObservability(configSchema.parse({ ...base, listener: { slotName: 's' } }), log, '1');
-  assert.deepEqual(Object.keys(off.observer), []);
+  assert.deepEqual(Object.keys(off.observer).sort(), ['acked', 'inFlight', 'lag', 'state']);
   await off.start();
   await off.stop();
 });
@@ -131,4 +131,28 @@ test('secrets: scrubbed from every string and key of an event; DSN checked witho
   for (const bad of ['nope', 'https://o1.ingest.sentry.io/42', 'ftp://k@h/1', 'https://secretish@host/']) {
     assert.throws(() => checkDsn(bad), (err: unknown) => err instanceof ConfigError && !err.message.includes(bad) && /monitoring\.sentryDSN/.test(err.message));
   }
+});
+
+test('secrets in broker addresses: user:password and NATS tokens are collected; log lines lose them and any URL credentials', () => {
+  const nats = configSchema.parse({ listener: { slotName: 's' }, publisher: { type: 'nats', topic: 't', address: 'nats://alice:na%22ts-pw@h1:4222, tok3nValue@h2:4222,h3:4222' } });
+  const secrets = configSecrets(nats);
+  for (const s of ['na%22ts-pw', 'na"ts-pw', 'tok3nValue']) assert.ok(secrets.includes(s), s);
+  const scrub = textScrubber(secrets);
+  const line = JSON.stringify({ err: 'cannot connect to nats://alice:na"ts-pw@h1:4222 or tok3nValue@h2', other: 'amqp://bob:unlisted@h/v' });
+  const clean = scrub(line);
+  for (const s of ['na"ts-pw', 'na\\"ts-pw', 'tok3nValue', 'unlisted']) assert.ok(!clean.includes(s), `${s} in ${clean}`);
+  assert.doesNotThrow(() => JSON.parse(clean), 'still one JSON line');
+  assert.match(clean, /amqp:\/\/bob:\*\*\*@h\/v/);
+  assert.equal(redactUrlCredentials('nats://h:4222 and user@host'), 'nats://h:4222 and user@host', 'no credentials, nothing changed');
+});
+
+test('a password that is one of the daemon\'s own words (postgres) does not blank those words out of log lines', () => {
+  const scrub = textScrubber(['postgres', 'Real-Secret-1']);
+  assert.equal(scrub('{"source":"postgres","err":"Real-Secret-1"}'), '{"source":"postgres","err":"[redacted]"}');
+  assert.equal(scrub('postgres://postgres:postgres@h/db'), 'postgres://postgres:***@h/db');
+});
+
+test('a very short password is not searched for in whole lines (it would match inside words and keys)', () => {
+  const line = '{"level":"info","msg":"replication streaming"}';
+  assert.equal(textScrubber(['e'])(line), line);
 });
