@@ -141,12 +141,13 @@ export class Pipeline<P> implements ChangeSink<P> {
       action: 'MESSAGE',
       committedAt: t.committedAt,
       keyHeader: message.keyHeader === true,
+      tombstone: message.tombstone === true,
       headers: message.headers ?? null,
       properties: message.properties ?? null,
       exchange: message.exchange ?? null,
     };
     t.pending++;
-    this.dispatcher.add(outbound, t);
+    this.dispatcher.add(outbound, t, message.refusal ?? null);
   }
 
   skip(txn: TransactionHandle): void {

@@ -56,7 +56,7 @@ export async function diagnosePostgres(config: Config, sql: SqlClient): Promise<
   const { slotName, publication } = config.listener;
   const facts = await readSlotFacts(client, slotName, publication);
   const verdict = assessSlot(facts);
-  const scope = await desiredScope(client, config.listener.filter);
+  const scope = await desiredScope(client, config.listener.filter, config.listener.outbox);
   findings.push(await publicationFinding(client, facts, verdict, scope, role.superuser));
   findings.push(await slotFinding(client, facts, verdict));
   const needsSlot = facts.slot === null;

@@ -15,7 +15,7 @@ import { assessSlot, readSlotFacts } from './slot-history.js';
 import { ensureStateTable, writeSlotRecord, type AcknowledgedGap } from './state.js';
 
 export interface PrepareOptions {
-  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter'>;
+  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter' | 'outbox'>;
   database: string;
   /** `run --recreate-slot`: the operator acknowledges that changes since the last confirmed position are lost. */
   recreateSlot: boolean;
@@ -53,7 +53,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     log.info({ slot: slotName }, '--recreate-slot: the replication slot is usable and nothing was lost; nothing to re-create');
   }
 
-  const scope = await desiredScope(client, listener.filter);
+  const scope = await desiredScope(client, listener.filter, listener.outbox);
   if (options.announce && scope.unmatched.length) {
     log.warn({ filter: scope.unmatched }, 'listener.filter.tables names tables that do not exist now; their changes are published once they exist and the publication covers them');
   }
