@@ -38,7 +38,7 @@ export interface PublicationScope {
 }
 
 export async function serverVersion(client: Queryable): Promise<number> {
-  return Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]!.v);
+  return Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
 }
 
 /**
