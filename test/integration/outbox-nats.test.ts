@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { createStasher } from '../../src/outbox/index.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { assertOutboxDelivery, committed, createOutboxTable, WAYS, writeOutbox, type DeliveredRecord, type WrittenRecord } from '../support/outbox-workload.js';
@@ -88,7 +89,7 @@ test('a row without a topic, unpaired header arrays and a message without a topi
   await db.sql(`SELECT pg_logical_emit_message(true, 'wal-listener', '{"key":"k","value":"no topic"}')`);
   await db.sql(`SELECT pg_logical_emit_message(true, 'wal-listener', 'not json')`);
   await waitFor('the good row', async () => (await streamCount(nc, STREAM)) >= before + 1, 30_000);
-  const letters = await waitFor('three dead letters', async () => {
+  const letters = await waitFor('four dead letters', async () => {
     const r = await db.sql<{ reason: string; payload: Buffer }>('SELECT reason, payload FROM wal_listener.dead_letters ORDER BY id').catch(() => ({ rows: [] }));
     return r.rows.length >= 4 ? r.rows : undefined;
   }, 30_000);
@@ -102,5 +103,49 @@ test('a row without a topic, unpaired header arrays and a message without a topi
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(await streamCount(nc, STREAM), before + 1, 'only the good row reached the stream');
   assert.equal(await daemon!.stop(), 0);
+  daemon = undefined;
+});
+
+test('own column names and a bytea value: binary payloads byte for byte; updates, deletes and truncates of the outbox publish nothing', async () => {
+  await db.sql(`CREATE SCHEMA app;
+    CREATE TABLE app.events (id bigserial PRIMARY KEY, destination text, partition_key text, body bytea, hnames varchar(40)[], hvalues text[])`);
+  const stream = 'wl_obx_bin';
+  daemon = await startDaemon({
+    listener: {
+      slotName: db.slotName('bin'),
+      publication: 'wl_obx_bin',
+      outbox: [{ table: 'app.events', topic: 'destination', key: 'partition_key', value: 'body', headerKeys: 'hnames', headerValues: 'hvalues' }],
+    },
+    database: databaseSection(db),
+    publisher: { type: 'nats', address: nats.url, topic: stream },
+  });
+  const binary = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x5c, 0x78, 0x22, 10, 13, 0x80]);
+  const client = await db.client();
+  try {
+    await client.query('BEGIN');
+    await client.query('INSERT INTO app.events (destination, partition_key, body, hnames, hvalues) VALUES ($1, $2, $3, $4, $5)', [`${stream}.bin`, 'k1', binary, ['a', 'b'], ['1', 'with "quotes", commas\\ and {braces}']]);
+    await client.query('UPDATE app.events SET body = $1', [Buffer.from('changed')]);
+    await client.query('COMMIT');
+    const stasher = createStasher({ table: 'app.events', columns: { topic: 'destination', key: 'partition_key', value: 'body', headerKeys: 'hnames', headerValues: 'hvalues', createTime: null }, valueType: 'bytea' });
+    await client.query('BEGIN');
+    await stasher.stash(client, { topic: `${stream}.bin`, key: 'k1', value: new Uint8Array([0, 0xc3, 0x28]) }, { topic: `${stream}.bin`, key: 'k1', value: null, headers: { only: 'header' } });
+    await client.query('DELETE FROM app.events');
+    await client.query('COMMIT');
+    await client.query('TRUNCATE app.events');
+    await client.query("INSERT INTO users VALUES (2, 'bob')");
+  } finally {
+    await client.end();
+  }
+  await waitFor('4 messages', async () => (await streamCount(nc, stream)) >= 4, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const stored = await readStream(nc, stream);
+  assert.deepEqual(stored.map((m) => m.subject), [`${stream}.bin`, `${stream}.bin`, `${stream}.bin`, `${stream}.public_users`], 'three outbox messages, then the users insert; no event for the outbox table');
+  assert.ok(stored[0]!.bytes.equals(binary), 'bytea value byte for byte');
+  assert.equal(stored[0]!.headers?.get('key'), 'k1');
+  assert.equal(stored[0]!.headers?.get('b'), 'with "quotes", commas\\ and {braces}');
+  assert.ok(stored[1]!.bytes.equals(Buffer.from([0, 0xc3, 0x28])), 'the stasher writes bytes into a bytea column');
+  assert.equal(stored[2]!.bytes.length, 0, 'NULL value: empty payload');
+  assert.equal(stored[2]!.headers?.get('only'), 'header');
+  assert.equal(await daemon.stop(), 0);
   daemon = undefined;
 });
