@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
-import { databaseSection, startDaemon } from '../support/daemon.js';
+import { databaseSection, runCli, startDaemon, writeConfig } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
 let db: TestDatabase;
@@ -72,6 +72,10 @@ test('a missing table, a missing column and a wrong column type exit 1 naming ta
   const types = await run([{ table: 'bad_types' }], database);
   assert.equal(types.code, 1, types.stderr);
   assert.match(types.stderr, /outbox table public\.bad_types: column \\?"kafka_header_keys\\?" \(listener\.outbox headerKeys\) is text; it must be text\[\] or varchar\[\]/);
+
+  const check = await runCli(['check', '-c', writeConfig({ listener: { slotName: db.slotName('cfg'), publication: 'wl_obx_cfg', outbox: [{ table: 'outbox' }] }, database, publisher: { type: 'stdout', topic: 'wl_obx' } })]);
+  assert.match(check.stdout + check.stderr, /listener\.outbox.*outbox table public\.outbox has no column "kafka_key"/);
+  assert.notEqual(check.code, 0, 'wal-listener check reports the problem');
 
   const slots = await db.sql("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'wl_obx_cfg%'");
   assert.equal(slots.rowCount, 0, 'no slot was created');
