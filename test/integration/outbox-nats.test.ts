@@ -80,26 +80,28 @@ test('every committed outbox record arrives once per Nats-Msg-Id with subject, k
   assert.ok(skipped('nontransactional') >= 1, `non-transactional messages counted: ${skipped('nontransactional')}`);
 });
 
-test('a row without a topic, unpaired header arrays and a message without a topic are dead letters; the stream goes on', async () => {
+test('a row without a topic, unpaired header arrays, a subject NATS cannot take, a message without a topic are dead letters; the stream goes on', async () => {
   const before = await streamCount(nc, STREAM);
   await db.sql(`INSERT INTO outbox (create_time, kafka_topic, kafka_key, kafka_value, kafka_header_keys, kafka_header_values) VALUES
     (now(), '', 'k', 'no topic', '{}', '{}'),
     (now(), '${TOPICS[0]}', 'k', 'unpaired', '{a,b}', '{1}'),
-    (now(), '${TOPICS[0]}', 'k', 'fine', '{a}', '{1}')`);
+    (now(), '${TOPICS[0]}', 'k', 'fine', '{a}', '{1}'),
+    (now(), '${TOPICS[0]} *', 'k', 'bad subject', '{}', '{}')`);
   await db.sql(`SELECT pg_logical_emit_message(true, 'wal-listener', '{"key":"k","value":"no topic"}')`);
   await db.sql(`SELECT pg_logical_emit_message(true, 'wal-listener', 'not json')`);
   await waitFor('the good row', async () => (await streamCount(nc, STREAM)) >= before + 1, 30_000);
-  const letters = await waitFor('four dead letters', async () => {
+  const letters = await waitFor('five dead letters', async () => {
     const r = await db.sql<{ reason: string; payload: Buffer }>('SELECT reason, payload FROM wal_listener.dead_letters ORDER BY id').catch(() => ({ rows: [] }));
-    return r.rows.length >= 4 ? r.rows : undefined;
+    return r.rows.length >= 5 ? r.rows : undefined;
   }, 30_000);
-  assert.equal(letters.length, 4);
+  assert.equal(letters.length, 5);
   assert.match(letters[0]!.reason, /outbox row of public\.outbox has no topic \(column kafka_topic is empty\)/);
   assert.match(letters[1]!.reason, /kafka_header_keys has 2 element\(s\) but kafka_header_values has 1/);
-  assert.match(letters[2]!.reason, /no "topic" string/);
-  assert.match(letters[3]!.reason, /not JSON/);
+  assert.match(letters[2]!.reason, /NATS subject "wl_obx_nats\.orders \*" cannot be used: it contains whitespace/);
+  assert.match(letters[3]!.reason, /no "topic" string/);
+  assert.match(letters[4]!.reason, /not JSON/);
   assert.equal(letters[0]!.payload.toString(), 'no topic');
-  assert.equal(letters[3]!.payload.toString(), 'not json');
+  assert.equal(letters[4]!.payload.toString(), 'not json');
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(await streamCount(nc, STREAM), before + 1, 'only the good row reached the stream');
   assert.equal(await daemon!.stop(), 0);
