@@ -2,12 +2,13 @@
  * listener.outbox problems (issue 13): what can be checked offline (a malformed entry) exits 2
  * before anything connects; a table that does not exist, lacks a named column or has a column of
  * the wrong type is a startup error naming table and column (WAL_OUTBOX_TABLE), exit 1, before
- * the slot is created. Does not need the PostgreSQL 18 run (catalog queries only).
+ * the slot is created; so is an existing publication that leaves an outbox table out. Does not need the PostgreSQL 18 run (catalog queries only).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import { databaseSection, runCli, startDaemon, writeConfig } from '../support/daemon.js';
+import { GOHARVEST_TABLE } from '../support/outbox-workload.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
 let db: TestDatabase;
@@ -32,9 +33,9 @@ after(async () => {
   await db?.drop();
 });
 
-async function run(outbox: unknown[], database: Record<string, unknown>): Promise<{ code: number | null; stderr: string }> {
+async function run(outbox: unknown[], database: Record<string, unknown>, publication = 'wl_obx_cfg'): Promise<{ code: number | null; stderr: string }> {
   const daemon = await startDaemon(
-    { listener: { slotName: db.slotName('cfg'), publication: 'wl_obx_cfg', outbox }, database, publisher: { type: 'nats', address: `127.0.0.1:${trapPort}`, topic: 'wl_obx' } },
+    { listener: { slotName: db.slotName('cfg'), publication, outbox }, database, publisher: { type: 'nats', address: `127.0.0.1:${trapPort}`, topic: 'wl_obx' } },
     { waitForStreaming: false },
   );
   return { code: await daemon.exited, stderr: daemon.stderr() };
@@ -72,6 +73,12 @@ test('a missing table, a missing column and a wrong column type exit 1 naming ta
   const types = await run([{ table: 'bad_types' }], database);
   assert.equal(types.code, 1, types.stderr);
   assert.match(types.stderr, /outbox table public\.bad_types: column \\?"kafka_header_keys\\?" \(listener\.outbox headerKeys\) is text; it must be text\[\] or varchar\[\]/);
+
+  // A publication made beforehand (never altered by the daemon) that leaves an outbox table out.
+  await db.sql(`${GOHARVEST_TABLE.replace('outbox', 'good_outbox')}; CREATE PUBLICATION wl_obx_cfg_mine FOR TABLE bad_types`);
+  const unpublished = await run([{ table: 'good_outbox' }], database, 'wl_obx_cfg_mine');
+  assert.equal(unpublished.code, 1, unpublished.stderr);
+  assert.match(unpublished.stderr, /publication \\?"wl_obx_cfg_mine\\?" does not publish inserts of outbox table public\.good_outbox .*ALTER PUBLICATION \\?"wl_obx_cfg_mine\\?" ADD TABLE \\?"public\\?"\.\\?"good_outbox\\?"/);
 
   const check = await runCli(['check', '-c', writeConfig({ listener: { slotName: db.slotName('cfg'), publication: 'wl_obx_cfg', outbox: [{ table: 'outbox' }] }, database, publisher: { type: 'stdout', topic: 'wl_obx' } })]);
   assert.match(check.stdout + check.stderr, /listener\.outbox.*outbox table public\.outbox has no column "kafka_key"/);

@@ -9,6 +9,7 @@ import type { OutboxTableConfig } from '../../config/outbox.js';
 import { WalListenerError } from '../../errors.js';
 import { parseFilterKey } from '../../pipeline/filter.js';
 import { missingColumn } from './outbox.js';
+import { desiredScope, quoteIdent, readPublication } from './publication.js';
 
 type Queryable = Pick<pg.Client, 'query'>;
 
@@ -54,4 +55,21 @@ export async function checkOutboxTables(client: Queryable, tables: readonly Outb
       }
     }
   }
+}
+
+/**
+ * An existing publication (the daemon never alters one) must publish the inserts of every outbox
+ * table, or their messages would silently never be read: the error names the table and the fix.
+ */
+export async function checkOutboxPublication(client: Queryable, publication: string, tables: readonly OutboxTableConfig[]): Promise<void> {
+  if (tables.length === 0) return;
+  const existing = await readPublication(client, publication);
+  if (existing === null) return;
+  const outboxOnly = await desiredScope(client, { tables: Object.fromEntries(tables.map((t) => [t.table, ['insert']])) });
+  const missing = existing.publish.includes('insert') ? outboxOnly.tables.filter((t) => !existing.allTables && !existing.tables.includes(t)) : outboxOnly.tables;
+  if (missing.length === 0) return;
+  const fix = existing.publish.includes('insert')
+    ? `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map((t) => t.split('.').map(quoteIdent).join('.')).join(', ')}`
+    : `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = '${[...existing.publish, 'insert'].join(', ')}')`;
+  throw new WalListenerError('WAL_OUTBOX_TABLE', `publication "${publication}" does not publish inserts of outbox table ${missing.join(', ')} (listener.outbox): its messages would never be read; the daemon does not alter an existing publication: run ${fix}`);
 }

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { ListenerConfig } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import { checkOutboxPublication } from './outbox-tables.js';
 import { compareScope, createPublication, desiredScope, describeScope, readPublication, replicaIdentityProblem, tablesWithoutReplicaIdentity } from './publication.js';
 import { ensureSlot, type SlotState } from './setup.js';
 import { assessSlot, readSlotFacts } from './slot-history.js';
@@ -62,7 +63,11 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     options.step('creating the publication');
     const statement = await createPublication(client, publication, scope);
     if (statement) log.info({ publication, covers: describeScope(scope), statement }, 'created publication');
-  } else if (options.announce) {
+  } else {
+    options.step('checking that the publication covers the outbox tables');
+    await checkOutboxPublication(client, publication, listener.outbox);
+  }
+  if (facts.publicationExists && options.announce) {
     const existing = await readPublication(client, publication);
     const difference = existing && compareScope(publication, existing, scope);
     if (difference) {

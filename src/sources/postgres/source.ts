@@ -20,7 +20,7 @@ import { PostgresDeadLetterStore } from './dead-letter-store.js';
 import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
 import { parseLsn, type Lsn } from './pgoutput.js';
-import { checkOutboxTables } from './outbox-tables.js';
+import { checkOutboxPublication, checkOutboxTables } from './outbox-tables.js';
 import { OutboxRoutes } from './outbox.js';
 import { serverVersion } from './publication.js';
 import { Relations } from './relations.js';
@@ -80,6 +80,7 @@ export class PostgresSource implements Source<Lsn> {
       await checkWalLevel(client);
       step = 'checking the outbox tables';
       await checkOutboxTables(client, this.config.listener.outbox);
+      await checkOutboxPublication(client, publication, this.config.listener.outbox);
       step = 'checking the replication slot';
       const verdict = assessSlot(await readSlotFacts(client, slotName, publication));
       if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !this.recreateSlot)) throw verdict.error;
