@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { messageBody } from '../../src/outbox/index.js';
 import { routeLogicalMessage } from '../../src/sources/postgres/logical-messages.js';
-import { OutboxRoutes } from '../../src/sources/postgres/outbox.js';
+import { OutboxRoutes, textArray } from '../../src/sources/postgres/outbox.js';
 import { decodeLogicalMessage, decodeMessage, type RelationMessage } from '../../src/sources/postgres/pgoutput.js';
 
 const CONFIG = `listener:
@@ -78,4 +78,16 @@ test('outbox rows: bytea values, header arrays, refusals; other tables have no r
   assert.match(route(['1', 'orders', 'k', null, '{a,b}', '{1}']).refusal ?? '', /kafka_header_keys has 2 element\(s\) but kafka_header_values has 1/);
   assert.match(route(['1', 'orders', 'k', null, '{a}', '{NULL}']).refusal ?? '', /header "a" has a NULL value/);
   assert.throws(() => routes.relation({ ...RELATION, relationId: 9, columns: RELATION.columns.filter((c) => c.name !== 'kafka_key') }), /outbox table public\.outbox has no column "kafka_key"/);
+});
+
+test('textArray reads array_out of one-dimensional text arrays', () => {
+  assert.deepEqual(textArray('{}'), []);
+  assert.deepEqual(textArray('{a,b}'), ['a', 'b']);
+  assert.deepEqual(textArray('{NULL,"NULL",null}'), [null, 'NULL', null]);
+  assert.deepEqual(textArray('{"",b,"c d","x\\\\y","q\\"q",{}}'.replace(',{}', '')), ['', 'b', 'c d', 'x\\y', 'q"q']);
+  assert.deepEqual(textArray('{"a,b","}"}'), ['a,b', '}']);
+  assert.equal(textArray('{{a},{b}}'), undefined);
+  assert.equal(textArray('[2:3]={a,b}'), undefined);
+  assert.equal(textArray('{"open}'), undefined);
+  assert.equal(textArray('not an array'), undefined);
 });
