@@ -31,18 +31,16 @@ export function routeLogicalMessage(content: Buffer): RoutedMessage {
   if (typeof headerTable === 'string') return refused(`logical message ${MESSAGE_PREFIX}: ${headerTable}`, content);
   const tombstone = valueBase64 === undefined && (value === undefined || value === null);
   const payload = typeof valueBase64 === 'string' ? Buffer.from(valueBase64, 'base64') : tombstone ? EMPTY : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8');
-  return { ...ORIGIN, subject: topic, key: typeof key === 'string' ? key : '', keyHeader: true, payload, tombstone, headers: headerTable };
+  return { schema: ORIGIN.schema, table: ORIGIN.table, subject: topic, key: typeof key === 'string' ? key : '', keyHeader: true, payload, tombstone, headers: headerTable };
 }
 
 function headersOf(headers: unknown): Record<string, string> | string {
   if (headers === undefined || headers === null) return {};
   if (typeof headers !== 'object' || Array.isArray(headers)) return '"headers" is not a JSON object';
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (typeof value !== 'string') return `header ${JSON.stringify(name)} is not a string`;
-    out[name] = value;
-  }
-  return out;
+  // JSON.parse made it: a plain object of its own, returned as it is when every value is a string.
+  const table = headers as Record<string, unknown>;
+  for (const name in table) if (typeof table[name] !== 'string') return `header ${JSON.stringify(name)} is not a string`;
+  return table as Record<string, string>;
 }
 
 /** A message no broker can take: its content is kept whole for the dead letter. */
