@@ -2,7 +2,8 @@
  * Outbox → RabbitMQ (the shared broker; issue 13): goharvest's outbox table, logical messages and
  * the wal-listener/outbox stasher, 1,000 records each (test/support/outbox-workload.ts). The topic
  * column is the routing key on the `publisher.topic` exchange, key and headers are AMQP headers,
- * the value the body byte for byte, messageId the stable id.
+ * the value the body byte for byte, messageId the stable id. The config is README's outbox-only
+ * one (a filter naming just the outbox's inserts).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,10 +33,15 @@ after(async () => {
 
 test('every committed outbox record arrives once per messageId with routing key, key header, body bytes and headers, in key order', async () => {
   daemon = await startDaemon({
-    listener: { slotName: db.slotName('obx'), publication: 'wl_obx_rabbit', outbox: [{ table: 'public.outbox' }] },
+    listener: { slotName: db.slotName('obx'), publication: 'wl_obx_rabbit', outbox: [{ table: 'public.outbox' }], filter: { tables: { 'public.outbox': ['insert'] } } },
     database: databaseSection(db),
     publisher: { type: 'rabbitmq', address: RABBIT_URL, topic: exchange },
   });
+  // README's outbox-only setup: the publication carries the outbox's inserts and nothing else.
+  const publication = await db.sql<{ tables: string; publish: string }>(
+    "SELECT (SELECT string_agg(tablename, ',') FROM pg_publication_tables WHERE pubname = p.pubname) AS tables, concat_ws(',', CASE WHEN pubinsert THEN 'insert' END, CASE WHEN pubupdate THEN 'update' END, CASE WHEN pubdelete THEN 'delete' END) AS publish FROM pg_publication p WHERE pubname = 'wl_obx_rabbit'",
+  );
+  assert.deepEqual(publication.rows[0], { tables: 'outbox', publish: 'insert' });
   const written: WrittenRecord[] = [];
   for (const way of WAYS) written.push(...(await writeOutbox(db, way, TOPICS)));
   const expected = committed(written);
