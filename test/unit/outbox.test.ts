@@ -78,6 +78,7 @@ test('outbox rows: bytea values, header arrays, refusals; other tables have no r
   assert.match(route(['1', 'orders', 'k', null, '{a,b}', '{1}']).refusal ?? '', /kafka_header_keys has 2 element\(s\) but kafka_header_values has 1/);
   assert.match(route(['1', 'orders', 'k', null, '{a}', '{NULL}']).refusal ?? '', /header "a" has a NULL value/);
   assert.throws(() => routes.relation({ ...RELATION, relationId: 9, columns: RELATION.columns.filter((c) => c.name !== 'kafka_key') }), /outbox table public\.outbox has no column "kafka_key"/);
+  assert.throws(() => routes.relation({ ...RELATION, name: 'outbox_old' }), /an outbox table was renamed to public\.outbox_old/);
 });
 
 test('textArray reads array_out of one-dimensional text arrays', () => {

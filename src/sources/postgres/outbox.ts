@@ -25,11 +25,17 @@ export class OutboxRoutes {
 
   constructor(private readonly tables: readonly OutboxTableConfig[]) {}
 
-  /** Learns (or forgets) a relation's route; a named column it lacks stops the stream. */
+  /**
+   * Learns a relation's route. A named column it lacks stops the stream, and so does an outbox
+   * table renamed away from its listener.outbox name: its rows would otherwise turn silently into
+   * change events (or be filtered out).
+   */
   relation(message: RelationMessage): void {
     const entry = outboxEntry(this.tables, message.schema, message.name);
     if (entry) this.routes.set(message.relationId, outboxRoute(entry, message));
-    else this.routes.delete(message.relationId);
+    else if (this.routes.has(message.relationId)) {
+      throw new WalListenerError('WAL_OUTBOX_TABLE', `an outbox table was renamed to ${message.schema}.${message.name}, which listener.outbox does not name; name it there (or rename it back) and restart`);
+    }
   }
 
   get(relationId: number): OutboxRoute | undefined {
