@@ -4,7 +4,8 @@
  * daemon into a private nats-server. Subjects are the topic column (inside the daemon's stream),
  * `key` and the record's headers are NATS headers, Nats-Msg-Id the stable id. Rows with no topic
  * or unpaired header arrays are rejected into wal_listener.dead_letters (onReject: deadLetter), and
- * logical messages of another prefix or non-transactional ones are counted as skipped.
+ * logical messages of another prefix or non-transactional ones are counted as skipped. Own column
+ * names with a bytea value; a renamed outbox table stops the daemon.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -149,5 +150,19 @@ test('own column names and a bytea value: binary payloads byte for byte; updates
   assert.equal(stored[2]!.bytes.length, 0, 'NULL value: empty payload');
   assert.equal(stored[2]!.headers?.get('only'), 'header');
   assert.equal(await daemon.stop(), 0);
+  daemon = undefined;
+});
+
+test('an outbox table renamed while streaming stops the daemon naming the new name (WAL_OUTBOX_TABLE), exit 1', async () => {
+  daemon = await startDaemon({
+    listener: { slotName: db.slotName('ren'), publication: 'wl_obx_bin', outbox: [{ table: 'app.events', topic: 'destination', key: 'partition_key', value: 'body', headerKeys: 'hnames', headerValues: 'hvalues' }] },
+    database: databaseSection(db),
+    publisher: { type: 'nats', address: nats.url, topic: 'wl_obx_bin' },
+  });
+  await db.sql("INSERT INTO app.events (destination, partition_key) VALUES ('wl_obx_bin.bin', 'k')");
+  await db.sql('ALTER TABLE app.events RENAME TO events_old');
+  await db.sql("INSERT INTO app.events_old (destination, partition_key) VALUES ('wl_obx_bin.bin', 'k')");
+  assert.equal(await daemon.exited, 1, daemon.stderr().slice(-2000));
+  assert.match(daemon.stderr(), /an outbox table was renamed to app\.events_old, which listener\.outbox does not name.*WAL_OUTBOX_TABLE/);
   daemon = undefined;
 });
