@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   WAL_PUBLISH_REJECTED: { fatal: true, text: 'The broker will never accept a message (e.g. too large); with onReject: stop the daemon stops.' },
   WAL_PUBLISH_CONFIG: { fatal: true, text: 'The broker setup is wrong (bad address, refused login, missing topic, JetStream off); the daemon stops.' },
   WAL_DEAD_LETTER: { fatal: false, text: 'A rejected message could not be stored in wal_listener.dead_letters; retried.' },
+  WAL_OUTBOX_TABLE: { fatal: true, text: 'A table named in listener.outbox does not exist, lacks a named column, or a column has a type the outbox cannot read.' },
   WAL_PGQ_NOT_INSTALLED: { fatal: true, text: 'PgQ is not installed in the database (CREATE EXTENSION pgq).' },
   WAL_PGQ_QUEUE_MISSING: { fatal: true, text: "The configured PgQ queue does not exist (SELECT pgq.create_queue('…'))." },
   WAL_PGQ_READ: { fatal: false, text: 'Reading the PgQ queue failed (connection lost, server restarting); reconnected, and PgQ hands the unfinished batch out again.' },

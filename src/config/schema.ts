@@ -9,6 +9,7 @@ import { consoleSection } from './console.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { mysqlSection } from './mysql.js';
+import { outboxSection } from './outbox.js';
 import { checkSourceSections, sourceSection, withSlotName } from './source.js';
 import { pgqSection } from './pgq.js';
 
@@ -100,6 +101,8 @@ const listener = z.strictObject({
     })
     .prefault({}),
   topicsMap: z.record(z.string(), z.string().min(1)).default({}),
+  /** + Tables whose inserted rows are messages (DESIGN.md "Outbox"). */
+  outbox: outboxSection,
   /** + Upper bound on changes published but not yet acknowledged by the broker. */
   maxInFlight: z.number().int().min(1).max(1_000_000).default(4096),
   /** + How long SIGTERM waits for in-flight acknowledgements before giving up (inside Kubernetes' 30 s grace). */

@@ -47,7 +47,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
 
 /** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
-  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight'>
+  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'logicalMessageSkipped'>
 >;
 
 export interface MetricsOptions {
@@ -85,6 +85,7 @@ export class Metrics {
   private readonly skippedCells = new Map<string, Cell>();
   private readonly problemCells: Record<'convert' | 'publish' | 'ack' | 'rejected', Cell>;
   private readonly retryCell: Cell;
+  private readonly messageSkippedCells: Record<'prefix' | 'nontransactional', Cell>;
   private readonly reconnectCell: (target: string) => Cell;
   private readonly reconnectCells = new Map<string, Cell>();
   private inFlightCount: () => number = () => 0;
@@ -104,6 +105,8 @@ export class Metrics {
       registry,
     );
     this.reconnectCell = cellCounter('reconnects_total', 'Reconnects after a failure or a lost connection, by target (the source kind, or publisher)', ['target'], registry);
+    const messageSkipped = cellCounter('logical_messages_skipped_total', 'PostgreSQL logical messages not routed: reason="prefix" (a prefix other than wal-listener), "nontransactional" (pg_logical_emit_message with transactional false)', ['reason'], registry);
+    this.messageSkippedCells = { prefix: messageSkipped('prefix'), nontransactional: messageSkipped('nontransactional') };
     this.retryCell = cellCounter('publish_retries_total', 'Re-send attempts of batches that failed (each attempt once, whatever its size)', [], registry)();
     this.lag = new Gauge({ name: 'replication_lag_bytes', help: "Bytes between the source's newest position (PostgreSQL: the server's WAL end) and the confirmed one", registers });
     this.confirmedLsn = new Gauge({ name: 'confirmed_lsn_bytes', help: 'The position confirmed to the source (every change before it was acknowledged by the broker), as a number (PostgreSQL: the LSN)', registers });
@@ -159,6 +162,9 @@ export class Metrics {
       },
       reconnect: (target) => {
         this.reconnect(target).value++;
+      },
+      logicalMessageSkipped: (reason) => {
+        this.messageSkippedCells[reason].value++;
       },
       inFlight: (count) => {
         this.inFlightCount = count;

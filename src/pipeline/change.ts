@@ -116,6 +116,10 @@ export interface RoutedMessage {
   /** Also send the key as a `key` header where the broker has no key field (NATS, RabbitMQ): outbox messages. */
   readonly keyHeader?: boolean;
   readonly payload: Buffer;
+  /** The value was NULL: sent as a Kafka tombstone (null value); an empty payload elsewhere. */
+  readonly tombstone?: boolean;
+  /** Why no broker can take it (an outbox row without a topic): rejected, the dead-letter policy applies. */
+  readonly refusal?: string;
   /** Extra headers (Kafka headers, NATS headers, AMQP headers, Pub/Sub attributes). */
   readonly headers?: Readonly<Record<string, string>>;
   /** Message properties for brokers that have them (AMQP: contentType, type, correlationId, ...). */

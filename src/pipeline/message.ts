@@ -25,6 +25,8 @@ export interface OutboundMessage {
   readonly committedAt?: number;
   /** Send `key` as a `key` header too, on brokers without a key field (routed outbox messages). */
   readonly keyHeader?: boolean;
+  /** A routed message whose value was NULL: Kafka gets a null value (a tombstone). */
+  readonly tombstone?: boolean;
   /** Headers of a routed message (outbox headers, queue event headers); null for change events. */
   readonly headers: Readonly<Record<string, string>> | null;
   /** Broker message properties of a routed message (AMQP contentType, type, ...); null otherwise. */

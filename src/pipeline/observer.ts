@@ -32,6 +32,8 @@ export interface PipelineObserver {
   lag?(bytes: number): void;
   /** The confirmed position as a number (PostgreSQL: the LSN), after it moved. */
   confirmed?(position: number): void;
+  /** A logical message that is not routed: another prefix, or non-transactional (DESIGN.md "Outbox"). */
+  logicalMessageSkipped?(reason: 'prefix' | 'nontransactional'): void;
   /** A value published as its source text because it could not be converted. */
   convertProblem?(): void;
   /** Called once with a function returning the messages not yet acknowledged. */

@@ -70,6 +70,7 @@ export class Pipeline<P> implements ChangeSink<P> {
   private lastConfirm = 0;
   private confirmTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly subjects = new Map<string, string | null>();
 
   constructor(private readonly options: PipelineOptions<P>) {
     this.checkpointer = new Checkpointer<P>(options.start, options.compare);
@@ -141,12 +142,13 @@ export class Pipeline<P> implements ChangeSink<P> {
       action: 'MESSAGE',
       committedAt: t.committedAt,
       keyHeader: message.keyHeader === true,
+      tombstone: message.tombstone === true,
       headers: message.headers ?? null,
       properties: message.properties ?? null,
       exchange: message.exchange ?? null,
     };
     t.pending++;
-    this.dispatcher.add(outbound, t);
+    this.dispatcher.add(outbound, t, message.refusal ?? this.subjectProblem(message.subject));
   }
 
   skip(txn: TransactionHandle): void {
@@ -209,6 +211,18 @@ export class Pipeline<P> implements ChangeSink<P> {
     };
     txn.pending++;
     this.dispatcher.add(message, txn, plan.refusal);
+  }
+
+  /** checkSubject for routed subjects (taken from rows: unbounded in principle), remembered for the last few thousand. */
+  private subjectProblem(subject: string): string | null {
+    const check = this.options.checkSubject;
+    if (check === undefined) return null;
+    let problem = this.subjects.get(subject);
+    if (problem === undefined) {
+      if (this.subjects.size >= 4096) this.subjects.clear();
+      this.subjects.set(subject, (problem = check(subject)));
+    }
+    return problem;
   }
 
   private moved(): void {

@@ -210,7 +210,7 @@ export class PubSubPublisher implements Publisher {
   }
 
   maxPayloadBytes(message: OutboundMessage): number {
-    return MAX_MESSAGE_BYTES - ATTRIBUTE_OVERHEAD - message.id.length - message.lsn.length - message.schema.length - message.table.length - message.action.length - Math.min(Buffer.byteLength(message.key), 80);
+    return MAX_MESSAGE_BYTES - ATTRIBUTE_OVERHEAD - message.id.length - message.lsn.length - message.schema.length - message.table.length - message.action.length - Math.min(Buffer.byteLength(message.key), 80) - (message.headers === null ? 0 : JSON.stringify(message.headers).length);
   }
 
   publish(batch: readonly OutboundMessage[], signal: AbortSignal): Promise<void> {
@@ -299,7 +299,7 @@ export class PubSubPublisher implements Publisher {
       topic.publishMessage(
         {
           data: payloadBuffer(message),
-          attributes: { id: message.id, lsn: message.lsn, table: `${message.schema}.${message.table}`, action: message.action },
+          attributes: { ...message.headers, id: message.id, lsn: message.lsn, table: `${message.schema}.${message.table}`, action: message.action },
           ...(orderingKey ? { orderingKey } : {}),
         },
         done,

@@ -278,7 +278,7 @@ export class KafkaPublisher implements Publisher {
       if (bytes > 0 && bytes + size > Math.min(MAX_SEND_BYTES, this.topicLimits.get(m.subject) ?? Infinity)) break;
       bytes += size;
       const headers = { ...m.headers, id: m.id, lsn: m.lsn, table: `${m.schema}.${m.table}`, action: m.action };
-      const message: Message = { key: m.key, value, headers };
+      const message: Message = { key: m.key, value: m.tombstone ? null : value, headers };
       const list = topics.get(m.subject);
       if (list) list.push(message);
       else topics.set(m.subject, [message]);

@@ -151,6 +151,8 @@ export interface ConsumedRecord {
   readonly key: string;
   readonly value: string;
   readonly headers: Record<string, string>;
+  /** The value was null (a tombstone). */
+  readonly tombstone: boolean;
 }
 
 /**
@@ -170,7 +172,7 @@ export async function consumeAll(bootstrap: string, topics: readonly string[], c
       eachMessage: async ({ topic, partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
-        records.push({ topic, partition, offset: Number(message.offset), key: message.key?.toString('utf8') ?? '', value: message.value?.toString('utf8') ?? '', headers });
+        records.push({ topic, partition, offset: Number(message.offset), key: message.key?.toString('utf8') ?? '', value: message.value?.toString('utf8') ?? '', headers, tombstone: message.value === null });
         if (records.length >= count) done();
       },
     });

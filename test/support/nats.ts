@@ -75,6 +75,8 @@ export interface StoredMessage {
   headers: MsgHdrs | undefined;
   /** The payload as sent (JSON.parse loses int8 digits; assert on this for exact numbers). */
   raw: string;
+  /** The payload's bytes. */
+  bytes: Buffer;
   json: Record<string, unknown>;
 }
 
@@ -107,7 +109,7 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
   const consumer = await jetstream(nc).consumers.get(stream);
   const messages = await consumer.consume({ max_messages: 1000 });
   for await (const m of messages) {
-    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), headers: m.headers, raw: m.string(), json: parseOrEmpty(m.string()) });
+    out.push({ seq: m.seq, subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), headers: m.headers, raw: m.string(), bytes: Buffer.from(m.data), json: parseOrEmpty(m.string()) });
     if (m.seq >= last) break;
   }
   await messages.close();

@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import type { Config } from '../../config/schema.js';
 import type { Finding } from '../../findings.js';
+import { checkOutboxTables } from './outbox-tables.js';
 import { tlsError } from './connection-options.js';
 import { classifyPgError } from './errors.js';
 import { roleFacts, serverFacts, slotActivity } from './inspect.js';
@@ -56,7 +57,7 @@ export async function diagnosePostgres(config: Config, sql: SqlClient): Promise<
   const { slotName, publication } = config.listener;
   const facts = await readSlotFacts(client, slotName, publication);
   const verdict = assessSlot(facts);
-  const scope = await desiredScope(client, config.listener.filter);
+  const scope = await desiredScope(client, config.listener.filter, config.listener.outbox);
   findings.push(await publicationFinding(client, facts, verdict, scope, role.superuser));
   findings.push(await slotFinding(client, facts, verdict));
   const needsSlot = facts.slot === null;
@@ -85,6 +86,11 @@ export async function diagnosePostgres(config: Config, sql: SqlClient): Promise<
       ? { status: 'warn', subject: 'replica identity', detail: replicaIdentityProblem(publication, keyless) }
       : { status: 'ok', subject: 'replica identity', detail: 'every published table has one (PostgreSQL accepts UPDATE and DELETE on them)' },
   );
+  if (config.listener.outbox.length) {
+    const subject = 'listener.outbox';
+    const problem = await checkOutboxTables(client, config.listener.outbox).then(() => null, (err: unknown) => (err as Error).message);
+    findings.push(problem === null ? { status: 'ok', subject, detail: `${config.listener.outbox.map((o) => o.table).join(', ')}: every named column exists with a usable type` } : { status: 'problem', subject, detail: problem });
+  }
   if (scope.unmatched.length) {
     findings.push({ status: 'warn', subject: 'listener.filter.tables', detail: `names ${scope.unmatched.join(', ')}, which match no existing table`, fix: 'check the names (a renamed table keeps streaming under its new name only if the filter names it)' });
   }

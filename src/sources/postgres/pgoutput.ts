@@ -50,7 +50,8 @@ export interface UpdateMessage {
 }
 export interface DeleteMessage { readonly tag: 'delete'; readonly relationId: number; readonly oldKind: 'K' | 'O'; readonly oldTuple: Tuple }
 export interface TruncateMessage { readonly tag: 'truncate'; readonly cascade: boolean; readonly restartIdentity: boolean; readonly relationIds: readonly number[] }
-export interface LogicalMessage { readonly tag: 'message'; readonly transactional: boolean; readonly lsn: Lsn; readonly prefix: string; readonly content: Buffer }
+export interface LogicalMessageBody { readonly transactional: boolean; readonly lsn: Lsn; readonly prefix: string; readonly content: Buffer }
+export interface LogicalMessage extends LogicalMessageBody { readonly tag: 'message' }
 
 export type PgOutputMessage =
   | BeginMessage
@@ -88,6 +89,16 @@ export function decodeFrame(buf: Buffer): ReplicationFrame {
     return { kind: 'keepalive', walEnd: buf.readBigUInt64BE(1), replyRequested: buf[17] === 1 };
   }
   throw new ProtocolError(`unknown replication frame type 0x${(kind ?? 0).toString(16)}`);
+}
+
+/**
+ * Decodes a logical message (pgoutput 'M', from pg_logical_emit_message; START_REPLICATION with
+ * `messages 'true'`) whose tag byte is at `offset`. The content is copied: it outlives `buf`.
+ */
+export function decodeLogicalMessage(buf: Buffer, offset = 0): LogicalMessageBody {
+  const reader = new Reader(buf, offset);
+  reader.expect(0x4d /* M */, 'logical message');
+  return reader.logicalMessage();
 }
 
 /** Decodes the pgoutput message that starts at `offset` and runs to the end of `buf`. */
@@ -134,17 +145,21 @@ class Reader {
         for (let i = 0; i < count; i++) relationIds[i] = this.uint32();
         return { tag: 'truncate', cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0, relationIds };
       }
-      case 0x4d /* M */: {
-        const flags = this.uint8();
-        const lsn = this.uint64();
-        const prefix = this.cstring();
-        const length = this.uint32();
-        const content = Buffer.from(this.bytes(length));
-        return { tag: 'message', transactional: (flags & 1) !== 0, lsn, prefix, content };
-      }
+      case 0x4d /* M */:
+        return { tag: 'message', ...this.logicalMessage() };
       default:
         throw new ProtocolError(`unknown pgoutput message type ${JSON.stringify(String.fromCharCode(tag))} (0x${tag.toString(16)})`);
     }
+  }
+
+  /** The body of a Message ('M'), after its tag. */
+  logicalMessage(): LogicalMessageBody {
+    const flags = this.uint8();
+    const lsn = this.uint64();
+    const prefix = this.cstring();
+    const length = this.uint32();
+    const content = Buffer.from(this.bytes(length));
+    return { transactional: (flags & 1) !== 0, lsn, prefix, content };
   }
 
   private relation(): RelationMessage {
@@ -205,7 +220,7 @@ class Reader {
     return { buf, spans };
   }
 
-  private expect(byte: number, what: string): void {
+  expect(byte: number, what: string): void {
     const got = this.uint8();
     if (got !== byte) throw new ProtocolError(`${what}: expected ${String.fromCharCode(byte)}, got 0x${got.toString(16)}`);
   }

@@ -9,13 +9,14 @@ import type pg from 'pg';
 import type { ListenerConfig } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import { checkOutboxPublication } from './outbox-tables.js';
 import { compareScope, createPublication, desiredScope, describeScope, readPublication, replicaIdentityProblem, tablesWithoutReplicaIdentity } from './publication.js';
 import { ensureSlot, type SlotState } from './setup.js';
 import { assessSlot, readSlotFacts } from './slot-history.js';
 import { ensureStateTable, writeSlotRecord, type AcknowledgedGap } from './state.js';
 
 export interface PrepareOptions {
-  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter'>;
+  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter' | 'outbox'>;
   database: string;
   /** `run --recreate-slot`: the operator acknowledges that changes since the last confirmed position are lost. */
   recreateSlot: boolean;
@@ -53,7 +54,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     log.info({ slot: slotName }, '--recreate-slot: the replication slot is usable and nothing was lost; nothing to re-create');
   }
 
-  const scope = await desiredScope(client, listener.filter);
+  const scope = await desiredScope(client, listener.filter, listener.outbox);
   if (options.announce && scope.unmatched.length) {
     log.warn({ filter: scope.unmatched }, 'listener.filter.tables names tables that do not exist now; their changes are published once they exist and the publication covers them');
   }
@@ -62,7 +63,11 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
     options.step('creating the publication');
     const statement = await createPublication(client, publication, scope);
     if (statement) log.info({ publication, covers: describeScope(scope), statement }, 'created publication');
-  } else if (options.announce) {
+  } else {
+    options.step('checking that the publication covers the outbox tables');
+    await checkOutboxPublication(client, publication, listener.outbox);
+  }
+  if (facts.publicationExists && options.announce) {
     const existing = await readPublication(client, publication);
     const difference = existing && compareScope(publication, existing, scope);
     if (difference) {

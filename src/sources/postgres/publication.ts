@@ -38,12 +38,15 @@ export interface PublicationScope {
 }
 
 export async function serverVersion(client: Queryable): Promise<number> {
-  return Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]!.v);
+  return Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
 }
 
-/** Resolves listener.filter.tables against the tables that exist now. */
-export async function desiredScope(client: Queryable, filter: ListenerConfig['filter']): Promise<PublicationScope> {
-  const entries = Object.entries(filter.tables ?? {});
+/**
+ * Resolves listener.filter.tables against the tables that exist now. With a filter, the
+ * listener.outbox tables are published too (their inserts: updates and deletes publish nothing).
+ */
+export async function desiredScope(client: Queryable, filter: ListenerConfig['filter'], outbox: ListenerConfig['outbox'] = []): Promise<PublicationScope> {
+  const entries = withOutbox(Object.entries(filter.tables ?? {}), outbox);
   if (entries.length === 0) return { allTables: true, tables: [], schemas: [], publish: [...ACTIONS], unmatched: [] };
   const keys = entries.map(([key]) => ({ key, ...parseFilterKey(key) }));
   const wanted = new Set<Action>(entries.flatMap(([, actions]) => actions ?? ACTIONS));
@@ -70,6 +73,18 @@ export async function desiredScope(client: Queryable, filter: ListenerConfig['fi
   }
   for (const t of [...tables]) if (schemas.has(t.slice(0, t.indexOf('.')))) tables.delete(t);
   return { allTables: false, tables: [...tables].sort(), schemas: [...schemas].sort(), publish: ACTIONS.filter((a) => wanted.has(a)), unmatched };
+}
+
+/** Filter entries plus `insert` of each outbox table (only when there is a filter: no filter publishes every table). */
+function withOutbox(entries: [string, Action[] | null][], outbox: ListenerConfig['outbox']): [string, Action[] | null][] {
+  if (entries.length === 0 || outbox.length === 0) return entries;
+  const merged = new Map(entries);
+  for (const { table } of outbox) {
+    const actions = merged.get(table);
+    if (actions === undefined) merged.set(table, ['insert']);
+    else if (actions !== null && !actions.includes('insert')) merged.set(table, [...actions, 'insert']);
+  }
+  return [...merged];
 }
 
 async function schemaExists(client: Queryable, schema: string): Promise<boolean> {

@@ -74,12 +74,12 @@ export class ReplicationConnection {
    * Starts streaming. Resolves with `stream` once the server switched to CopyBoth; `stream.ended`
    * settles when the server ends the stream or the connection fails.
    */
-  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void): Promise<{ ended: Promise<void> }> {
+  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
     const raw = this.raw;
     const escapedPublication = publication.replace(/'/g, "''").replace(/"/g, '""');
     const sql =
       `START_REPLICATION SLOT "${slot}" LOGICAL ${formatLsn(startLsn)} ` +
-      `(proto_version '1', publication_names '"${escapedPublication}"')`;
+      `(proto_version '1', publication_names '"${escapedPublication}"'${options.messages ? ", messages 'true'" : ''})`;
     raw.on('copyData', (message) => onFrame(message.chunk));
     const started = new Promise<void>((resolve) => raw.once('replicationStart', resolve));
     const ended = this.client.query(sql).then(

@@ -14,6 +14,8 @@ import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
 import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
 import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
+import { MESSAGE_PREFIX, routeLogicalMessage } from './logical-messages.js';
+import type { OutboxRoutes } from './outbox.js';
 import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
 
@@ -29,6 +31,8 @@ export interface PostgresSessionOptions {
   startLsn: Lsn;
   errorContext: PgErrorContext;
   observer?: PipelineObserver;
+  /** listener.outbox: inserted rows of these relations are messages; their other changes publish nothing. */
+  outbox?: OutboxRoutes;
   /** Keeps the confirmed position in wal_listener.state (confirm-recorder.ts). */
   recorder?: { confirmed(lsn: Lsn): void; close(): Promise<void> };
 }
@@ -221,24 +225,40 @@ export class PostgresSession implements SourceSession<Lsn> {
         return undefined;
       }
       case 'relation':
+        this.options.outbox?.relation(message);
         return this.options.relations.relation(message);
-      case 'insert':
-        sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
+      case 'insert': {
+        const route = this.options.outbox?.get(message.relationId);
+        if (route) sink.message(this.requireTxn(), route(message.newTuple));
+        else sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
         break;
+      }
       case 'update':
-        sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
+        if (this.options.outbox?.get(message.relationId)) sink.skip(this.requireTxn());
+        else sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
         break;
       case 'delete':
-        sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
+        if (this.options.outbox?.get(message.relationId)) sink.skip(this.requireTxn());
+        else sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
         break;
       case 'truncate': {
         const txn = this.requireTxn();
-        for (const relationId of message.relationIds) sink.truncate(txn, this.table(relationId));
+        for (const relationId of message.relationIds) {
+          if (this.options.outbox?.get(relationId)) sink.skip(txn);
+          else sink.truncate(txn, this.table(relationId));
+        }
         break;
       }
+      case 'message':
+        // Only transactional messages come inside a transaction, and only those are routed.
+        if (!message.transactional || this.txn === null) this.observer.logicalMessageSkipped?.('nontransactional');
+        else if (message.prefix !== MESSAGE_PREFIX) {
+          this.observer.logicalMessageSkipped?.('prefix');
+          sink.skip(this.txn);
+        } else sink.message(this.txn, routeLogicalMessage(message.content));
+        break;
       case 'type':
       case 'origin':
-      case 'message':
         return undefined;
     }
     return sink.full ? sink.ready() : undefined;

@@ -20,6 +20,9 @@ import { PostgresDeadLetterStore } from './dead-letter-store.js';
 import { tlsError } from './connection-options.js';
 import { classifyPgError, type PgErrorContext } from './errors.js';
 import { parseLsn, type Lsn } from './pgoutput.js';
+import { checkOutboxPublication, checkOutboxTables } from './outbox-tables.js';
+import { OutboxRoutes } from './outbox.js';
+import { serverVersion } from './publication.js';
 import { Relations } from './relations.js';
 import { RenameWatch } from './renames.js';
 import { ReplicationConnection } from './replication.js';
@@ -75,6 +78,9 @@ export class PostgresSource implements Source<Lsn> {
       const client = await this.sql.connection();
       step = 'checking wal_level';
       await checkWalLevel(client);
+      step = 'checking the outbox tables';
+      await checkOutboxTables(client, this.config.listener.outbox);
+      await checkOutboxPublication(client, publication, this.config.listener.outbox);
       step = 'checking the replication slot';
       const verdict = assessSlot(await readSlotFacts(client, slotName, publication));
       if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !this.recreateSlot)) throw verdict.error;
@@ -96,6 +102,10 @@ export class PostgresSource implements Source<Lsn> {
       const client = await this.sql.connection();
       step = 'checking wal_level';
       await checkWalLevel(client);
+      step = 'checking the outbox tables';
+      await checkOutboxTables(client, config.listener.outbox);
+      // Logical messages (pg_logical_emit_message) are in pgoutput since PostgreSQL 14.
+      const messages = (await serverVersion(client)) >= 140000;
       step = 'checking the replication slot and the publication';
       const slot = await prepareSlot(client, {
         listener: config.listener,
@@ -130,6 +140,7 @@ export class PostgresSource implements Source<Lsn> {
           errorContext: { ...this.context, doing: 'streaming' },
           observer: this.observer,
           recorder,
+          ...(config.listener.outbox.length ? { outbox: new OutboxRoutes(config.listener.outbox) } : {}),
       });
       // A publication gap is kept in wal_listener.state: the problem `--recreate-slot` acknowledges.
       const keepProblem = (err: WalListenerError): WalListenerError => {
@@ -137,7 +148,7 @@ export class PostgresSource implements Source<Lsn> {
         return err;
       };
       session.ended.catch((err: unknown) => err instanceof WalListenerError && keepProblem(err));
-      const { ended } = await connection.start(slotName, publication, 0n, session.onFrame).catch(async (err: unknown) => {
+      const { ended } = await connection.start(slotName, publication, 0n, session.onFrame, { messages }).catch(async (err: unknown) => {
         const error = keepProblem(classifyPgError(err, { ...this.context, doing: step }));
         await recorder.close();
         throw error;
