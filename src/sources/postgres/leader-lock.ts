@@ -1,0 +1,85 @@
+/**
+ * The leader lock on PostgreSQL (and PgQ, which reads through database.*): a session advisory lock
+ * on a connection of its own, `pg_try_advisory_lock(hashtextextended('wal-listener:<slot>', 0))`.
+ * PostgreSQL frees it when the session ends: the process died (the kernel closes the socket), the
+ * backend was terminated, or the server gave up on a silent peer. The session asks the server to
+ * probe a silent peer quickly (TCP keepalive after 5 s idle, 1 s apart, 3 probes: a partitioned
+ * leader's lock frees after about 8 s, not after the kernel default of hours).
+ * Advisory locks are per database: every daemon of a slot uses the same database.* (they must).
+ * A pooler in transaction mode (PgBouncer) breaks session locks: connect to PostgreSQL directly.
+ */
+import type pg from 'pg';
+import type { DatabaseConfig } from '../../config/schema.js';
+import { WalListenerError } from '../../errors.js';
+import type { LeaderLock, LeaderLockSession } from '../source.js';
+import { connectClient, tlsError } from './connection-options.js';
+import { classifyPgError } from './errors.js';
+
+/** Server-side keepalive for the lock session (seconds); unix sockets ignore them. */
+const SESSION_SETTINGS = 'SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3';
+
+export function postgresLeaderLock(db: DatabaseConfig, key: string): LeaderLock {
+  const context = { doing: 'connecting for the leader lock', database: db.name, user: db.user };
+  return {
+    key,
+    async connect() {
+      let client: pg.Client;
+      try {
+        client = await connectClient(db, { application_name: 'wal-listener leader lock', keepAliveInitialDelayMillis: 1_000 });
+      } catch (err) {
+        throw tlsError(db, err) ?? classifyPgError(err, context);
+      }
+      const session = new PostgresLockSession(client, key);
+      try {
+        await client.query(SESSION_SETTINGS);
+      } catch (err) {
+        await session.close();
+        throw classifyPgError(err, context);
+      }
+      return session;
+    },
+  };
+}
+
+class PostgresLockSession implements LeaderLockSession {
+  readonly lost: Promise<Error>;
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly key: string,
+  ) {
+    this.lost = new Promise<Error>((resolve) => {
+      client.on('error', (err) => resolve(err));
+      client.on('end', () => resolve(new Error('the leader lock connection ended')));
+    });
+  }
+
+  async tryLock(): Promise<boolean> {
+    const result = await this.client.query<{ held: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [this.key]);
+    return result.rows[0]?.held === true;
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new WalListenerError('WAL_PG_CONNECT', `the leader lock connection did not answer within ${timeoutMs} ms`));
+        this.destroy();
+      }, timeoutMs);
+    });
+    try {
+      await Promise.race([this.client.query('SELECT 1'), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.race([this.client.end().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    this.destroy();
+  }
+
+  private destroy(): void {
+    (this.client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  }
+}
