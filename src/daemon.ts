@@ -98,6 +98,11 @@ export class Daemon {
         } finally {
           await leadership.release(signal.aborted);
         }
+        if (leadership.fenced.aborted && !signal.aborted) {
+          // Until the lock is held again or a standby: not ready, like any lost source connection.
+          this.observer.reconnect?.(source.kind, describeError(leadership.fenced.reason));
+          this.observer.state?.('reconnecting');
+        }
       }
     } finally {
       this.observer.state?.('stopping');

@@ -72,7 +72,6 @@ export class LeaderElector {
     const { lock, log, observer, pollMs } = this.options;
     const backoff = new Backoff({ initialMs: 500, maxMs: this.options.retryMaxMs });
     let sawLeader = false;
-    observer.state?.('starting');
     if (this.competeAfter > Date.now()) await sleep(this.competeAfter - Date.now(), signal);
     while (!signal.aborted) {
       try {
