@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
-import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -44,6 +44,10 @@ test('PostgreSQL before 17: listener.failoverSlot is refused at start with WAL_P
   assert.match(String(fatal?.err), /listener\.failoverSlot is true, but PostgreSQL 15\.[^:]* has no failover slots \(PostgreSQL 17 or later\)/);
   assert.ok(!d.logs().some((r) => r.msg === 'publisher connected'), 'refused before the publisher connects');
   assert.equal((await db.sql('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount, 0);
+  // `wal-listener check` says it too.
+  const check = await runCli(['check', '-c', writeConfig({ listener: { slotName: slot, failoverSlot: true }, database: databaseSection(db), publisher: { type: 'stdout', topic: 'wl' } })]);
+  assert.equal(check.code, 1, check.stdout + check.stderr);
+  assert.match(check.stdout, /listener\.failoverSlot.*has no failover slots.*\[WAL_PG_FAILOVER_SLOT\]/);
 });
 
 test('PostgreSQL 18: the slot is created with failover = true, and an existing slot is altered to it', async () => {
