@@ -7,8 +7,8 @@
  */
 import type mysql from 'mysql2/promise';
 import type { MysqlConfig } from '../../config/mysql.js';
-import { WalListenerError } from '../../errors.js';
-import type { LeaderLock, LeaderLockSession } from '../source.js';
+import { lockSession } from '../lock-session.js';
+import type { LeaderLock } from '../source.js';
 import { classifyMysqlError, connectSql } from './connection.js';
 
 export function mysqlLeaderLock(config: MysqlConfig): LeaderLock {
@@ -17,50 +17,25 @@ export function mysqlLeaderLock(config: MysqlConfig): LeaderLock {
   return {
     key,
     async connect() {
+      let connection: mysql.Connection;
       try {
-        return new MysqlLockSession(await connectSql(config), key);
+        connection = await connectSql(config);
       } catch (err) {
         throw classifyMysqlError(err, context);
       }
+      return lockSession(
+        {
+          tryLock: async () => Number((await connection.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS held', [key]))[0][0]?.held) === 1,
+          roundTrip: () => connection.query('SELECT 1'),
+          onLost: (callback) => {
+            connection.on('error', callback);
+            connection.on('end', () => callback(new Error('the leader lock connection ended')));
+          },
+          end: () => connection.end(),
+          destroy: () => connection.destroy(),
+        },
+        'WAL_MYSQL_CONNECT',
+      );
     },
   };
-}
-
-class MysqlLockSession implements LeaderLockSession {
-  readonly lost: Promise<Error>;
-
-  constructor(
-    private readonly connection: mysql.Connection,
-    private readonly key: string,
-  ) {
-    this.lost = new Promise<Error>((resolve) => {
-      connection.on('error', (err: Error) => resolve(err));
-      connection.on('end', () => resolve(new Error('the leader lock connection ended')));
-    });
-  }
-
-  async tryLock(): Promise<boolean> {
-    const [rows] = await this.connection.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS held', [this.key]);
-    return Number(rows[0]?.held) === 1;
-  }
-
-  async ping(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new WalListenerError('WAL_MYSQL_CONNECT', `the leader lock connection did not answer within ${timeoutMs} ms`));
-        this.connection.destroy();
-      }, timeoutMs);
-    });
-    try {
-      await Promise.race([this.connection.query('SELECT 1'), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.race([this.connection.end().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-    this.connection.destroy();
-  }
 }

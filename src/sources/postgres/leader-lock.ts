@@ -10,8 +10,8 @@
  */
 import type pg from 'pg';
 import type { DatabaseConfig } from '../../config/schema.js';
-import { WalListenerError } from '../../errors.js';
-import type { LeaderLock, LeaderLockSession } from '../source.js';
+import { lockSession } from '../lock-session.js';
+import type { LeaderLock } from '../source.js';
 import { connectClient, tlsError } from './connection-options.js';
 import { classifyPgError } from './errors.js';
 
@@ -29,7 +29,19 @@ export function postgresLeaderLock(db: DatabaseConfig, key: string): LeaderLock 
       } catch (err) {
         throw tlsError(db, err) ?? classifyPgError(err, context);
       }
-      const session = new PostgresLockSession(client, key);
+      const session = lockSession(
+        {
+          tryLock: async () => (await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [key])).rows[0]?.held === true,
+          roundTrip: () => client.query('SELECT 1'),
+          onLost: (callback) => {
+            client.on('error', callback);
+            client.on('end', () => callback(new Error('the leader lock connection ended')));
+          },
+          end: () => client.end(),
+          destroy: () => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(),
+        },
+        'WAL_PG_CONNECT',
+      );
       try {
         await client.query(SESSION_SETTINGS);
       } catch (err) {
@@ -39,47 +51,4 @@ export function postgresLeaderLock(db: DatabaseConfig, key: string): LeaderLock 
       return session;
     },
   };
-}
-
-class PostgresLockSession implements LeaderLockSession {
-  readonly lost: Promise<Error>;
-
-  constructor(
-    private readonly client: pg.Client,
-    private readonly key: string,
-  ) {
-    this.lost = new Promise<Error>((resolve) => {
-      client.on('error', (err) => resolve(err));
-      client.on('end', () => resolve(new Error('the leader lock connection ended')));
-    });
-  }
-
-  async tryLock(): Promise<boolean> {
-    const result = await this.client.query<{ held: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held', [this.key]);
-    return result.rows[0]?.held === true;
-  }
-
-  async ping(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new WalListenerError('WAL_PG_CONNECT', `the leader lock connection did not answer within ${timeoutMs} ms`));
-        this.destroy();
-      }, timeoutMs);
-    });
-    try {
-      await Promise.race([this.client.query('SELECT 1'), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.race([this.client.end().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-    this.destroy();
-  }
-
-  private destroy(): void {
-    (this.client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-  }
 }
