@@ -140,6 +140,7 @@ export class Daemon {
     } finally {
       dispatcher.stop();
     }
+    if (leadership.fenced.aborted) log.info({ unacknowledged: dispatcher.pending }, 'stopped reading and publishing (fenced); the next leader re-sends what was not confirmed');
   }
 
   /** The source cannot be reached (or its lock connection): said once per attempt, with the delay. */
@@ -208,8 +209,7 @@ export class Daemon {
         await this.drain(dispatcher, ackWait(config.listener.shutdownTimeout));
         pipeline.close();
         await session?.close();
-        if (this.fenced?.aborted) log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped reading and publishing (fenced); the next leader re-sends what was not confirmed');
-        else log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
+        if (!this.fenced?.aborted) log.info({ confirmed: String(pipeline.confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
         return;
       }
       if (outcome !== 'ended' && isFatal(outcome.error)) {
