@@ -31,8 +31,8 @@ export async function createLeaderLock(config: Config): Promise<LeaderLock> {
   switch (config.source.type) {
     case 'postgres':
     case 'pgq': {
-      const { postgresLeaderLock } = await import('./postgres/leader-lock.js');
-      const key = config.source.type === 'postgres' ? `wal-listener:${config.listener.slotName}` : `wal-listener:pgq:${config.pgq!.queue}:${config.pgq!.consumerName}`;
+      const { postgresLeaderLock, slotLockKey } = await import('./postgres/leader-lock.js');
+      const key = config.source.type === 'postgres' ? slotLockKey(config.listener.slotName) : `wal-listener:pgq:${config.pgq!.queue}:${config.pgq!.consumerName}`;
       return postgresLeaderLock(config.database, key);
     }
     case 'mysql': {

@@ -5,13 +5,14 @@
  *    time (the takeover times are printed), no change lost, none twice in the stream;
  *  - the leader's database connections cut (its lock backend and its walsender terminated): it is
  *    fenced and goes back to standby, the other takes over; then a clean SIGTERM hands over again;
- *    /ready says "standby" and wal_listener_leader is 0 on the standby, 1 on the leader.
+ *    /ready says "standby" and wal_listener_leader is 0 on the standby, 1 on the leader; `status`
+ *    shows the leader and one standby.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
-import { databaseSection, startDaemon, type DaemonProcess, type StartOptions } from '../support/daemon.js';
+import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess, type StartOptions } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -162,6 +163,10 @@ test('cut database connections fence the leader and the standby takes over; SIGT
   assert.equal(await leaderGauge(portB), 0);
   assert.equal(await leaderGauge(portA), 1);
   assert.equal((await probe(portA, '/ready')).status, 200);
+  const status = await runCli(['status', '-c', writeConfig(config), '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  const daemonsSeen = (JSON.parse(status.stdout) as { daemons: { leader: { pid: number } | null; standbys: number } }).daemons;
+  assert.ok(daemonsSeen.leader !== null && daemonsSeen.standbys === 1, `status sees the leader and one standby: ${JSON.stringify(daemonsSeen)}`);
 
   const writer = new Writer(table);
   await grows(topic, 30);

@@ -15,6 +15,12 @@ import type { LeaderLock } from '../source.js';
 import { connectClient, tlsError } from './connection-options.js';
 import { classifyPgError } from './errors.js';
 
+/** The lock session's application_name: how `status` (and an operator) finds the daemons of a slot. */
+const LOCK_APPLICATION = 'wal-listener leader lock';
+
+/** The leader lock's key for a slot. */
+export const slotLockKey = (slotName: string): string => `wal-listener:${slotName}`;
+
 /** Server-side keepalive for the lock session (seconds); unix sockets ignore them. */
 const SESSION_SETTINGS = 'SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3';
 
@@ -25,7 +31,7 @@ export function postgresLeaderLock(db: DatabaseConfig, key: string): LeaderLock 
     async connect() {
       let client: pg.Client;
       try {
-        client = await connectClient(db, { application_name: 'wal-listener leader lock', keepAliveInitialDelayMillis: 1_000 });
+        client = await connectClient(db, { application_name: LOCK_APPLICATION, keepAliveInitialDelayMillis: 1_000 });
       } catch (err) {
         throw tlsError(db, err) ?? classifyPgError(err, context);
       }
@@ -50,5 +56,27 @@ export function postgresLeaderLock(db: DatabaseConfig, key: string): LeaderLock 
       }
       return session;
     },
+  };
+}
+
+/** The daemons of a lock in this database (`wal-listener status`): the leader's session, and how many wait. */
+export interface LeaderSessions {
+  leader: { pid: number; clientAddr: string | null; since: string | null } | null;
+  standbys: number;
+}
+
+export async function leaderSessions(client: Pick<pg.Client, 'query'>, key: string): Promise<LeaderSessions> {
+  // A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+  const result = await client.query<{ pid: number; client_addr: string | null; backend_start: Date | null; leader: boolean }>(
+    `SELECT a.pid, host(a.client_addr) AS client_addr, a.backend_start,
+            EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+                      AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)) AS leader
+       FROM pg_stat_activity a WHERE a.datname = current_database() AND a.application_name = $2`,
+    [key, LOCK_APPLICATION],
+  );
+  const leader = result.rows.find((r) => r.leader);
+  return {
+    leader: leader ? { pid: leader.pid, clientAddr: leader.client_addr, since: leader.backend_start?.toISOString() ?? null } : null,
+    standbys: result.rows.filter((r) => !r.leader).length,
   };
 }
