@@ -8,13 +8,14 @@
  *
  * Leader: pings the lock connection every PING_MS with a PING_TIMEOUT_MS deadline. It is fenced
  * (the `fenced` signal aborts: stop reading and publishing at once) when the connection ends or
- * fails, a ping fails or times out, or no ping succeeded for FENCE_MS (a stalled event loop).
+ * fails, a ping fails or times out, or no ping sent in the last FENCE_MS was answered (a stalled
+ * event loop: after a stall Node runs due timers before I/O callbacks, so the fence comes first).
  *
  * Why a fenced leader stops before a standby starts. The lock frees only when the server ends the
  * leader's session. A leader whose session ends is told at once by its socket (terminated backend,
- * server restart: an error and FIN), and in any case it has had no successful ping since the
- * session ended, so it fences itself at most FENCE_MS (PING_MS + PING_TIMEOUT_MS = 3 s) after the
- * lock freed. A standby that takes over from a leader it saw waits FENCE_MS after taking the lock
+ * server restart: an error and FIN); in any case no ping sent after the session ended can succeed:
+ * the next ping (at most PING_MS after the last good one was sent) fails within PING_TIMEOUT_MS,
+ * so it fences itself at most FENCE_MS (PING_MS + PING_TIMEOUT_MS = 3 s) after the lock freed. A standby that takes over from a leader it saw waits FENCE_MS after taking the lock
  * before it reads (`startAt`), so the old leader has fenced itself first even when its socket never
  * said so (a network partition: the server frees the lock only after its own keepalive gave up,
  * which the lock session sets to about 8 s). A daemon that finds the lock free at its first try
@@ -126,8 +127,10 @@ export class LeaderElector {
       if (silent > FENCE_MS) return fence(`no answer on the lock connection for ${silent} ms`);
       if (pinging) return;
       pinging = true;
+      // The session was alive when the ping was sent, not (necessarily) when its answer arrived.
+      const sentAt = Date.now();
       session.ping(PING_TIMEOUT_MS).then(
-        () => (lastOk = Date.now()),
+        () => (lastOk = sentAt),
         (err: unknown) => fence(`the lock connection failed: ${(err as Error).message}`),
       ).finally(() => (pinging = false));
     }, PING_MS);
