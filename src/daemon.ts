@@ -9,10 +9,15 @@
  *   stop:      stop reading → wait (bounded, inside listener.shutdownTimeout) for in-flight acks → send the
  *              final confirmation → close the publisher → close the source's connections
  *   fatal:     as stop, but only what was acknowledged before the failure is confirmed; exit 1
+ *   leader:    after the publisher connected, the daemon waits for the leader lock (src/ha/); only
+ *              the leader opens source sessions. Fenced (lock connection lost): stop reading and
+ *              sending at once, no drain, back to standby. A clean stop releases the lock after the
+ *              source's connections closed, so the next leader finds the slot free.
  */
 import { validateSubject } from './config/broker-names.js';
 import type { Config } from './config/schema.js';
 import { PublishError, WalListenerError, describeError, isFatal } from './errors.js';
+import { LeaderElector, standbyPollMs, type Leadership } from './ha/elector.js';
 import type { Logger } from './observability/logger.js';
 import { Backoff, sleep } from './pipeline/backoff.js';
 import { compatEncoder } from './pipeline/compat-encoder.js';
@@ -24,7 +29,7 @@ import { Pipeline } from './pipeline/pipeline.js';
 import { compileRouter } from './pipeline/router.js';
 import { createPublisher } from './publishers/index.js';
 import type { Publisher } from './publishers/publisher.js';
-import { createSource } from './sources/index.js';
+import { createLeaderLock, createSource } from './sources/index.js';
 import { sourceLabel } from './sources/labels.js';
 import type { Source, SourceOptions, SourceSession } from './sources/source.js';
 
@@ -55,6 +60,8 @@ export class Daemon {
   private readonly log: Logger;
   private readonly observer: PipelineObserver;
   private readonly sourceOptions: SourceOptions;
+  /** Aborted when the current leadership was lost: stop without draining. */
+  private fenced: AbortSignal | null = null;
 
   constructor(options: DaemonOptions) {
     this.config = options.config;
@@ -69,36 +76,81 @@ export class Daemon {
     this.observer.state?.('starting');
     const publisher = await createPublisher(config.publisher, log);
     const source = await createSource(config, log, this.observer, this.sourceOptions);
-    let dispatcher: Dispatcher | null = null;
+    const elector = new LeaderElector({
+      lock: await createLeaderLock(config),
+      pollMs: standbyPollMs(config.listener.refreshConnection),
+      retryMaxMs: config.listener.refreshConnection,
+      log,
+      observer: this.observer,
+      onUnavailable: (err, delay) => this.unavailable(source.kind, err, delay),
+    });
     try {
       await source.check?.(signal).catch((err: unknown) => {
         if (isFatal(err)) throw err; // else open() retries it, after the publisher connected
       });
       await this.connectPublisher(publisher, signal);
-      if (signal.aborted) return;
-      let reportFatal: (err: WalListenerError) => void = () => {};
-      const fatal = new Promise<never>((_, reject) => {
-        reportFatal = reject;
-      });
-      fatal.catch(() => {});
-      dispatcher = new Dispatcher({
-        publisher,
-        logger: log,
-        maxInFlight: config.listener.maxInFlight,
-        ackTimeout: config.publisher.ackTimeout,
-        deadLetters: config.publisher.onReject === 'deadLetter' ? source.deadLetters() : null,
-        observer: this.observer,
-        onFatal: (err) => reportFatal(err),
-      });
-      const d = dispatcher;
-      this.observer.health?.(() => healthOf(d, publisher));
-      await this.stream(source, d, fatal, signal);
+      this.observer.health?.(() => (publisher.healthy() ? { ok: true, reason: `publisher ${publisher.kind} connected` } : { ok: false, reason: `publisher ${publisher.kind} is not connected; retrying` }));
+      while (!signal.aborted) {
+        const leadership = await elector.acquire(signal);
+        if (!leadership) return;
+        try {
+          await this.lead(leadership, publisher, source, signal);
+        } finally {
+          await leadership.release(signal.aborted);
+        }
+        if (leadership.fenced.aborted && !signal.aborted) {
+          // Until the lock is held again or a standby: not ready, like any lost source connection.
+          this.observer.reconnect?.(source.kind, describeError(leadership.fenced.reason));
+          this.observer.state?.('reconnecting');
+        }
+      }
     } finally {
       this.observer.state?.('stopping');
-      dispatcher?.stop();
+      await elector.close();
       await publisher.close().catch((err: unknown) => log.warn({ err: describeError(err) }, 'closing the publisher failed'));
       await source.close().catch((err: unknown) => log.warn({ err: describeError(err) }, 'closing the source failed'));
     }
+  }
+
+  /** One term as leader: streams until stopped, fenced (returns) or a fatal error (throws). */
+  private async lead<P>(leadership: Leadership, publisher: Publisher, source: Source<P>, stop: AbortSignal): Promise<void> {
+    const { config, log } = this;
+    const signal = AbortSignal.any([stop, leadership.fenced]);
+    this.fenced = leadership.fenced;
+    this.observer.state?.('starting');
+    await sleep(leadership.startAt - Date.now(), signal);
+    if (signal.aborted) return;
+    let reportFatal: (err: WalListenerError) => void = () => {};
+    const fatal = new Promise<never>((_, reject) => {
+      reportFatal = reject;
+    });
+    fatal.catch(() => {});
+    const dispatcher = new Dispatcher({
+      publisher,
+      logger: log,
+      maxInFlight: config.listener.maxInFlight,
+      ackTimeout: config.publisher.ackTimeout,
+      deadLetters: config.publisher.onReject === 'deadLetter' ? source.deadLetters() : null,
+      observer: this.observer,
+      onFatal: (err) => reportFatal(err),
+    });
+    this.observer.health?.(() => healthOf(dispatcher, publisher));
+    try {
+      await this.stream(source, dispatcher, fatal, signal);
+    } finally {
+      dispatcher.stop();
+    }
+    if (leadership.fenced.aborted) log.info({ unacknowledged: dispatcher.pending }, 'stopped reading and publishing (fenced); the next leader re-sends what was not confirmed');
+  }
+
+  /** The source cannot be reached (or its lock connection): said once per attempt, with the delay. */
+  private unavailable(kind: string, error: unknown, delay: number): void {
+    const err = describeError(error);
+    const code = (error as { code?: string }).code;
+    // A TLS setting the server cannot satisfy is said plainly (error level) every time it fails.
+    this.log[code === 'WAL_PG_TLS' ? 'error' : 'warn']({ err, code, retryInMs: delay }, `${sourceLabel(kind).name} not available; retrying`);
+    this.observer.reconnect?.(kind, err);
+    this.observer.state?.('reconnecting');
   }
 
   private async connectPublisher(publisher: Publisher, signal: AbortSignal): Promise<void> {
@@ -158,7 +210,7 @@ export class Daemon {
         pipeline.close();
         await session?.close();
         const confirmed = pipeline.confirmed;
-        log.info({ confirmed: typeof confirmed === 'object' && confirmed !== null ? JSON.stringify(confirmed) : String(confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
+        if (!this.fenced?.aborted) log.info({ confirmed: typeof confirmed === 'object' && confirmed !== null ? JSON.stringify(confirmed) : String(confirmed ?? 'nothing new') }, 'stopped; confirmed every acknowledged transaction');
         return;
       }
       if (outcome !== 'ended' && isFatal(outcome.error)) {
@@ -176,12 +228,12 @@ export class Daemon {
       const label = sourceLabel(source.kind);
       const err = outcome === 'ended' ? `${label.name} ended the stream` : describeError(outcome.error);
       const code = outcome === 'ended' ? undefined : (outcome.error as WalListenerError).code;
-      if (code === 'WAL_PG_SLOT_IN_USE') log.warn({ err, code, retryInMs: delay }, 'replication slot in use by another process; retrying');
-      else if (session) log.warn({ err, code, retryInMs: delay }, `${label.connection} lost; reconnecting`);
-      // A TLS setting the server cannot satisfy is said plainly (error level) every time it fails.
-      else log[code === 'WAL_PG_TLS' ? 'error' : 'warn']({ err, code, retryInMs: delay }, `${label.name} not available; retrying`);
-      this.observer.reconnect?.(source.kind, err);
-      this.observer.state?.('reconnecting');
+      if (code === 'WAL_PG_SLOT_IN_USE' || session) {
+        if (code === 'WAL_PG_SLOT_IN_USE') log.warn({ err, code, retryInMs: delay }, 'replication slot in use by another process; retrying');
+        else log.warn({ err, code, retryInMs: delay }, `${label.connection} lost; reconnecting`);
+        this.observer.reconnect?.(source.kind, err);
+        this.observer.state?.('reconnecting');
+      } else this.unavailable(source.kind, outcome === 'ended' ? new Error(err) : outcome.error, delay);
       await Promise.race([dispatcher.drained(), aborted, fatal]).catch(() => {});
       pipeline.close();
       await session?.close().catch(() => {});
@@ -195,6 +247,11 @@ export class Daemon {
 
   /** Waits for in-flight acknowledgements, at most `timeoutMs`. */
   private async drain(dispatcher: Dispatcher, timeoutMs: number): Promise<void> {
+    if (this.fenced?.aborted) {
+      // Fenced: another daemon may lead by now; nothing more is sent, nothing waited for.
+      dispatcher.stop();
+      return;
+    }
     const pending = dispatcher.pending;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([

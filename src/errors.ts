@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   WAL_PG_AUTH: { fatal: true, text: 'PostgreSQL refused the login (user, password, pg_hba.conf).' },
   WAL_PG_PRIVILEGE: { fatal: true, text: 'The database user lacks a privilege the daemon needs (REPLICATION, creating the publication).' },
   WAL_PG_PUBLICATION: { fatal: true, text: 'The publication the slot needs is missing or unusable.' },
+  WAL_PG_FAILOVER_SLOT: { fatal: true, text: 'listener.failoverSlot: true needs PostgreSQL 17 or later (failover slots).' },
   WAL_PG_SLOT_LOST: { fatal: true, text: 'The replication slot is gone or invalidated; changes since its last confirmed position cannot be read.' },
   WAL_PG_DATA: { fatal: true, text: 'PostgreSQL cannot decode a change for the stream (a data error such as an invalid byte sequence).' },
   WAL_PG_OBJECT: { fatal: true, text: 'A database object or privilege the stream needs is missing.' },

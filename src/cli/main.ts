@@ -30,7 +30,7 @@ RabbitMQ, Google Pub/Sub or stdout, at least once, with stable event ids for bro
 Commands:
   run            the daemon (the default when no command is given)
   check          check every prerequisite (PostgreSQL, publication, slot, broker); creates nothing
-  status         the replication slot now: who streams, confirmed position, lag, WAL retained
+  status         the replication slot now: who streams (leader, standbys), confirmed position, lag, WAL retained
   slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
   typegen        TypeScript interfaces and column types of tables, for wal-listener/consumer

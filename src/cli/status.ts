@@ -9,6 +9,7 @@ import { describeError, WalListenerError } from '../errors.js';
 import { configSecrets } from '../observability/index.js';
 import { textScrubber } from '../observability/logger.js';
 import { classifyPgError } from '../sources/postgres/errors.js';
+import { leaderSessions, slotLockKey, type LeaderSessions } from '../sources/postgres/leader-lock.js';
 import { slotStatus, type SlotStatus } from '../sources/postgres/slot-admin.js';
 import { SqlClient } from '../sources/postgres/sql-client.js';
 import { parseCommandArgs, readConfig } from './args.js';
@@ -17,7 +18,7 @@ import { EXIT_FATAL, EXIT_OK } from './exit-codes.js';
 export const STATUS_HELP = `Usage: wal-listener status -c <config> [--json]
 
 The replication slot listener.slotName: whether a daemon is streaming from it (PID, application,
-address), the confirmed position, the lag behind the current WAL in bytes (and in time while a
+address), which daemon holds the leader lock and how many wait as standbys, the confirmed position, the lag behind the current WAL in bytes (and in time while a
 daemon streams: pg_stat_replication's flush_lag), the WAL PostgreSQL retains for it, and what
 wal_listener.state recorded (creation, last confirmation, acknowledged gaps).
   --json   one JSON object, for scripts
@@ -45,9 +46,10 @@ export async function status(argv: string[]): Promise<number> {
   const scrub = textScrubber(configSecrets(config));
   if (config.source.type === 'mysql' && config.mysql) return statusMysql(config.mysql, values.json === true);
   const sql = new SqlClient(config.database);
-  let result: SlotStatus;
+  let result: SlotStatus & { daemons: LeaderSessions };
   try {
-    result = await slotStatus(await sql.connection(), config.listener.slotName);
+    const client = await sql.connection();
+    result = { ...(await slotStatus(client, config.listener.slotName)), daemons: await leaderSessions(client, slotLockKey(config.listener.slotName)) };
   } catch (err) {
     const error = err instanceof WalListenerError ? err : classifyPgError(err, { doing: 'reading the slot', database: config.database.name, user: config.database.user });
     process.stderr.write(scrub(`wal-listener: ${describeError(error)} [${error.code}]\n`));
@@ -76,7 +78,7 @@ async function statusMysql(config: MysqlConfig, json: boolean): Promise<number> 
 
 const mb = (bytes: number): string => (bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${bytes} bytes`);
 
-function formatStatus(s: SlotStatus): string {
+function formatStatus(s: SlotStatus & { daemons: LeaderSessions }): string {
   const lines: [string, string][] = [];
   const rec = s.record;
   if (!s.exists) {
@@ -87,6 +89,9 @@ function formatStatus(s: SlotStatus): string {
   }
   const who = s.streaming ? `streaming to PID ${s.activePid} (${s.streaming.applicationName || 'no application_name'}${s.streaming.clientAddr ? ` from ${s.streaming.clientAddr}` : ''})` : s.activePid ? `in use by PID ${s.activePid}` : `not streaming${s.inactiveSince ? ` since ${s.inactiveSince}` : ''}`;
   lines.push(['slot', `${s.slot} on database ${s.database} (${s.plugin}): ${who}`]);
+  const { leader, standbys } = s.daemons;
+  const lead = leader ? `PID ${leader.pid}${leader.clientAddr ? ` from ${leader.clientAddr}` : ''} holds the leader lock` : 'no daemon holds the leader lock';
+  lines.push(['daemons', `${lead}; ${standbys} standby${standbys === 1 ? '' : 's'} waiting`]);
   if (s.invalidated) lines.push(['INVALID', `${s.invalidated}: the daemon refuses to start until run --recreate-slot acknowledges the gap`]);
   lines.push(['confirmed', s.confirmedLsn ?? 'nothing yet']);
   const time = s.lagSeconds !== null ? `, flush lag ${s.lagSeconds.toFixed(1)} s` : rec?.confirmedAt && !s.streaming ? `; last confirmation recorded ${rec.confirmedAt.toISOString()}` : '';

@@ -107,6 +107,8 @@ const listener = z.strictObject({
   maxInFlight: z.number().int().min(1).max(1_000_000).default(4096),
   /** + How long SIGTERM waits for in-flight acknowledgements before giving up (inside Kubernetes' 30 s grace). */
   shutdownTimeout: duration('20s', { max: 600_000 }),
+  /** + PostgreSQL 17+: the slot is created (or altered) with FAILOVER, so standbys that sync slots keep it. */
+  failoverSlot: z.boolean().default(false),
 });
 
 const logger = z

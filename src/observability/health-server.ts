@@ -2,7 +2,8 @@
  * Probes and a tiny HTTP server (node:http) for them and for /metrics.
  *   GET /healthz  200 while the process and its source loop run (also while reconnecting)
  *   GET /ready    200 while streaming, the publisher is connected and acknowledging (no batch
- *                 waiting longer than STALL_MS), or while a healthy HA standby waits ("standby");
+ *                 waiting longer than STALL_MS), or while a healthy HA standby waits ("standby":
+ *                 its leader lock connection works and its publisher is connected);
  *                 503 otherwise
  * Bodies are one line of plain text saying why.
  */
@@ -65,7 +66,11 @@ export class Probes {
   }
 
   readiness(): HttpResponse {
-    if (this.state === 'standby') return { status: 200, body: 'standby\n' };
+    if (this.state === 'standby') {
+      // A healthy standby: its lock connection works (else the state is reconnecting) and its publisher is connected.
+      const health = this.health();
+      return health.ok ? { status: 200, body: 'standby\n' } : { status: 503, body: `not ready: standby, ${health.reason}\n` };
+    }
     if (this.state === 'streaming') {
       const health = this.health();
       const age = this.oldest();

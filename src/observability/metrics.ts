@@ -47,7 +47,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
 
 /** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
-  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'logicalMessageSkipped'>
+  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'logicalMessageSkipped' | 'leader'>
 >;
 
 export interface MetricsOptions {
@@ -78,6 +78,7 @@ export class Metrics {
   private readonly publishedCell: (subject: string, table: string) => Cell;
   private readonly skippedCell: (table: string) => Cell;
   private readonly lag: Gauge;
+  private readonly leader: Gauge;
   private readonly confirmedLsn: Gauge;
   private readonly latency: Histogram;
   /** subject → table → cell: subjects and tables are the same strings for every message of a relation. */
@@ -125,6 +126,8 @@ export class Metrics {
         this.set(inFlight());
       },
     });
+    this.leader = new Gauge({ name: 'wal_listener_leader', help: '1 while this daemon holds the leader lock (it streams), 0 as a standby', registers });
+    this.leader.set(0);
     new Gauge({ name: 'wal_listener_build_info', help: 'Always 1; the version label names the running build', labelNames: ['version'], registers }).labels(options.version).set(1);
     // Series that exist from the start, so rate() and alerts work before the first problem.
     this.problemCells = { convert: problematic('convert'), publish: problematic('publish'), ack: problematic('ack'), rejected: problematic('rejected') };
@@ -169,6 +172,7 @@ export class Metrics {
       inFlight: (count) => {
         this.inFlightCount = count;
       },
+      leader: (leading) => this.leader.set(leading ? 1 : 0),
     };
   }
 

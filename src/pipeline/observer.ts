@@ -40,6 +40,8 @@ export interface PipelineObserver {
   inFlight?(count: () => number): void;
   /** Called once with a function returning the age in ms of the oldest unacknowledged batch (0 when none). */
   oldestUnacked?(age: () => number): void;
+  /** High availability: this daemon became the leader (true) or is not (false: standby, fenced, stopped). */
+  leader?(leading: boolean): void;
   /** Called once with a function telling whether publishing works now (and why not). */
   health?(check: () => { ok: boolean; reason: string }): void;
 }

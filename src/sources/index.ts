@@ -1,8 +1,8 @@
-/** Creates the configured source. Source modules are loaded only when chosen. */
+/** Creates the configured source, and its leader lock. Source modules are loaded only when chosen. */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PipelineObserver } from '../pipeline/observer.js';
-import type { Source, SourceOptions } from './source.js';
+import type { LeaderLock, Source, SourceOptions } from './source.js';
 
 export async function createSource(config: Config, logger: Logger, observer: PipelineObserver, options: SourceOptions = {}): Promise<Source<unknown>> {
   const log = logger.child({ source: config.source.type });
@@ -18,6 +18,26 @@ export async function createSource(config: Config, logger: Logger, observer: Pip
     case 'pgq': {
       const { createPgqSource } = await import('./pgq/source.js');
       return createPgqSource(config, log) as Source<unknown>;
+    }
+  }
+}
+
+/**
+ * The lock that makes one daemon of several with the same config the leader (high availability):
+ * held on the source's own server, keyed by what the daemons share (the slot, the PgQ consumer,
+ * the MySQL replica id).
+ */
+export async function createLeaderLock(config: Config): Promise<LeaderLock> {
+  switch (config.source.type) {
+    case 'postgres':
+    case 'pgq': {
+      const { postgresLeaderLock, slotLockKey } = await import('./postgres/leader-lock.js');
+      const key = config.source.type === 'postgres' ? slotLockKey(config.listener.slotName) : `wal-listener:pgq:${config.pgq!.queue}:${config.pgq!.consumerName}`;
+      return postgresLeaderLock(config.database, key);
+    }
+    case 'mysql': {
+      const { mysqlLeaderLock } = await import('./mysql/leader-lock.js');
+      return mysqlLeaderLock(config.mysql!);
     }
   }
 }

@@ -71,3 +71,26 @@ export interface Source<P> {
   /** Closes every connection the source holds. */
   close(): Promise<void>;
 }
+
+/**
+ * A connection to the source's own server that can hold the leader lock (high availability,
+ * src/ha/elector.ts): a lock bound to the session, so that it frees when the process dies or the
+ * connection is lost. PostgreSQL and PgQ: a session advisory lock; MySQL: GET_LOCK.
+ */
+export interface LeaderLockSession {
+  /** Takes the lock if it is free; true when this session holds it (then and until the session ends). */
+  tryLock(): Promise<boolean>;
+  /** One round trip proving the session, and with it the lock, is alive; rejects after `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void>;
+  /** Settles (resolves with the reason) when the connection ends or fails. */
+  readonly lost: Promise<Error>;
+  /** Ends the session, which frees the lock (bounded: a dead socket is destroyed). */
+  close(): Promise<void>;
+}
+
+/** How to hold the leader lock for one config: `key` names the lock (one per slot, queue or server id). */
+export interface LeaderLock {
+  readonly key: string;
+  /** Connects a new lock session; throws a WalListenerError (`fatal` when retrying cannot help). */
+  connect(): Promise<LeaderLockSession>;
+}

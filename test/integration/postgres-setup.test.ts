@@ -1,9 +1,12 @@
 /**
- * Setup against real PostgreSQL: a slot already streaming to another process is retried with a
+ * Setup against real PostgreSQL: a slot already streaming to another process (not a daemon of the
+ * same config: that one would wait as an HA standby, see ha.test.ts) is retried with a
  * clear log line (not a hang), and an unreachable database is retried with growing backoff (no busy loop).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import { ReplicationConnection } from '../../src/sources/postgres/replication.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -24,20 +27,21 @@ after(async () => {
 test('a slot in use by another process is retried with a clear log line, then taken over', async () => {
   const slot = db.slotName();
   const config = { listener: { slotName: slot, refreshConnection: '2s' }, database: databaseSection(db), publisher: { type: 'stdout', topic: 'wl' } };
-  const first = await startDaemon(config);
-  daemons.push(first);
+  // Another process (not a daemon of this config: those wait as standbys) streams from the slot.
+  const creator = await startDaemon(config);
+  assert.equal(await creator.stop(), 0);
+  const other = await ReplicationConnection.open(parseConfig(JSON.stringify(config), 'test').config.database);
+  await other.start(slot, 'wal-listener', 0n, () => {});
   const second = await startDaemon(config, { waitForStreaming: false });
   daemons.push(second);
   const line = await second.waitForLog('replication slot in use by another process; retrying');
   assert.match(String(line.err), new RegExp(`replication slot ${slot} is active for PID \\d+`));
   assert.equal(line.level, 'warn');
 
-  await db.sql('INSERT INTO t VALUES (1)');
-  await waitFor('first daemon publishes', () => first.events().length === 1);
-  assert.equal(await first.stop(), 0);
+  await other.close();
   await second.waitForLog('replication streaming', 20_000);
   await db.sql('INSERT INTO t VALUES (2)');
-  await waitFor('second daemon publishes the next change', () => second.events().some((e) => (e.data as { id: number }).id === 2));
+  await waitFor('the daemon publishes the next change', () => second.events().some((e) => (e.data as { id: number }).id === 2));
   assert.equal(await second.stop(), 0);
 });
 

@@ -21,6 +21,7 @@ import {
   tablesWithoutReplicaIdentity,
   type PublicationScope,
 } from './publication.js';
+import { checkFailoverSupport } from './setup.js';
 import { assessSlot, readSlotFacts, type SlotFacts, type SlotVerdict } from './slot-history.js';
 import type { SqlClient } from './sql-client.js';
 
@@ -80,6 +81,7 @@ export async function diagnosePostgres(config: Config, sql: SqlClient): Promise<
       ? { status: 'warn', subject: 'max_slot_wal_keep_size', detail: 'unlimited: a slot nobody reads (an abandoned or long-stopped daemon) keeps WAL until the disk is full', fix: "ALTER SYSTEM SET max_slot_wal_keep_size = '<a size your disk can spare>'; SELECT pg_reload_conf(); (README: Slot hygiene)" }
       : { status: 'ok', subject: 'max_slot_wal_keep_size', detail: `${server.maxSlotWalKeepSize}: a slot further behind is invalidated, and the daemon then refuses to start (WAL_PG_SLOT_LOST) until the gap is acknowledged` },
   );
+  if (config.listener.failoverSlot) findings.push(await failoverFinding(client));
   const keyless = await tablesWithoutReplicaIdentity(client, facts.publicationExists ? { publication } : { scope });
   findings.push(
     keyless.length
@@ -130,4 +132,14 @@ async function slotFinding(client: pg.Client, facts: SlotFacts, verdict: SlotVer
     return { status: 'warn', subject, detail: `present, ${position}: it is about to lose WAL it needs (max_slot_wal_keep_size)`, fix: 'start the daemon now, or raise max_slot_wal_keep_size' };
   }
   return { status: 'ok', subject, detail: `present, ${position}; not in use${slot.inactiveSince ? ` since ${slot.inactiveSince}` : ''}` };
+}
+
+/** listener.failoverSlot: true needs PostgreSQL 17+. */
+async function failoverFinding(client: pg.Client): Promise<Finding> {
+  try {
+    await checkFailoverSupport(client);
+    return { status: 'ok', subject: 'listener.failoverSlot', detail: 'failover slots supported: the slot is created (or altered at the next start) with FAILOVER; standbys that should keep it need sync_replication_slots = on' };
+  } catch (err) {
+    return { status: 'problem', subject: 'listener.failoverSlot', detail: `${(err as Error).message} [WAL_PG_FAILOVER_SLOT]`, fix: 'upgrade to PostgreSQL 17 or later, or set listener.failoverSlot: false' };
+  }
 }

@@ -11,12 +11,12 @@ import { WalListenerError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import { checkOutboxPublication } from './outbox-tables.js';
 import { compareScope, createPublication, desiredScope, describeScope, readPublication, replicaIdentityProblem, tablesWithoutReplicaIdentity } from './publication.js';
-import { ensureSlot, type SlotState } from './setup.js';
+import { checkFailoverSupport, ensureSlot, type SlotState } from './setup.js';
 import { assessSlot, readSlotFacts } from './slot-history.js';
 import { ensureStateTable, writeSlotRecord, type AcknowledgedGap } from './state.js';
 
 export interface PrepareOptions {
-  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter' | 'outbox'>;
+  listener: Pick<ListenerConfig, 'slotName' | 'publication' | 'filter' | 'outbox' | 'failoverSlot'>;
   database: string;
   /** `run --recreate-slot`: the operator acknowledges that changes since the last confirmed position are lost. */
   recreateSlot: boolean;
@@ -79,7 +79,8 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   options.step('creating schema wal_listener');
   if (facts.slot === null || gap !== null) await ensureStateTable(client);
   options.step('creating the replication slot');
-  const state = await ensureSlot(client, slotName, options.database);
+  if (listener.failoverSlot) await checkFailoverSupport(client);
+  const state = await ensureSlot(client, slotName, options.database, listener.failoverSlot);
   options.step('recording the replication slot');
   if (state.created || verdict.kind === 'usable' && (verdict.adopt || verdict.movedFrom)) {
     const lsn = state.confirmedFlush ?? '0/0';

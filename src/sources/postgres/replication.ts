@@ -70,6 +70,11 @@ export class ReplicationConnection {
     return { systemId: String(row.systemid), timeline: Number(row.timeline), xlogPos: row.xlogpos, dbName: row.dbname };
   }
 
+  /** Makes an existing slot a failover slot (PostgreSQL 17+; the slot must not be in use). */
+  async enableFailover(slot: string): Promise<void> {
+    await this.client.query(`ALTER_REPLICATION_SLOT "${slot}" ( FAILOVER true )`);
+  }
+
   /**
    * Starts streaming. Resolves with `stream` once the server switched to CopyBoth; `stream.ended`
    * settles when the server ends the stream or the connection fails.

@@ -12,6 +12,8 @@ export interface SlotState {
   /** PID of the process streaming from the slot now, or null. */
   activePid: number | null;
   created: boolean;
+  /** The slot is a failover slot (PostgreSQL 17+). */
+  failover: boolean;
 }
 
 export async function checkWalLevel(client: pg.Client): Promise<void> {
@@ -26,12 +28,28 @@ export async function checkWalLevel(client: pg.Client): Promise<void> {
   }
 }
 
-/** Creates the logical slot with pgoutput if missing; checks an existing one fits. */
-export async function ensureSlot(client: pg.Client, slot: string, database: string): Promise<SlotState> {
+/**
+ * `listener.failoverSlot: true` needs failover slots (PostgreSQL 17+): refused on older servers
+ * before anything is created, with what to do.
+ */
+export async function checkFailoverSupport(client: pg.Client): Promise<void> {
+  const result = await client.query<{ num: string; version: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version");
+  const row = result.rows[0]!;
+  if (Number(row.num) >= 170000) return;
+  throw new WalListenerError(
+    'WAL_PG_FAILOVER_SLOT',
+    `listener.failoverSlot is true, but PostgreSQL ${row.version} has no failover slots (PostgreSQL 17 or later): ` +
+      'upgrade the server, or set listener.failoverSlot: false (after a failover the slot is then missing on the new primary and the daemon stops with WAL_PG_SLOT_LOST)',
+  );
+}
+
+/** Creates the logical slot with pgoutput if missing (with FAILOVER when asked, PostgreSQL 17+); checks an existing one fits. */
+export async function ensureSlot(client: pg.Client, slot: string, database: string, failover = false): Promise<SlotState> {
   const read = async () =>
     (
-      await client.query<{ plugin: string; slot_type: string; database: string; active_pid: number | null; confirmed: string | null }>(
-        'SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1',
+      await client.query<{ plugin: string; slot_type: string; database: string; active_pid: number | null; confirmed: string | null; failover: boolean | null }>(
+        // to_jsonb: the failover column exists from PostgreSQL 17 on.
+        "SELECT plugin, slot_type, database, active_pid, confirmed_flush_lsn::text AS confirmed, (to_jsonb(s) ->> 'failover')::boolean AS failover FROM pg_replication_slots s WHERE slot_name = $1",
         [slot],
       )
     ).rows[0];
@@ -39,7 +57,8 @@ export async function ensureSlot(client: pg.Client, slot: string, database: stri
   let created = false;
   if (!row) {
     try {
-      await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+      if (failover) await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput', failover => true)", [slot]);
+      else await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
       created = true;
     } catch (err) {
       if ((err as { code?: string }).code !== '42710') throw err; // created concurrently: read it below
@@ -54,7 +73,7 @@ export async function ensureSlot(client: pg.Client, slot: string, database: stri
         `wal-listener needs a logical pgoutput slot on ${database} (drop it or choose another listener.slotName)`,
     );
   }
-  return { confirmedFlush: row.confirmed, activePid: row.active_pid, created };
+  return { confirmedFlush: row.confirmed, activePid: row.active_pid, created, failover: row.failover === true };
 }
 
 /** Primary key columns of a table, in key order (for message keys when the replica identity does not name them). */

@@ -28,7 +28,7 @@ import { RenameWatch } from './renames.js';
 import { ReplicationConnection } from './replication.js';
 import { PostgresSession } from './session.js';
 import { prepareSlot } from './prepare.js';
-import { checkWalLevel } from './setup.js';
+import { checkFailoverSupport, checkWalLevel } from './setup.js';
 import { assessSlot, readSlotFacts } from './slot-history.js';
 import { SqlClient } from './sql-client.js';
 import { createValueConverters, type ConvertProblem, type ValueConverters } from './values.js';
@@ -81,6 +81,10 @@ export class PostgresSource implements Source<Lsn> {
       step = 'checking the outbox tables';
       await checkOutboxTables(client, this.config.listener.outbox);
       await checkOutboxPublication(client, publication, this.config.listener.outbox);
+      if (this.config.listener.failoverSlot) {
+        step = 'checking failover slot support';
+        await checkFailoverSupport(client);
+      }
       step = 'checking the replication slot';
       const verdict = assessSlot(await readSlotFacts(client, slotName, publication));
       if (verdict.kind === 'foreign' || (verdict.kind === 'broken' && !this.recreateSlot)) throw verdict.error;
@@ -116,7 +120,7 @@ export class PostgresSource implements Source<Lsn> {
         step: (doing) => (step = doing),
       });
       if (slot.recreated) this.recreateSlot = false;
-      if (slot.created) log.info({ slot: slotName, lsn: slot.confirmedFlush }, 'created logical replication slot (pgoutput)');
+      if (slot.created) log.info({ slot: slotName, lsn: slot.confirmedFlush, failover: slot.failover }, 'created logical replication slot (pgoutput)');
       else if (!this.announced) log.info({ slot: slotName, confirmedFlush: slot.confirmedFlush }, 'using existing replication slot');
       this.announced = true;
       if (slot.activePid !== null) {
@@ -125,6 +129,11 @@ export class PostgresSource implements Source<Lsn> {
       if (signal.aborted) throw new WalListenerError('WAL_PG_CONNECT', 'stopping');
       step = 'opening the replication connection';
       connection = await ReplicationConnection.open(config.database);
+      if (config.listener.failoverSlot && !slot.failover) {
+        step = 'making the replication slot a failover slot';
+        await connection.enableFailover(slotName);
+        log.info({ slot: slotName }, 'replication slot altered to FAILOVER true (listener.failoverSlot)');
+      }
       const identity = await connection.identifySystem();
       const startLsn = slot.confirmedFlush ? parseLsn(slot.confirmedFlush) : 0n;
       const recorder = new ConfirmRecorder(this.sql, slotName, startLsn, log);
