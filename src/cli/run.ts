@@ -16,7 +16,8 @@ export async function runDaemon(configPath: string, sourceOptions: SourceOptions
   const log = createLogger(config.logger, undefined, configSecrets(config));
   for (const warning of warnings) log.warn(warning);
   if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
-  log.info({ version: version(), publisher: config.publisher.type, slot: config.listener.slotName }, 'wal-listener starting');
+  const origin = config.source.type === 'postgres' ? { slot: config.listener.slotName } : config.source.type === 'pgq' ? { queue: config.pgq?.queue } : { serverId: config.mysql?.serverId };
+  log.info({ version: version(), source: config.source.type, publisher: config.publisher.type, ...origin }, 'wal-listener starting');
 
   const controller = new AbortController();
   let signals = 0;
