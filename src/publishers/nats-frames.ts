@@ -4,7 +4,7 @@
  * payload and `\r\n`. nats-core's `publish()` encodes the protocol line and headers per message
  * with a TextEncoder and joins one buffer per message into the next socket write again
  * (DataBuffer.pack): ≈30% of the daemon's CPU on a NATS catch-up (profile). Here a batch costs a
- * few buffers and one socket write per ~256 KB, handed to the client's protocol handler in order
+ * few buffers and one socket write per ~256 KB (and one for the rest of the batch), handed to the client's protocol handler in order
  * with everything else it sends (SUB, PING), so reconnect buffering works as for `publish()`.
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -13,6 +13,8 @@ import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
 /** What is used of nats-core's ProtocolHandler (`nc.protocol`, stable across 3.x). */
 export interface NatsProtocol {
   sendCommand(cmd: Uint8Array): void;
+  /** Writes what is queued to the socket now (when connected; else it stays queued for the reconnect). */
+  flushPending(): void;
   outMsgs: number;
   outBytes: number;
 }
@@ -37,7 +39,8 @@ export class NatsFrameWriter {
   /** nats-core's ProtocolHandler of a connection, when it has the shape this writer needs. */
   static protocolOf(nc: unknown): NatsProtocol | null {
     const protocol = (nc as { protocol?: Partial<NatsProtocol> }).protocol;
-    return protocol !== undefined && typeof protocol.sendCommand === 'function' && typeof protocol.outMsgs === 'number' ? (protocol as NatsProtocol) : null;
+    const usable = protocol !== undefined && typeof protocol.sendCommand === 'function' && typeof protocol.flushPending === 'function' && typeof protocol.outMsgs === 'number';
+    return usable ? (protocol as NatsProtocol) : null;
   }
 
   /**
@@ -79,6 +82,9 @@ export class NatsFrameWriter {
       bytes += pos;
       this.protocol.sendCommand(pos === size ? piece : piece.subarray(0, pos));
     }
+    // The batch's last piece goes out now too: left queued, the next batch's first piece would be
+    // joined to it by another copy (DataBuffer.pack).
+    this.protocol.flushPending();
     this.protocol.outMsgs += n;
     this.protocol.outBytes += bytes;
     return { sent: true };
