@@ -49,6 +49,11 @@ export interface DispatcherOptions {
   logger: Logger;
   /** Messages handed out and not yet acknowledged, at most. */
   maxInFlight: number;
+  /**
+   * Payload bytes handed out and not yet acknowledged before the source must wait (default 16 MiB):
+   * large rows (TOAST) fill memory long before `maxInFlight` messages.
+   */
+  maxInFlightBytes?: number;
   /** Messages per publish() call, at most. */
   maxBatch?: number;
   /** Deadline for a batch's acknowledgement, ms. */
@@ -97,6 +102,9 @@ export class Dispatcher {
   private seq = 0;
   /** Messages added and not yet acknowledged (building, queued, in flight, failed, being dead-lettered). */
   private outstanding = 0;
+  /** Payload bytes of those messages. */
+  private outstandingBytes = 0;
+  private readonly maxInFlightBytes: number;
   /** Built batches waiting to be sent, in order. */
   private queue: Batch[] = [];
   private readonly inFlight = new Set<Batch>();
@@ -113,13 +121,14 @@ export class Dispatcher {
   private readonly stopController = new AbortController();
   private wakeRecovery: (() => void) | null = null;
   private deadLetterTail: Promise<void> = Promise.resolve();
-  private readonly waiters: { below: number; resolve: () => void }[] = [];
+  private readonly waiters: { below: number; bytes: number; resolve: () => void }[] = [];
 
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
     this.log = options.logger;
     this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
+    this.maxInFlightBytes = options.maxInFlightBytes ?? 16 * 1024 * 1024;
     this.maxBatch = options.maxBatch ?? Math.max(1, Math.min(1024, options.maxInFlight >> 2));
     this.retryBackoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
     this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 250, maxMs: 2_000 });
@@ -136,7 +145,7 @@ export class Dispatcher {
 
   /** True when the window is full: the source should stop until `whenBelow` resolves. */
   get full(): boolean {
-    return this.outstanding >= this.maxInFlight;
+    return this.outstanding >= this.maxInFlight || this.outstandingBytes >= this.maxInFlightBytes;
   }
 
   /** True while publishing works: no failed batch waiting, publisher connected. */
@@ -150,6 +159,7 @@ export class Dispatcher {
    */
   add(message: OutboundMessage, delivery: Delivery, refusal: string | null = null): void {
     this.outstanding++;
+    this.outstandingBytes += message.payload.length;
     if (refusal === null) {
       const limit = this.publisher.maxPayloadBytes(message);
       if (exceeds(message, limit)) refusal = `message of ${payloadBytes(message)} bytes exceeds the ${limit}-byte limit ${this.publisher.kind} announced`;
@@ -182,10 +192,15 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** Resolves when fewer than `count` messages are unacknowledged (default: half the window). */
-  whenBelow(count = this.maxInFlight >> 1): Promise<void> {
-    if (this.outstanding < count || this.outstanding === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ below: Math.max(1, count), resolve }));
+  /**
+   * Resolves when fewer than `count` messages are unacknowledged; by default when the window is
+   * half empty: fewer than half of maxInFlight messages and of maxInFlightBytes.
+   */
+  whenBelow(count?: number): Promise<void> {
+    const below = count ?? this.maxInFlight >> 1;
+    const bytes = count === undefined ? this.maxInFlightBytes / 2 : Infinity;
+    if (this.outstanding === 0 || (this.outstanding < below && this.outstandingBytes < bytes)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ below: Math.max(1, below), bytes, resolve }));
   }
 
   /** Resolves when every message added so far has been acknowledged (or dead-lettered). */
@@ -320,6 +335,8 @@ export class Dispatcher {
     const { deliveries, counts } = batch;
     for (let i = 0; i < deliveries.length; i++) deliveries[i]!.ack(counts[i]!);
     this.outstanding -= batch.messages.length;
+    const messages = batch.messages;
+    for (let i = 0; i < messages.length; i++) this.outstandingBytes -= messages[i]!.payload.length;
     this.observer.acked?.(batch.messages);
     this.wake();
   }
@@ -328,7 +345,7 @@ export class Dispatcher {
     if (this.waiters.length === 0) return;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const waiter = this.waiters[i]!;
-      if (this.outstanding < waiter.below) {
+      if (this.outstanding === 0 || (this.outstanding < waiter.below && this.outstandingBytes < waiter.bytes)) {
         this.waiters.splice(i, 1);
         waiter.resolve();
       }
@@ -539,6 +556,7 @@ export class Dispatcher {
     }
     delivery.ack(1);
     this.outstanding--;
+    this.outstandingBytes -= message.payload.length;
     this.wake();
   }
 
