@@ -80,11 +80,11 @@ export class NatsFrameWriter {
       let pos = 0;
       for (; i < end; i++) pos = writeFrame(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payloads[i]!);
       bytes += pos;
+      // Each piece goes out now, alone: sendCommand only queues into an empty outbound buffer, and
+      // a piece queued behind another is joined to it by another copy (DataBuffer.pack).
       this.protocol.sendCommand(pos === size ? piece : piece.subarray(0, pos));
+      this.protocol.flushPending();
     }
-    // The batch's last piece goes out now too: left queued, the next batch's first piece would be
-    // joined to it by another copy (DataBuffer.pack).
-    this.protocol.flushPending();
     this.protocol.outMsgs += n;
     this.protocol.outBytes += bytes;
     return { sent: true };
