@@ -50,7 +50,7 @@ export interface DispatcherOptions {
   /** Messages handed out and not yet acknowledged, at most. */
   maxInFlight: number;
   /**
-   * Payload bytes handed out and not yet acknowledged before the source must wait (default 16 MiB):
+   * Payload bytes handed out and not yet acknowledged before the source must wait (default 8 MiB):
    * large rows (TOAST) fill memory long before `maxInFlight` messages.
    */
   maxInFlightBytes?: number;
@@ -128,7 +128,7 @@ export class Dispatcher {
     this.log = options.logger;
     this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
-    this.maxInFlightBytes = options.maxInFlightBytes ?? 16 * 1024 * 1024;
+    this.maxInFlightBytes = options.maxInFlightBytes ?? 8 * 1024 * 1024;
     this.maxBatch = options.maxBatch ?? Math.max(1, Math.min(1024, options.maxInFlight >> 2));
     this.retryBackoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
     this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 250, maxMs: 2_000 });
