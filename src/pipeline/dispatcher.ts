@@ -99,6 +99,8 @@ export class Dispatcher {
 
   private current: Batch | null = null;
   private flushScheduled = false;
+  /** The batch being built waits for the next batch in flight to settle (see flushSoon). */
+  private flushOnSettle = false;
   private seq = 0;
   /** Messages added and not yet acknowledged (building, queued, in flight, failed, being dead-lettered). */
   private outstanding = 0;
@@ -185,6 +187,7 @@ export class Dispatcher {
 
   /** Sends the batch being built. */
   flush(): void {
+    this.flushOnSettle = false;
     const batch = this.current;
     if (batch === null) return;
     this.current = null;
@@ -220,10 +223,25 @@ export class Dispatcher {
     this.publisher.events.off('restored', this.onRestored);
   }
 
+  /**
+   * End of the event-loop turn. While a batch is in flight, a partial batch keeps collecting until
+   * it settles (or the batch is full): a steady trickle of small transactions then goes out in a
+   * batch per acknowledgement round trip, not a batch (a publish, a deadline timer) per turn.
+   */
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
+    if (this.inFlight.size > 0 && !this.stopped && !this.recovering) {
+      this.flushOnSettle = true;
+      return;
+    }
     this.flush();
   };
+
+  private flushDeferred(): void {
+    if (!this.flushOnSettle) return;
+    this.flushOnSettle = false;
+    this.flush();
+  }
 
   private newBatch(): Batch {
     return { seq: this.seq++, messages: [], deliveries: [], counts: [], oversized: null, single: false, sentAt: 0, controller: null, timer: undefined };
@@ -293,11 +311,13 @@ export class Dispatcher {
         this.settle(batch);
         this.acknowledge(batch);
         this.pump();
+        this.flushDeferred();
         this.maybeRecover();
       },
       (err: unknown) => {
         this.settle(batch);
         this.failure(batch, err);
+        this.flushDeferred();
       },
     );
   }
