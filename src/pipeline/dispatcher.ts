@@ -5,9 +5,10 @@
  * telemetry. Publishers only send a batch and map the reply.
  *
  * Rules:
- * - Window: at most `maxInFlight` messages handed out and not acknowledged; the source stops
- *   reading while it is full. Messages leave in batches of at most `maxBatch`: everything a
- *   source hands over in one turn of the event loop goes together.
+ * - Window: at most `maxInFlight` messages (and `maxInFlightBytes` of payloads) handed out and
+ *   not acknowledged; the source stops reading while it is full. Messages leave in batches of at
+ *   most `maxBatch`: everything a source hands over in one turn of the event loop goes together,
+ *   and while a batch is in flight a partial one keeps collecting until that batch settles.
  * - Deadline: a batch not acknowledged within `ackTimeout` is aborted through its signal and
  *   counts as failed (retryable).
  * - Lost connection: when the publisher reports `lost`, every unacknowledged batch is aborted at
