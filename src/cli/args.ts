@@ -21,11 +21,10 @@ export function version(): string {
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-
-export type ParsedCommandArgs<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>>;
+type ParsedArgs<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>>;
 
 /** parseArgs with strict options; a usage error becomes a UsageExit naming the command's help. */
-export function parseCommandArgs<O extends Options>(argv: string[], options: O, help: string, allowPositionals = false): ParsedCommandArgs<O> {
+export function parseCommandArgs<O extends Options>(argv: string[], options: O, help: string, allowPositionals = false): ParsedArgs<O> {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (err) {

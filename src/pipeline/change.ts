@@ -96,6 +96,8 @@ export interface TransactionInfo {
   readonly idPrefix: string;
   /** Commit time, RFC 3339 in UTC with microseconds: "2024-02-29T08:15:56.123456Z". */
   readonly commitTime: string;
+  /** The same in ms since the epoch, when the source has it at hand (else parsed from commitTime). */
+  readonly commitTimeMs?: number;
   /** The event's `lsn` field: the transaction's source position as text ("0/1A2B3C4", "binlog.000003:4711"). */
   readonly position: string;
   /** The event's `xid` field: a number, or digits when it does not fit a double. */

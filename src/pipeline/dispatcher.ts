@@ -5,9 +5,10 @@
  * telemetry. Publishers only send a batch and map the reply.
  *
  * Rules:
- * - Window: at most `maxInFlight` messages handed out and not acknowledged; the source stops
- *   reading while it is full. Messages leave in batches of at most `maxBatch`: everything a
- *   source hands over in one turn of the event loop goes together.
+ * - Window: at most `maxInFlight` messages (and `maxInFlightBytes` of payloads) handed out and
+ *   not acknowledged; the source stops reading while it is full. Messages leave in batches of at
+ *   most `maxBatch`: everything a source hands over in one turn of the event loop goes together,
+ *   and while a batch is in flight a partial one keeps collecting until that batch settles.
  * - Deadline: a batch not acknowledged within `ackTimeout` is aborted through its signal and
  *   counts as failed (retryable).
  * - Lost connection: when the publisher reports `lost`, every unacknowledged batch is aborted at
@@ -49,6 +50,11 @@ export interface DispatcherOptions {
   logger: Logger;
   /** Messages handed out and not yet acknowledged, at most. */
   maxInFlight: number;
+  /**
+   * Payload bytes handed out and not yet acknowledged before the source must wait (default 8 MiB):
+   * large rows (TOAST) fill memory long before `maxInFlight` messages.
+   */
+  maxInFlightBytes?: number;
   /** Messages per publish() call, at most. */
   maxBatch?: number;
   /** Deadline for a batch's acknowledgement, ms. */
@@ -94,9 +100,14 @@ export class Dispatcher {
 
   private current: Batch | null = null;
   private flushScheduled = false;
+  /** The batch being built waits for the next batch in flight to settle (see flushSoon). */
+  private flushOnSettle = false;
   private seq = 0;
   /** Messages added and not yet acknowledged (building, queued, in flight, failed, being dead-lettered). */
   private outstanding = 0;
+  /** Payload bytes of those messages. */
+  private outstandingBytes = 0;
+  private readonly maxInFlightBytes: number;
   /** Built batches waiting to be sent, in order. */
   private queue: Batch[] = [];
   private readonly inFlight = new Set<Batch>();
@@ -113,13 +124,14 @@ export class Dispatcher {
   private readonly stopController = new AbortController();
   private wakeRecovery: (() => void) | null = null;
   private deadLetterTail: Promise<void> = Promise.resolve();
-  private readonly waiters: { below: number; resolve: () => void }[] = [];
+  private readonly waiters: { below: number; bytes: number; resolve: () => void }[] = [];
 
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
     this.log = options.logger;
     this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
+    this.maxInFlightBytes = options.maxInFlightBytes ?? 8 * 1024 * 1024;
     this.maxBatch = options.maxBatch ?? Math.max(1, Math.min(1024, options.maxInFlight >> 2));
     this.retryBackoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
     this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 250, maxMs: 2_000 });
@@ -136,7 +148,7 @@ export class Dispatcher {
 
   /** True when the window is full: the source should stop until `whenBelow` resolves. */
   get full(): boolean {
-    return this.outstanding >= this.maxInFlight;
+    return this.outstanding >= this.maxInFlight || this.outstandingBytes >= this.maxInFlightBytes;
   }
 
   /** True while publishing works: no failed batch waiting, publisher connected. */
@@ -150,6 +162,7 @@ export class Dispatcher {
    */
   add(message: OutboundMessage, delivery: Delivery, refusal: string | null = null): void {
     this.outstanding++;
+    this.outstandingBytes += message.payload.length;
     if (refusal === null) {
       const limit = this.publisher.maxPayloadBytes(message);
       if (exceeds(message, limit)) refusal = `message of ${payloadBytes(message)} bytes exceeds the ${limit}-byte limit ${this.publisher.kind} announced`;
@@ -175,6 +188,7 @@ export class Dispatcher {
 
   /** Sends the batch being built. */
   flush(): void {
+    this.flushOnSettle = false;
     const batch = this.current;
     if (batch === null) return;
     this.current = null;
@@ -182,10 +196,15 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** Resolves when fewer than `count` messages are unacknowledged (default: half the window). */
-  whenBelow(count = this.maxInFlight >> 1): Promise<void> {
-    if (this.outstanding < count || this.outstanding === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ below: Math.max(1, count), resolve }));
+  /**
+   * Resolves when fewer than `count` messages are unacknowledged; by default when the window is
+   * half empty: fewer than half of maxInFlight messages and of maxInFlightBytes.
+   */
+  whenBelow(count?: number): Promise<void> {
+    const below = count ?? this.maxInFlight >> 1;
+    const bytes = count === undefined ? this.maxInFlightBytes / 2 : Infinity;
+    if (this.outstanding === 0 || (this.outstanding < below && this.outstandingBytes < bytes)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ below: Math.max(1, below), bytes, resolve }));
   }
 
   /** Resolves when every message added so far has been acknowledged (or dead-lettered). */
@@ -205,10 +224,25 @@ export class Dispatcher {
     this.publisher.events.off('restored', this.onRestored);
   }
 
+  /**
+   * End of the event-loop turn. While a batch is in flight, a partial batch keeps collecting until
+   * it settles (or the batch is full): a steady trickle of small transactions then goes out in a
+   * batch per acknowledgement round trip, not a batch (a publish, a deadline timer) per turn.
+   */
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
+    if (this.inFlight.size > 0 && !this.stopped && !this.recovering) {
+      this.flushOnSettle = true;
+      return;
+    }
     this.flush();
   };
+
+  private flushDeferred(): void {
+    if (!this.flushOnSettle) return;
+    this.flushOnSettle = false;
+    this.flush();
+  }
 
   private newBatch(): Batch {
     return { seq: this.seq++, messages: [], deliveries: [], counts: [], oversized: null, single: false, sentAt: 0, controller: null, timer: undefined };
@@ -278,11 +312,13 @@ export class Dispatcher {
         this.settle(batch);
         this.acknowledge(batch);
         this.pump();
+        this.flushDeferred();
         this.maybeRecover();
       },
       (err: unknown) => {
         this.settle(batch);
         this.failure(batch, err);
+        this.flushDeferred();
       },
     );
   }
@@ -320,6 +356,8 @@ export class Dispatcher {
     const { deliveries, counts } = batch;
     for (let i = 0; i < deliveries.length; i++) deliveries[i]!.ack(counts[i]!);
     this.outstanding -= batch.messages.length;
+    const messages = batch.messages;
+    for (let i = 0; i < messages.length; i++) this.outstandingBytes -= messages[i]!.payload.length;
     this.observer.acked?.(batch.messages);
     this.wake();
   }
@@ -328,7 +366,7 @@ export class Dispatcher {
     if (this.waiters.length === 0) return;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
       const waiter = this.waiters[i]!;
-      if (this.outstanding < waiter.below) {
+      if (this.outstanding === 0 || (this.outstanding < waiter.below && this.outstandingBytes < waiter.bytes)) {
         this.waiters.splice(i, 1);
         waiter.resolve();
       }
@@ -544,6 +582,7 @@ export class Dispatcher {
     }
     delivery.ack(1);
     this.outstanding--;
+    this.outstandingBytes -= message.payload.length;
     this.wake();
   }
 

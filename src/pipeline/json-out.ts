@@ -11,6 +11,14 @@ import { isUtf8 } from 'node:buffer';
 const CHUNK_BYTES = 256 * 1024;
 /** Up to this many bytes, a JavaScript loop copies faster than a native call. */
 const SHORT = 48;
+/** Strings at least this long are remembered: written again in the same message, they are copied. */
+const REUSE = 256;
+
+/** 1 for the bytes a JSON string must escape: control characters, quote, backslash. */
+const ESCAPE = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) ESCAPE[c] = 1;
+ESCAPE[0x22] = 1;
+ESCAPE[0x5c] = 1;
 
 const enum Ch {
   Quote = 0x22,
@@ -39,15 +47,28 @@ export class JsonOut {
   private chunk: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   private pos = 0;
   private start = 0;
+  /** The last long string written in this message: its source range and its JSON's offsets in the message. */
+  private lastSrc: Buffer | null = null;
+  private lastFrom = 0;
+  private lastTo = 0;
+  private lastBegin = 0;
+  private lastEnd = 0;
 
   /** Starts a message. */
   begin(): void {
     this.start = this.pos;
+    this.lastSrc = null;
   }
 
-  /** Ends the message begun last: its bytes. */
+  /**
+   * Ends the message begun last: its bytes. A line break follows them in the chunk when there is
+   * room (not part of the message): a line-per-event writer (stdout) can then write runs of
+   * consecutive messages as they lie, without copying them.
+   */
   end(): Buffer {
-    return this.chunk.subarray(this.start, this.pos);
+    const message = this.chunk.subarray(this.start, this.pos);
+    if (this.pos < this.chunk.length) this.chunk[this.pos++] = 0x0a;
+    return message;
   }
 
   /**
@@ -97,19 +118,38 @@ export class JsonOut {
    * JSON.stringify escapes them; runs of other bytes copied in one go.
    */
   jsonString(src: Buffer, from: number, to: number): void {
+    const long = to - from >= REUSE;
+    if (long && src === this.lastSrc && from === this.lastFrom && to === this.lastTo) {
+      // The same value again (a TOAST value in both `data` and `dataOld`): copy its JSON.
+      const n = this.lastEnd - this.lastBegin;
+      this.ensure(n);
+      this.pos += this.chunk.copy(this.chunk, this.pos, this.start + this.lastBegin, this.start + this.lastEnd);
+      return;
+    }
     this.ensure(to - from + 2);
     // Where this value starts, relative to the message (which keeps its offsets if it moves chunk).
     const begin = this.pos - this.start;
     this.chunk[this.pos++] = Ch.Quote;
     let run = from;
     let high = 0;
-    for (let i = from; i < to; i++) {
-      const c = src[i]!;
-      high |= c;
-      if (c >= 0x20 && c !== Ch.Quote && c !== Ch.Backslash) continue;
-      if (i > run) this.bytes(src, run, i);
-      this.ascii(c === Ch.Quote ? '\\"' : c === Ch.Backslash ? '\\\\' : ESCAPES[c]!);
-      run = i + 1;
+    if (long) {
+      // Long text: found four bytes at a time, UTF-8 checked once, natively.
+      for (let i = firstEscape(src, from, to); i < to; i = firstEscape(src, i + 1, to)) {
+        if (i > run) this.bytes(src, run, i);
+        const c = src[i]!;
+        this.ascii(c === Ch.Quote ? '\\"' : c === Ch.Backslash ? '\\\\' : ESCAPES[c]!);
+        run = i + 1;
+      }
+      high = 0x80;
+    } else {
+      for (let i = from; i < to; i++) {
+        const c = src[i]!;
+        high |= c;
+        if (c >= 0x20 && c !== Ch.Quote && c !== Ch.Backslash) continue;
+        if (i > run) this.bytes(src, run, i);
+        this.ascii(c === Ch.Quote ? '\\"' : c === Ch.Backslash ? '\\\\' : ESCAPES[c]!);
+        run = i + 1;
+      }
     }
     if (to > run) this.bytes(src, run, to);
     this.byte(Ch.Quote);
@@ -118,6 +158,13 @@ export class JsonOut {
       // invalid sequences replaced, so the event stays valid JSON.
       this.pos = this.start + begin;
       this.utf8(JSON.stringify(src.toString('utf8', from, to)));
+    }
+    if (long) {
+      this.lastSrc = src;
+      this.lastFrom = from;
+      this.lastTo = to;
+      this.lastBegin = begin;
+      this.lastEnd = this.pos - this.start;
     }
   }
 
@@ -131,4 +178,34 @@ export class JsonOut {
     this.start = 0;
     this.pos = partial;
   }
+}
+
+/**
+ * Index of the first byte in [from, to) that a JSON string must escape, or `to`. Reads aligned
+ * 32-bit words: a word holds such a byte when one of its bytes is below 0x20 or equals `"` or `\`
+ * (exact bit tests, so a word without one is skipped whole).
+ */
+export function firstEscape(src: Buffer, from: number, to: number): number {
+  let i = from;
+  const base = src.byteOffset;
+  while (i < to && ((base + i) & 3) !== 0) {
+    if (ESCAPE[src[i]!] === 1) return i;
+    i++;
+  }
+  const words = (to - i) >>> 2;
+  if (words > 0) {
+    const w32 = new Uint32Array(src.buffer, base + i, words);
+    for (let k = 0; k < words; k++) {
+      const w = w32[k]!;
+      const q = w ^ 0x22222222;
+      const b = w ^ 0x5c5c5c5c;
+      if ((((w - 0x20202020) & ~w) | ((q - 0x01010101) & ~q) | ((b - 0x01010101) & ~b)) & 0x80808080) {
+        const at = i + 4 * k;
+        for (let j = at; j < at + 4; j++) if (ESCAPE[src[j]!] === 1) return j;
+      }
+    }
+    i += 4 * words;
+  }
+  for (; i < to; i++) if (ESCAPE[src[i]!] === 1) return i;
+  return to;
 }

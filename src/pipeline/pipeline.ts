@@ -52,7 +52,7 @@ class Transaction<P> implements TransactionHandle, TxnRecord<P>, Delivery {
     readonly tail: Buffer,
     private readonly pipeline: Pipeline<P>,
   ) {
-    this.committedAt = Date.parse(info.commitTime);
+    this.committedAt = info.commitTimeMs ?? Date.parse(info.commitTime);
   }
 
   ack(count: number): void {
@@ -156,7 +156,8 @@ export class Pipeline<P> implements ChangeSink<P> {
   }
 
   commit(txn: TransactionHandle, end: P): void {
-    this.dispatcher.flush();
+    // No flush here: a batch collects everything handed over in one turn of the event loop, across
+    // transactions (single-row transactions would otherwise cost a publish each).
     this.checkpointer.commit(txn as Transaction<P>, end);
     this.moved();
   }

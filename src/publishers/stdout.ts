@@ -33,14 +33,16 @@ export class StdoutPublisher implements Publisher {
   publish(batch: readonly OutboundMessage[]): Promise<void> {
     if (this.gone) return Promise.reject(this.gone);
     if (this.closed) return Promise.reject(new PublishError('stdout publisher is closed', true));
-    const parts: Buffer[] = new Array(batch.length * 2);
-    for (let i = 0; i < batch.length; i++) {
-      parts[2 * i] = payloadBuffer(batch[i]!);
-      parts[2 * i + 1] = NEWLINE;
-    }
+    const parts = linesOf(batch);
+    if (parts.length === 0) return Promise.resolve();
+    const out = this.out;
     // The write callback fires once the data has been handed to the OS: that is stdout's "ack".
+    // Several parts go out corked: one writev.
     return new Promise((resolve, reject) => {
-      this.out.write(Buffer.concat(parts), (err) => (err ? reject(this.failed(err)) : resolve()));
+      if (parts.length > 1) out.cork();
+      for (let i = 0; i < parts.length - 1; i++) out.write(parts[i]);
+      out.write(parts[parts.length - 1], (err) => (err ? reject(this.failed(err)) : resolve()));
+      if (parts.length > 1) out.uncork();
     });
   }
 
@@ -67,4 +69,36 @@ export class StdoutPublisher implements Publisher {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/**
+ * Every payload followed by a line break, as Buffers to write in order. Payloads that lie one after
+ * another in memory, each followed by a line break (the pipeline's JsonOut leaves one after every
+ * event), are taken as one run, without copying.
+ */
+export function linesOf(batch: readonly OutboundMessage[]): Buffer[] {
+  const parts: Buffer[] = [];
+  let run: Buffer | null = null;
+  let runStart = 0;
+  let runEnd = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const payload = payloadBuffer(batch[i]!);
+    const end = payload.byteOffset + payload.length;
+    const followed = end < payload.buffer.byteLength && new Uint8Array(payload.buffer, end, 1)[0] === 0x0a;
+    if (run !== null && followed && payload.buffer === run.buffer && payload.byteOffset === runEnd) {
+      runEnd = end + 1;
+      continue;
+    }
+    if (run !== null) parts.push(Buffer.from(run.buffer, runStart, runEnd - runStart));
+    if (followed) {
+      run = payload;
+      runStart = payload.byteOffset;
+      runEnd = end + 1;
+    } else {
+      run = null;
+      parts.push(payload, NEWLINE);
+    }
+  }
+  if (run !== null) parts.push(Buffer.from(run.buffer, runStart, runEnd - runStart));
+  return parts;
 }

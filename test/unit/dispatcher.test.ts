@@ -277,3 +277,33 @@ test('the window: full at maxInFlight, whenBelow resolves as acknowledgements ar
   assert.equal(dispatcher.full, false);
   dispatcher.stop();
 });
+
+test('the window in bytes: full at maxInFlightBytes; whenBelow waits for half of them, or for nothing in flight', async () => {
+  const { publisher, dispatcher } = setup({ maxInFlight: 1000, maxInFlightBytes: 4000 });
+  const d = new CountingDelivery();
+  const big = (id: string, key: string) => ({ ...testMessage(id, key), payload: Buffer.alloc(1000, 0x61) });
+  for (let i = 0; i < 3; i++) dispatcher.add(big(`m${i}`, `k${i}`), d);
+  assert.equal(dispatcher.full, false, '3000 of 4000 bytes');
+  dispatcher.add(big('m3', 'k3'), d);
+  assert.equal(dispatcher.full, true, '4000 bytes, 4 messages');
+  let below = false;
+  void dispatcher.whenBelow().then(() => (below = true));
+  dispatcher.flush();
+  publisher.calls[0]!.ack();
+  await settle();
+  assert.equal(below, false, '2000 bytes outstanding: not below half');
+  publisher.calls[1]!.ack();
+  await settle();
+  assert.equal(below, true);
+  // One message larger than the whole window: full, and free again once it is acknowledged.
+  dispatcher.add({ ...big('huge', 'h'), payload: Buffer.alloc(10_000) }, d);
+  assert.equal(dispatcher.full, true);
+  let drained = false;
+  void dispatcher.whenBelow().then(() => (drained = true));
+  dispatcher.flush();
+  publisher.calls[2]!.ack();
+  await settle();
+  assert.equal(drained, true);
+  assert.equal(dispatcher.full, false);
+  dispatcher.stop();
+});

@@ -1,7 +1,7 @@
 /** JsonOut: payload bytes as JSON.stringify would write them, across chunk boundaries. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { JsonOut } from '../../src/pipeline/json-out.js';
+import { JsonOut, firstEscape } from '../../src/pipeline/json-out.js';
 
 /** Small deterministic PRNG so a failing seed can be replayed. */
 function rng(seed: number): () => number {
@@ -50,4 +50,53 @@ test('messages larger than a chunk, and many messages, keep their bytes', () => 
     written.push([out.end(), text]);
   }
   for (const [bytes, text] of written) assert.equal(bytes.toString('utf8'), text);
+});
+
+test('a long value written twice in one message (TOAST in data and dataOld) is copied, and only within that message', () => {
+  const random = rng(7);
+  const out = new JsonOut();
+  for (let round = 0; round < 300; round++) {
+    // Long values with escapes, non-ASCII and (sometimes) bytes that are not UTF-8; some messages outgrow the chunk.
+    const parts: Buffer[] = [];
+    const n = 20 + Math.floor(random() * (round % 50 === 0 ? 40_000 : 400));
+    for (let i = 0; i < n; i++) parts.push(random() < 0.002 ? Buffer.from([0xff]) : Buffer.from(PIECES[Math.floor(random() * PIECES.length)]!));
+    const src = Buffer.concat(parts);
+    const expected = JSON.stringify(src.toString('utf8'));
+    out.begin();
+    out.ascii('[');
+    out.jsonString(src, 0, src.length);
+    out.ascii(',');
+    out.jsonString(src, 0, src.length);
+    out.ascii(']');
+    assert.equal(out.end().toString('utf8'), `[${expected},${expected}]`, `round ${round}`);
+    // The same buffer and range with other bytes, in the next message: escaped anew.
+    src.fill(0x22);
+    out.begin();
+    out.jsonString(src, 0, src.length);
+    assert.equal(out.end().toString('utf8'), JSON.stringify(src.toString('utf8')), `round ${round}, next message`);
+  }
+});
+
+test('firstEscape finds the first byte to escape at any offset and alignment, as a byte-by-byte scan does', () => {
+  const random = rng(11);
+  const naive = (b: Buffer, from: number, to: number): number => {
+    for (let i = from; i < to; i++) if (b[i]! < 0x20 || b[i] === 0x22 || b[i] === 0x5c) return i;
+    return to;
+  };
+  for (let round = 0; round < 3000; round++) {
+    const backing = Buffer.alloc(600);
+    for (let i = 0; i < backing.length; i++) backing[i] = 0x20 + Math.floor(random() * 0xe0);
+    // Sometimes bytes right around the thresholds: 0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d, 0x7f/0x80, 0xff.
+    const specials = [0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff];
+    const count = Math.floor(random() * 4);
+    for (let k = 0; k < count; k++) backing[Math.floor(random() * backing.length)] = specials[Math.floor(random() * specials.length)]!;
+    const view = backing.subarray(Math.floor(random() * 7));
+    const from = Math.floor(random() * 50);
+    const to = from + Math.floor(random() * (view.length - from));
+    for (let at = from; at <= to; ) {
+      const expected = naive(view, at, to);
+      assert.equal(firstEscape(view, at, to), expected, `round ${round}`);
+      at = expected + 1;
+    }
+  }
 });

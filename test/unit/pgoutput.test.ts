@@ -161,3 +161,21 @@ describe('LSN and timestamp formatting', () => {
     assert.equal(formatPgTimestamp(micros), '2024-02-29T08:15:56.123456Z');
   });
 });
+
+test('formatPgTimestamp: the per-second cache gives what the exact BigInt path gives', async () => {
+  const { formatPgTimestamp: format } = await import('../../src/sources/postgres/pgoutput.js');
+  const exact = (micros: bigint): string => {
+    const unixMicros = micros + 946_684_800_000_000n;
+    const ms = unixMicros / 1000n;
+    let fraction = unixMicros % 1000n;
+    if (fraction < 0n) fraction += 1000n;
+    const iso = new Date(Number(unixMicros < 0n && fraction !== 0n ? ms - 1n : ms)).toISOString();
+    return `${iso.slice(0, -1)}${fraction.toString().padStart(3, '0')}Z`;
+  };
+  let micros = 762_524_156_123_456n; // 2024-02-29
+  for (let i = 0; i < 5000; i++) {
+    micros += BigInt((i * 7919) % 1_500_000);
+    assert.equal(format(micros), exact(micros));
+  }
+  for (const m of [-946_684_800_000_000n, -946_684_800_000_001n, 0n, 8_000_000_000_000_000n, 252_455_615_999_999_999n, 252_455_616_000_000_000n]) assert.equal(format(m), exact(m), String(m));
+});

@@ -13,7 +13,7 @@ import { eventIdPrefix } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
 import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
-import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
+import { decodeFrame, formatLsn, formatPgTimestamp, pgTimestampMs, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
 import { MESSAGE_PREFIX, routeLogicalMessage } from './logical-messages.js';
 import type { OutboxRoutes } from './outbox.js';
 import type { Relations } from './relations.js';
@@ -209,6 +209,7 @@ export class PostgresSession implements SourceSession<Lsn> {
         this.txn = sink.begin({
           idPrefix: eventIdPrefix(message.finalLsn, this.options.source),
           commitTime: formatPgTimestamp(message.commitTimeMicros),
+          commitTimeMs: pgTimestampMs(message.commitTimeMicros),
           position: formatLsn(message.finalLsn),
           xid: message.xid,
         });

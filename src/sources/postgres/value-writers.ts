@@ -1,7 +1,7 @@
 /**
  * The byte path of the value converters (values.ts): for the common shapes of the common types,
  * PostgreSQL's text output goes from the received bytes to JSON bytes without a string. Anything
- * else (unusual shapes, arrays, bytea, intervals, values to report as problems) goes through the
+ * else (unusual shapes, arrays, values to report as problems) goes through the
  * column's string converter, so both paths publish the same JSON; test/unit/value-writers.test.ts
  * checks them against each other.
  */
@@ -27,6 +27,9 @@ const enum Ch {
   LowerT = 0x74,
   Newline = 0x0a,
   Return = 0x0d,
+  Backslash = 0x5c,
+  LowerX = 0x78,
+  UpperP = 0x50,
 }
 
 const isDigit = (c: number | undefined): boolean => c !== undefined && c >= Ch.Zero && c <= Ch.Nine;
@@ -151,7 +154,28 @@ export function writerFor(kind: ScalarKind, text: ToJson): WriteJson | undefined
         out.byte(Ch.Quote);
       };
     case 'bytea':
+      // bytea_output hex: "\x" and two hex digits per byte, as base64 (Buffer.from stops at the
+      // first bad digit, so the length check also validates the digits).
+      return (buf, from, to, out) => {
+        const n = to - from - 2;
+        if (n < 0 || n % 2 !== 0 || buf[from] !== Ch.Backslash || buf[from + 1] !== Ch.LowerX) return fallback(buf, from, to, out);
+        const bytes = Buffer.from(buf.toString('latin1', from + 2, to), 'hex');
+        if (bytes.length * 2 !== n) return fallback(buf, from, to, out);
+        out.byte(Ch.Quote);
+        out.ascii(bytes.toString('base64'));
+        out.byte(Ch.Quote);
+      };
     case 'interval':
-      return undefined;
+      // IntervalStyle iso_8601: "P…" of digits, letters, '.', '-': a JSON string as it is.
+      return (buf, from, to, out) => {
+        if (buf[from] !== Ch.UpperP) return fallback(buf, from, to, out);
+        for (let i = from + 1; i < to; i++) {
+          const c = buf[i]!;
+          if (!((c >= Ch.Zero && c <= Ch.Nine) || (c >= 0x41 && c <= 0x5a) || c === Ch.Dot || c === Ch.Minus)) return fallback(buf, from, to, out);
+        }
+        out.byte(Ch.Quote);
+        out.bytes(buf, from, to);
+        out.byte(Ch.Quote);
+      };
   }
 }
