@@ -200,7 +200,8 @@ test('SIGTERM while nats-server is down: exit 0 within listener.shutdownTimeout,
   const slot = db.slotName('shutdown');
   await db.sql('CREATE TABLE parted (id int PRIMARY KEY)');
   const listener = { filter: { tables: { parted: null } }, shutdownTimeout: '4s' };
-  const daemon = await start(slot, topic, listener);
+  const promPort = await freePort();
+  const daemon = await start(slot, topic, listener, {}, { promAddr: `127.0.0.1:${promPort}` });
   await db.sql('INSERT INTO parted SELECT generate_series(1, 10)');
   const acknowledged = await currentLsn();
   await waitFor('the first changes in the stream', async () => (await streamCount(nc, topic)) >= 10, 30_000);
@@ -210,7 +211,7 @@ test('SIGTERM while nats-server is down: exit 0 within listener.shutdownTimeout,
   await db.sql('INSERT INTO parted SELECT generate_series(11, 20)');
   await daemon.waitForLog('publish failed; holding newer messages and re-sending in order', 10_000);
 
-  await assertStopWhileDown(daemon, { broker: 'nats', shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });
+  await assertStopWhileDown(daemon, { broker: 'nats', promPort, shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });
 
   // Nothing lost: the next run delivers what the first could not, once.
   await nats.restart();

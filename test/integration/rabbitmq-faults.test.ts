@@ -313,7 +313,7 @@ describe('RabbitMQ faults through the daemon', () => {
 
   test('SIGTERM while the broker is down: exit 0 within listener.shutdownTimeout, having confirmed only what was acknowledged', async () => {
     const table = 'shutdown';
-    const { daemon, exchange, queue, slot } = await setUp(table, node.url, {}, { shutdownTimeout: '4s' });
+    const { daemon, exchange, queue, slot, promPort } = await setUp(table, node.url, {}, { shutdownTimeout: '4s' });
     const reader = new QueueReader(queue, node.url);
     try {
       await db.sql(`INSERT INTO ${table} SELECT g, 0 FROM generate_series(1, 10) g`);
@@ -325,7 +325,7 @@ describe('RabbitMQ faults through the daemon', () => {
       await db.sql(`INSERT INTO ${table} SELECT g, 0 FROM generate_series(11, 20) g`);
       await daemon.waitForLog('publish failed; holding newer messages and re-sending in order', 10_000);
 
-      await assertStopWhileDown(daemon, { broker: 'rabbitmq', shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });
+      await assertStopWhileDown(daemon, { broker: 'rabbitmq', promPort, shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });
 
       // Nothing lost: the next run delivers what the first could not.
       await node.start();

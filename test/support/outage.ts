@@ -144,7 +144,14 @@ export function reportOutage(times: MeasuredTimes): OutageFigures {
  * that in-flight messages were not acknowledged, and has confirmed what was acknowledged before
  * the outage (`acknowledged`) and nothing committed after it began (`beforeOutage`). Prints the time.
  */
-export async function assertStopWhileDown(daemon: DaemonProcess, o: { broker: string; shutdownMs: number; confirmed: () => Promise<bigint>; acknowledged: bigint; beforeOutage: bigint }): Promise<void> {
+export async function assertStopWhileDown(
+  daemon: DaemonProcess,
+  o: { broker: string; promPort: number; inFlight?: number; shutdownMs: number; confirmed: () => Promise<bigint>; acknowledged: bigint; beforeOutage: bigint },
+): Promise<void> {
+  // The "publish failed" line can come from the lost connection before the outage's rows were
+  // read: SIGTERM only once they are in flight (10 rows unless told).
+  const inFlight = o.inFlight ?? 10;
+  await waitFor('the outage\'s rows in flight', async () => (metricValue((await httpGet(o.promPort, '/metrics')).body, 'in_flight_events', {}) ?? 0) >= inFlight, 10_000, 100);
   const signalled = Date.now();
   const code = await daemon.stop(30_000);
   const took = Date.now() - signalled;
