@@ -8,6 +8,7 @@
 import { describeError } from '../errors.js';
 import { parseCommandArgs, UsageExit, version } from './args.js';
 import { AUDIT_HELP, audit } from './audit.js';
+import { BACKFILL_HELP, backfill } from './backfill.js';
 import { CHECK_HELP, check } from './check.js';
 import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -20,6 +21,7 @@ export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slo
        wal-listener check|status --config <file> [--json]
        wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
+       wal-listener backfill --config <file> <schema.table> [--where SQL] | --status | --cancel ID
        wal-listener typegen --config <file> <schema.table>...
        wal-listener audit --config <file> [--since 1h] [--json]
        wal-listener --version | --help
@@ -33,6 +35,7 @@ Commands:
   status         the replication slot now: who streams, confirmed position, lag, WAL retained
   slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
+  backfill       re-read a table while streaming (SNAPSHOT events, DBLog watermarks); --status, --cancel
   typegen        TypeScript interfaces and column types of tables, for wal-listener/consumer
   audit          PgQ delivery audit: events delivered, dead-lettered, pending or missing
 
@@ -63,6 +66,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   'dead-letters': { run: deadLetters, help: DEAD_LETTERS_HELP },
+  backfill: { run: backfill, help: BACKFILL_HELP },
   check: { run: check, help: CHECK_HELP },
   status: { run: status, help: STATUS_HELP },
   slot: { run: slot, help: SLOT_HELP },

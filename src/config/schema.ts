@@ -103,6 +103,14 @@ const listener = z.strictObject({
   maxInFlight: z.number().int().min(1).max(1_000_000).default(4096),
   /** + How long SIGTERM waits for in-flight acknowledgements before giving up (inside Kubernetes' 30 s grace). */
   shutdownTimeout: duration('20s', { max: 600_000 }),
+  /** + Snapshots (DESIGN.md "Snapshots"): tables read in the slot's exported snapshot when the daemon creates the slot. */
+  snapshot: z
+    .strictObject({
+      initial: z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected "schema.table"')).default([]),
+      /** Rows per chunk (initial snapshot and the default of `wal-listener backfill --chunk`). */
+      chunkSize: z.number().int().min(1).max(1_000_000).default(5000),
+    })
+    .prefault({}),
 });
 
 const logger = z

@@ -47,7 +47,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
 
 /** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
-  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight'>
+  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'snapshotRows' | 'backfillInProgress'>
 >;
 
 export interface MetricsOptions {
@@ -87,6 +87,9 @@ export class Metrics {
   private readonly retryCell: Cell;
   private readonly reconnectCell: (target: string) => Cell;
   private readonly reconnectCells = new Map<string, Cell>();
+  private readonly snapshotCell: (table: string) => Cell;
+  private readonly snapshotCells = new Map<string, Cell>();
+  private readonly backfills: Gauge;
   private inFlightCount: () => number = () => 0;
   private readonly now: () => number;
 
@@ -105,6 +108,8 @@ export class Metrics {
     );
     this.reconnectCell = cellCounter('reconnects_total', 'Reconnects after a failure or a lost connection, by target (the source kind, or publisher)', ['target'], registry);
     this.retryCell = cellCounter('publish_retries_total', 'Re-send attempts of batches that failed (each attempt once, whatever its size)', [], registry)();
+    this.snapshotCell = cellCounter('snapshot_rows_total', 'Rows published as SNAPSHOT events and acknowledged (initial snapshot and backfills), by table', ['table'], registry);
+    this.backfills = new Gauge({ name: 'backfill_in_progress', help: 'Backfills running now (0 or 1: they run one at a time)', registers });
     this.lag = new Gauge({ name: 'replication_lag_bytes', help: "Bytes between the source's newest position (PostgreSQL: the server's WAL end) and the confirmed one", registers });
     this.confirmedLsn = new Gauge({ name: 'confirmed_lsn_bytes', help: 'The position confirmed to the source (every change before it was acknowledged by the broker), as a number (PostgreSQL: the LSN)', registers });
     this.latency = new Histogram({
@@ -163,6 +168,12 @@ export class Metrics {
       inFlight: (count) => {
         this.inFlightCount = count;
       },
+      snapshotRows: (table, count) => {
+        let cell = this.snapshotCells.get(table);
+        if (cell === undefined) this.snapshotCells.set(table, (cell = this.snapshotCell(table)));
+        cell.value += count;
+      },
+      backfillInProgress: (count) => this.backfills.set(count),
     };
   }
 

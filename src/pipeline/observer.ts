@@ -38,6 +38,10 @@ export interface PipelineObserver {
   inFlight?(count: () => number): void;
   /** Called once with a function returning the age in ms of the oldest unacknowledged batch (0 when none). */
   oldestUnacked?(age: () => number): void;
+  /** Snapshot rows of `table` ("schema.table") acknowledged (initial snapshot or backfill chunk). */
+  snapshotRows?(table: string, count: number): void;
+  /** Backfills running now (0 or 1). */
+  backfillInProgress?(count: number): void;
   /** Called once with a function telling whether publishing works now (and why not). */
   health?(check: () => { ok: boolean; reason: string }): void;
 }

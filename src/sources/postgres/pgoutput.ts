@@ -50,7 +50,8 @@ export interface UpdateMessage {
 }
 export interface DeleteMessage { readonly tag: 'delete'; readonly relationId: number; readonly oldKind: 'K' | 'O'; readonly oldTuple: Tuple }
 export interface TruncateMessage { readonly tag: 'truncate'; readonly cascade: boolean; readonly restartIdentity: boolean; readonly relationIds: readonly number[] }
-export interface LogicalMessage { readonly tag: 'message'; readonly transactional: boolean; readonly lsn: Lsn; readonly prefix: string; readonly content: Buffer }
+export interface LogicalMessageBody { readonly transactional: boolean; readonly lsn: Lsn; readonly prefix: string; readonly content: Buffer }
+export interface LogicalMessage extends LogicalMessageBody { readonly tag: 'message' }
 
 export type PgOutputMessage =
   | BeginMessage
@@ -88,6 +89,15 @@ export function decodeFrame(buf: Buffer): ReplicationFrame {
     return { kind: 'keepalive', walEnd: buf.readBigUInt64BE(1), replyRequested: buf[17] === 1 };
   }
   throw new ProtocolError(`unknown replication frame type 0x${(kind ?? 0).toString(16)}`);
+}
+
+/**
+ * Decodes a logical message ('M', `pg_logical_emit_message`; sent with the `messages 'true'`
+ * option): `offset` is where its tag byte is. The content is copied (the buffer is the connection's).
+ */
+export function decodeLogicalMessage(buf: Buffer, offset = 0): LogicalMessageBody {
+  if (buf[offset] !== 0x4d) throw new ProtocolError(`not a logical message (tag 0x${(buf[offset] ?? 0).toString(16)})`);
+  return new Reader(buf, offset + 1).logicalMessage();
 }
 
 /** Decodes the pgoutput message that starts at `offset` and runs to the end of `buf`. */
@@ -134,17 +144,21 @@ class Reader {
         for (let i = 0; i < count; i++) relationIds[i] = this.uint32();
         return { tag: 'truncate', cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0, relationIds };
       }
-      case 0x4d /* M */: {
-        const flags = this.uint8();
-        const lsn = this.uint64();
-        const prefix = this.cstring();
-        const length = this.uint32();
-        const content = Buffer.from(this.bytes(length));
-        return { tag: 'message', transactional: (flags & 1) !== 0, lsn, prefix, content };
-      }
+      case 0x4d /* M */:
+        return { tag: 'message', ...this.logicalMessage() };
       default:
         throw new ProtocolError(`unknown pgoutput message type ${JSON.stringify(String.fromCharCode(tag))} (0x${tag.toString(16)})`);
     }
+  }
+
+  /** The body of a logical message ('M', after the tag): flags, LSN, prefix, content. */
+  logicalMessage(): LogicalMessageBody {
+    const flags = this.uint8();
+    const lsn = this.uint64();
+    const prefix = this.cstring();
+    const length = this.uint32();
+    const content = Buffer.from(this.bytes(length));
+    return { transactional: (flags & 1) !== 0, lsn, prefix, content };
   }
 
   private relation(): RelationMessage {

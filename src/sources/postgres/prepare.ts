@@ -24,6 +24,8 @@ export interface PrepareOptions {
   log: Logger;
   /** Told what is being done, for error messages ("creating the publication"). */
   step(doing: string): void;
+  /** Creates a missing slot instead of pg_create_logical_replication_slot (the initial snapshot's exported snapshot). */
+  createSlot?: () => Promise<void>;
 }
 
 export interface PreparedSlot extends SlotState {
@@ -74,7 +76,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   options.step('creating schema wal_listener');
   if (facts.slot === null || gap !== null) await ensureStateTable(client);
   options.step('creating the replication slot');
-  const state = await ensureSlot(client, slotName, options.database);
+  const state = await ensureSlot(client, slotName, options.database, options.createSlot);
   options.step('recording the replication slot');
   if (state.created || verdict.kind === 'usable' && (verdict.adopt || verdict.movedFrom)) {
     const lsn = state.confirmedFlush ?? '0/0';

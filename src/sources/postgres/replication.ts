@@ -74,12 +74,13 @@ export class ReplicationConnection {
    * Starts streaming. Resolves with `stream` once the server switched to CopyBoth; `stream.ended`
    * settles when the server ends the stream or the connection fails.
    */
-  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void): Promise<{ ended: Promise<void> }> {
+  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
     const raw = this.raw;
     const escapedPublication = publication.replace(/'/g, "''").replace(/"/g, '""');
+    // messages 'true' (PostgreSQL 14+): logical messages, among them the snapshot watermarks.
     const sql =
       `START_REPLICATION SLOT "${slot}" LOGICAL ${formatLsn(startLsn)} ` +
-      `(proto_version '1', publication_names '"${escapedPublication}"')`;
+      `(proto_version '1', publication_names '"${escapedPublication}"'${options.messages ? ", messages 'true'" : ''})`;
     raw.on('copyData', (message) => onFrame(message.chunk));
     const started = new Promise<void>((resolve) => raw.once('replicationStart', resolve));
     const ended = this.client.query(sql).then(
@@ -96,6 +97,16 @@ export class ReplicationConnection {
       throw new WalListenerError('WAL_PG_REPLICATION', 'START_REPLICATION ended before streaming started');
     })]);
     return { ended };
+  }
+
+  /**
+   * Creates the logical slot with an exported snapshot (the initial snapshot reads in it). The
+   * snapshot stays valid until the next command on this connection: import it first.
+   */
+  async createSlotWithSnapshot(slot: string): Promise<{ consistentPoint: string; snapshotName: string }> {
+    const result = await this.client.query(`CREATE_REPLICATION_SLOT "${slot}" LOGICAL pgoutput (SNAPSHOT 'export')`);
+    const row = result.rows[0] as { consistent_point: string; snapshot_name: string };
+    return { consistentPoint: row.consistent_point, snapshotName: row.snapshot_name };
   }
 
   /** Notices (warnings) the server sends on the connection while streaming. */

@@ -13,9 +13,26 @@ import { eventIdPrefix } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
 import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
-import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
+import { decodeFrame, formatLsn, formatPgTimestamp, ProtocolError, type LogicalMessage, type Lsn, type PgOutputMessage, type Tuple } from './pgoutput.js';
 import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
+
+/**
+ * Sees the stream on behalf of a snapshot (backfiller.ts): row changes while a watermark window is
+ * open, logical messages (the watermarks), and each commit.
+ */
+export interface StreamWatch {
+  /** True while row changes must be shown to `change` (a watermark window is open). */
+  readonly watching: boolean;
+  /** A row change (both null: the table was truncated). */
+  change(relationId: number, row: Tuple | null, old: Tuple | null): void;
+  /** A logical message; a returned promise holds the stream until it settles (snapshot rows being handed over). */
+  message(txn: TransactionHandle | null, message: LogicalMessage): Promise<void> | undefined;
+  /** The transaction is being committed: a callback for when it is acknowledged, if the watch needs one. */
+  committing(): (() => void) | undefined;
+  /** The session closes: stop, and store what was acknowledged. */
+  close(): Promise<void>;
+}
 
 export interface PostgresSessionOptions {
   connection: ReplicationConnection;
@@ -31,6 +48,8 @@ export interface PostgresSessionOptions {
   observer?: PipelineObserver;
   /** Keeps the confirmed position in wal_listener.state (confirm-recorder.ts). */
   recorder?: { confirmed(lsn: Lsn): void; close(): Promise<void> };
+  /** Snapshot watermarks (backfiller.ts). */
+  watch?: StreamWatch;
 }
 
 export class PostgresSession implements SourceSession<Lsn> {
@@ -78,6 +97,21 @@ export class PostgresSession implements SourceSession<Lsn> {
       const skipped = skippedPublication(notice);
       if (skipped) this.fail(skipped);
     });
+  }
+
+  /**
+   * Before START_REPLICATION: frames are kept, not processed, until `release`'s task is done (the
+   * initial snapshot is published before the first streamed change).
+   */
+  hold(): void {
+    this.backlog = [];
+    this.backlogIndex = 0;
+  }
+
+  /** After START_REPLICATION: stops reading, runs `task`, then processes the frames kept and reads on. */
+  release(task: Promise<void>): void {
+    this.options.connection.pause();
+    task.then(this.drainBacklog, (err: unknown) => this.fail(err));
   }
 
   /** The stream started: `ended` follows it from now on, and the heartbeat runs. */
@@ -143,6 +177,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.stop();
     this.sendStatus();
     await this.options.connection.close();
+    await this.options.watch?.close();
     await this.options.recorder?.close();
   }
 
@@ -217,28 +252,35 @@ export class PostgresSession implements SourceSession<Lsn> {
         }
         this.txn = null;
         this.lastCommitEnd = message.endLsn;
-        sink.commit(txn, message.endLsn);
+        sink.commit(txn, message.endLsn, this.options.watch?.committing());
         return undefined;
       }
       case 'relation':
         return this.options.relations.relation(message);
       case 'insert':
         sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
+        if (this.options.watch?.watching) this.options.watch.change(message.relationId, message.newTuple, null);
         break;
       case 'update':
         sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
+        if (this.options.watch?.watching) this.options.watch.change(message.relationId, message.newTuple, message.oldTuple);
         break;
       case 'delete':
         sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
+        if (this.options.watch?.watching) this.options.watch.change(message.relationId, null, message.oldTuple);
         break;
       case 'truncate': {
         const txn = this.requireTxn();
-        for (const relationId of message.relationIds) sink.truncate(txn, this.table(relationId));
+        for (const relationId of message.relationIds) {
+          sink.truncate(txn, this.table(relationId));
+          if (this.options.watch?.watching) this.options.watch.change(relationId, null, null);
+        }
         break;
       }
+      case 'message':
+        return this.options.watch?.message(this.txn, message);
       case 'type':
       case 'origin':
-      case 'message':
         return undefined;
     }
     return sink.full ? sink.ready() : undefined;

@@ -26,8 +26,8 @@ export async function checkWalLevel(client: pg.Client): Promise<void> {
   }
 }
 
-/** Creates the logical slot with pgoutput if missing; checks an existing one fits. */
-export async function ensureSlot(client: pg.Client, slot: string, database: string): Promise<SlotState> {
+/** Creates the logical slot with pgoutput if missing (with `create` when given: the initial snapshot's); checks an existing one fits. */
+export async function ensureSlot(client: pg.Client, slot: string, database: string, create?: () => Promise<void>): Promise<SlotState> {
   const read = async () =>
     (
       await client.query<{ plugin: string; slot_type: string; database: string; active_pid: number | null; confirmed: string | null }>(
@@ -39,7 +39,8 @@ export async function ensureSlot(client: pg.Client, slot: string, database: stri
   let created = false;
   if (!row) {
     try {
-      await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+      if (create) await create();
+      else await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
       created = true;
     } catch (err) {
       if ((err as { code?: string }).code !== '42710') throw err; // created concurrently: read it below
