@@ -69,6 +69,35 @@ test('initial snapshot: 50,000 rows and 4 writers during it; the consumer ends w
   daemon = undefined;
 });
 
+test('a daemon killed during the initial snapshot goes on from the stored last key with watermarks: final state exact', async () => {
+  await createRowsTable(db, 'resume_t', ROWS);
+  const slot = db.slotName('wl_snap_k');
+  const topic = 'wl_snap_resume';
+  const config = {
+    listener: { slotName: slot, publication: 'wl_snap_resume', filter: { tables: { 'public.resume_t': null } }, snapshot: { initial: ['public.resume_t'], chunkSize: 500 } },
+    database: databaseSection(db),
+    publisher: { type: 'nats', address: nats.url, topic },
+  };
+  const writers = await startWriters(db, 'resume_t', 4, ROWS);
+  try {
+    daemon = await startDaemon(config);
+    await waitFor('initial snapshot progress', async () => Number((await db.sql<{ rows: string }>("SELECT rows::text FROM wal_listener.backfills WHERE table_name = 'resume_t'")).rows[0]?.rows ?? 0) >= 5000, 60_000, 50);
+    await daemon.kill();
+    daemon = await startDaemon(config);
+    const resumed = await daemon.waitForLog('backfill resumed', 30_000);
+    assert.equal(resumed.kind, 'initial');
+    assert.ok(Array.isArray(resumed.from), 'resumed from a stored key');
+    await daemon.waitForLog('backfill done', 80_000);
+  } finally {
+    await writers.stop();
+  }
+  await waitConfirmed(db, slot);
+  const m = await model(topic, 'resume_t');
+  await m.assertEquals(db, 'resume_t');
+  await daemon.stop();
+  daemon = undefined;
+});
+
 test('backfill while streaming, with 4 writers and kill -9 of the daemon twice: final state exact, backfill done', async () => {
   await createRowsTable(db, 'bf_t', ROWS);
   const slot = db.slotName('wl_snap_b');
