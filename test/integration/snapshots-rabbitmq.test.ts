@@ -27,11 +27,13 @@ before(async () => {
   await createRowsTable(db, 'rb_t', 20_000);
   await createRowsTable(db, 'where_t', 5_000);
   await createRowsTable(db, 'queue_t', 40_000);
+  await db.sql(`CREATE TABLE comp_t (a int, b text, v int, PRIMARY KEY (a, b));
+    INSERT INTO comp_t SELECT g / 7, 'k' || (g % 7), g FROM generate_series(0, 2999) g`);
   await declareBoundQueue(exchange, queue);
   reader = new QueueReader(queue);
   slot = db.slotName('wl_snap_r');
   const config = {
-    listener: { slotName: slot, publication: 'wl_snap_rabbit', filter: { tables: { 'public.rb_t': null, 'public.where_t': null, 'public.queue_t': null } } },
+    listener: { slotName: slot, publication: 'wl_snap_rabbit', filter: { tables: { 'public.rb_t': null, 'public.where_t': null, 'public.queue_t': null, 'public.comp_t': null } } },
     database: databaseSection(db),
     publisher: { type: 'rabbitmq', address: RABBIT_URL, topic: exchange },
   };
@@ -119,6 +121,16 @@ test('a second backfill of the same table queues behind the first; a cancelled b
   const unknown = await runCli(['backfill', '-c', configPath, '--cancel', '999999']);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no backfill 999999/);
+});
+
+test('a composite key: every row once, in key order, across chunk boundaries', async () => {
+  const id = await request('public.comp_t', '--chunk', '100');
+  await waitFor('backfill done', async () => (await row(id)).status === 'done', 30_000, 250);
+  await waitConfirmed(db, slot);
+  await settled();
+  const read = events('comp_t').map((e) => e.data as { a: number; b: string; v: number });
+  const expected = (await db.sql<{ a: number; b: string; v: number }>('SELECT a, b, v FROM comp_t ORDER BY a, b')).rows;
+  assert.deepEqual(read, expected);
 });
 
 test('tables without a primary key, and a bad --where, are refused clearly', async () => {
