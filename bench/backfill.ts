@@ -3,14 +3,14 @@
  * daemon streams to JetStream; a writer commits single-row transactions into another table at a
  * steady rate (default 200 commits/s, timer-paced over 4 connections); after a few seconds of live
  * traffic alone, a backfill of the big table (default 1,000,000 rows of the six-column table of
- * workload (a), chunks of 5000) is requested as `wal-listener backfill` does (a row in
+ * workload (a), chunks of 2000) is requested as `wal-listener backfill` does (a row in
  * wal_listener.backfills). A core NATS subscriber timestamps every event:
  *   - backfill throughput: rows / (finished_at − started_at) of the request, and the daemon's
  *     CPU-seconds over the backfill (steadier than wall time on a shared machine);
  *   - live latency (receipt − commitTime) p50/p99 before the backfill and during it.
  * Private cluster and nats-server as `npm run bench`.
  *
- * Run: npm run bench:backfill -- [--runs 2] [--rows 1000000] [--rate 200] [--chunk 5000] [--no-build] [--tsx] [--json]
+ * Run: npm run bench:backfill -- [--runs 3] [--rows 1000000] [--rate 200] [--chunk 2000] [--no-build] [--tsx] [--json]
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -176,7 +176,7 @@ function fmt(value: number | undefined): string {
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { ...COMMON_OPTIONS, runs: { type: 'string', default: '2' }, rows: { type: 'string', default: '1000000' }, rate: { type: 'string', default: '200' }, chunk: { type: 'string', default: '5000' } },
+  options: { ...COMMON_OPTIONS, runs: { type: 'string', default: '3' }, rows: { type: 'string', default: '1000000' }, rate: { type: 'string', default: '200' }, chunk: { type: 'string', default: '2000' } },
   strict: true,
 });
 const runs = positive(values.runs, '--runs');

@@ -25,7 +25,7 @@ if it starts later. Requests run one at a time, in request order (a second reque
 queues behind the first). Progress survives restarts: a killed daemon goes on from the last chunk
 acknowledged by the broker. The table needs a primary key and must be in the publication.
   --where <SQL>    only rows matching this condition (SQL run by the daemon: WHERE (<SQL>))
-  --chunk <rows>   rows per chunk (default listener.snapshot.chunkSize, 5000)
+  --chunk <rows>   rows per chunk (default listener.snapshot.chunkSize, 2000)
   --status         list the requests of this slot: status, rows published, last key, rate
   --json           with --status: one JSON object per line
   --cancel <id>    stop a queued or running request (the daemon stops after the current chunk)

@@ -108,7 +108,7 @@ const listener = z.strictObject({
     .strictObject({
       initial: z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected "schema.table"')).default([]),
       /** Rows per chunk (initial snapshot and the default of `wal-listener backfill --chunk`). */
-      chunkSize: z.number().int().min(1).max(1_000_000).default(5000),
+      chunkSize: z.number().int().min(1).max(1_000_000).default(2000),
     })
     .prefault({}),
 });

@@ -134,3 +134,21 @@ test('backfill while streaming, with 4 writers and kill -9 of the daemon twice: 
   await daemon.stop();
   daemon = undefined;
 });
+
+test('listener.snapshot.initial naming a table without a primary key stops the daemon before the slot exists', async () => {
+  await db.sql('CREATE TABLE initial_nokey (a int)');
+  const slot = db.slotName('wl_snap_n');
+  const d = await startDaemon(
+    {
+      listener: { slotName: slot, publication: 'wl_snap_nokey', filter: { tables: { 'public.initial_nokey': null } }, snapshot: { initial: ['public.initial_nokey'] } },
+      database: databaseSection(db),
+      publisher: { type: 'nats', address: nats.url, topic: 'wl_snap_nokey' },
+    },
+    { waitForStreaming: false },
+  );
+  assert.equal(await d.exited, 1);
+  const fatal = d.logs().find((r) => r.code === 'WAL_SNAPSHOT_TABLE');
+  assert.ok(fatal, d.stderr());
+  assert.match(JSON.stringify(fatal), /cannot snapshot public\.initial_nokey: it has no primary key/);
+  assert.equal((await db.sql('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount, 0);
+});
