@@ -129,6 +129,7 @@ test('backfill while streaming, with 4 writers and kill -9 of the daemon twice: 
   await waitConfirmed(db, slot);
   const m = await model(topic, 'bf_t');
   await m.assertEquals(db, 'bf_t');
+  assert.deepEqual(daemon.logs().filter((r) => /progress not stored|interrupted/.test(String(r.msg))), []);
   const status = await runCli(['backfill', '-c', writeConfig(config), '--status']);
   assert.match(status.stdout, new RegExp(`${id}\\s+done\\s+public\\.bf_t\\s+rows \\d+`));
   await daemon.stop();

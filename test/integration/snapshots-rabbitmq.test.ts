@@ -118,6 +118,9 @@ test('a second backfill of the same table queues behind the first; a cancelled b
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await row(first)).rows, rowsAtCancel, 'nothing more published for the cancelled backfill');
 
+  const trouble = daemon!.logs().filter((r) => /progress not stored|interrupted/.test(String(r.msg)));
+  assert.deepEqual(trouble, [], 'backfills ran without being interrupted');
+
   const unknown = await runCli(['backfill', '-c', configPath, '--cancel', '999999']);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no backfill 999999/);

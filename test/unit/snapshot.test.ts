@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { Checkpointer, type TxnRecord } from '../../src/pipeline/checkpointer.js';
 import { hashedEventId } from '../../src/pipeline/event-id.js';
 import { decodeLogicalMessage } from '../../src/sources/postgres/pgoutput.js';
-import { chunkQuery, keyText, parseTableName, type SnapshotTable } from '../../src/sources/postgres/snapshot-table.js';
+import { chunkQuery, invisible, keyText, parseSnapshot, parseTableName, type SnapshotTable } from '../../src/sources/postgres/snapshot-table.js';
 
 function logicalMessage(prefix: string, content: string, transactional: boolean): Buffer {
   const p = Buffer.from(`${prefix}\0`);
@@ -85,4 +85,12 @@ test('checkpointer: a transaction\'s acknowledged callback runs once it and ever
   assert.deepEqual(calls, []);
   checkpointer.ack(a, 1);
   assert.deepEqual(calls, ['a', 'b']);
+});
+
+test('parseSnapshot and invisible: running xids and xids from xmax on are invisible, with 32-bit wraparound', () => {
+  const horizon = parseSnapshot('100:105:100,102');
+  assert.deepEqual([99, 100, 101, 102, 104, 105, 2000].map((x) => invisible(horizon, x)), [false, true, false, true, false, true, true]);
+  assert.equal(invisible(parseSnapshot('10:10:'), 9), false);
+  const wrapped = parseSnapshot(`${2 ** 32 + 5}:${2 ** 32 + 7}:${2 ** 32 + 5}`);
+  assert.deepEqual([5, 6, 7, 0xfffffff0].map((x) => invisible(wrapped, x)), [true, false, true, false]);
 });

@@ -8,7 +8,10 @@
  *   3. a high watermark is written.
  *
  * The stream meets the watermarks in commit order. Between them, every change of the table removes
- * its key from the chunk (the change is at least as new as the row read). At the high watermark the
+ * its key from the chunk (the change is at least as new as the row read). The chunk is read in a
+ * REPEATABLE READ snapshot whose in-progress xids are kept: a transaction written to the WAL just
+ * before the low watermark but not yet visible to the read (a commit becomes visible slightly after
+ * its WAL record) removes its keys too. At the high watermark the
  * rows left are published as SNAPSHOT events inside the watermark's transaction, through the same
  * in-flight window as live changes (the stream waits while the window is full). When that
  * transaction is acknowledged (with everything before it), the chunk's last key is stored: a
@@ -30,7 +33,7 @@ import { connectClient, REPLICATION_SESSION_OPTIONS } from './connection-options
 import type { LogicalMessage, Lsn, Tuple } from './pgoutput.js';
 import type { Relations } from './relations.js';
 import type { StreamWatch } from './session.js';
-import { checkPublished, keyText, keyValues, readChunk, readSnapshotTable, relationOf, type SnapshotTable } from './snapshot-table.js';
+import { checkPublished, invisible, keyText, keyValues, readChunkInSnapshot, readSnapshotTable, relationOf, type SnapshotHorizon, type SnapshotTable } from './snapshot-table.js';
 
 /** Prefix of the watermark messages (pg_logical_emit_message). */
 export const WATERMARK_PREFIX = 'wal-listener-watermark';
@@ -84,10 +87,17 @@ interface Chunk {
   readonly request: BackfillRequest;
   readonly target: SnapshotRows;
   readonly token: string;
-  /** Between the low and the high watermark in the stream. */
-  open: boolean;
+  /**
+   * armed: set up, the stream has not reached the low watermark (changes are recorded with their
+   * xid: one may be invisible to the chunk read); open: between the watermarks; closed: past the high one.
+   */
+  phase: 'armed' | 'open' | 'closed';
   /** Keys changed in the window. */
   readonly seen: Set<string>;
+  /** Keys changed before the low watermark, by xid (TRUNCATE as TRUNCATED). */
+  readonly early: Map<number, string[]>;
+  /** The snapshot the chunk was read in. */
+  horizon: SnapshotHorizon | null;
   truncated: boolean;
   rows: (string | null)[][];
   lastKey: string[] | null;
@@ -101,8 +111,12 @@ interface Chunk {
 
 class Closed extends Error {}
 
+/** In Chunk.early: the table was truncated. */
+const TRUNCATED = '\0truncate';
+
 export class Backfiller implements StreamWatch {
-  private client: pg.Client | null = null;
+  private client: Promise<pg.Client> | null = null;
+  private progressClient: Promise<pg.Client> | null = null;
   private chunk: Chunk | null = null;
   /** The chunk whose rows were handed over in the transaction being read; its commit carries the callback. */
   private committingChunk: Chunk | null = null;
@@ -120,7 +134,7 @@ export class Backfiller implements StreamWatch {
   }
 
   get watching(): boolean {
-    return this.chunk !== null && this.chunk.open;
+    return this.chunk !== null && this.chunk.phase !== 'closed';
   }
 
   /** Starts running requests (after the initial snapshot, if any). */
@@ -128,10 +142,18 @@ export class Backfiller implements StreamWatch {
     this.loop ??= this.run();
   }
 
-  change(relationId: number, row: Tuple | null, old: Tuple | null): void {
+  change(xid: number, relationId: number, row: Tuple | null, old: Tuple | null): void {
     const chunk = this.chunk!;
     if (relationId !== chunk.target.table.relid) return;
     const keys = chunk.target.table.keyIndexes;
+    if (chunk.phase === 'armed') {
+      let early = chunk.early.get(xid);
+      if (early === undefined) chunk.early.set(xid, (early = []));
+      if (row === null && old === null) early.push(TRUNCATED);
+      if (row !== null) early.push(keyText(row, keys));
+      if (old !== null) early.push(keyText(old, keys));
+      return;
+    }
     if (row === null && old === null) chunk.truncated = true;
     if (row !== null) chunk.seen.add(keyText(row, keys));
     if (old !== null) chunk.seen.add(keyText(old, keys));
@@ -148,11 +170,19 @@ export class Backfiller implements StreamWatch {
     }
     if (chunk === null || mark.token !== chunk.token) return undefined; // another process's, or re-streamed
     if (mark.mark === 'low') {
-      chunk.open = true;
+      chunk.phase = 'open';
       return undefined;
     }
     if (mark.mark !== 'high') return undefined;
-    chunk.open = false;
+    chunk.phase = 'closed';
+    // Changes before the low watermark that the read did not see win too.
+    for (const [xid, keys] of chunk.early) {
+      if (!invisible(chunk.horizon!, xid)) continue;
+      for (const key of keys) {
+        if (key === TRUNCATED) chunk.truncated = true;
+        else chunk.seen.add(key);
+      }
+    }
     const rows = chunk.truncated ? [] : chunk.rows.filter((row) => !chunk.seen.has(keyText(row, chunk.target.table.keyIndexes)));
     chunk.published = rows.length;
     this.committingChunk = chunk;
@@ -175,15 +205,15 @@ export class Backfiller implements StreamWatch {
     chunk?.acked.reject(new Closed());
     await this.loop?.catch(() => {});
     await this.writes;
-    await this.client?.end().catch(() => {});
-    this.client = null;
+    for (const client of [this.client, this.progressClient]) await client?.then((c) => c.end()).catch(() => {});
+    this.client = this.progressClient = null;
   }
 
   private acknowledged(chunk: Chunk): void {
     const { request } = chunk;
     const table = `${request.schema}.${request.table}`;
     this.writes = this.writes.then(async () => {
-      const client = await this.connection();
+      const client = await this.progressConnection();
       if (chunk.lastKey) await recordProgress(client.query.bind(client), request.id, chunk.lastKey, chunk.published);
       this.options.observer?.snapshotRows?.(table, chunk.published);
       if (chunk.final) {
@@ -199,14 +229,27 @@ export class Backfiller implements StreamWatch {
     });
   }
 
+  /** The reading connection (watermarks, chunks, requests). */
   private async connection(): Promise<pg.Client> {
-    if (this.client) return this.client;
-    const client = await connectClient(this.options.database, { options: REPLICATION_SESSION_OPTIONS, application_name: 'wal-listener backfill' });
-    client.on('error', () => {
-      if (this.client === client) this.client = null;
-    });
-    this.client = client;
-    return client;
+    const connecting = (this.client ??= this.connect(() => {
+      if (this.client === connecting) this.client = null;
+    }));
+    return connecting;
+  }
+
+  /** Progress is written on its own connection: acknowledgements arrive while a chunk is read in its transaction. */
+  private async progressConnection(): Promise<pg.Client> {
+    const connecting = (this.progressClient ??= this.connect(() => {
+      if (this.progressClient === connecting) this.progressClient = null;
+    }));
+    return connecting;
+  }
+
+  /** Connects; `lost` is called when the connection fails (or could not be made). */
+  private connect(lost: () => void): Promise<pg.Client> {
+    const connecting = connectClient(this.options.database, { options: REPLICATION_SESSION_OPTIONS, application_name: 'wal-listener backfill' });
+    connecting.then((client) => client.on('error', lost), lost);
+    return connecting;
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -237,7 +280,7 @@ export class Backfiller implements StreamWatch {
         this.chunk = null;
         if (this.closed || err instanceof Closed) return;
         this.log.warn({ err: describeError(err) }, 'backfill interrupted; retrying');
-        this.client?.end().catch(() => {});
+        this.client?.then((c) => c.end()).catch(() => {});
         this.client = null;
         await this.sleep(Math.max(this.pollMs, 2000));
       }
@@ -274,13 +317,13 @@ export class Backfiller implements StreamWatch {
         return;
       }
       const chunk: Chunk = {
-        request, target, token: randomUUID(), open: false, seen: new Set(), truncated: false,
+        request, target, token: randomUUID(), phase: 'armed', seen: new Set(), early: new Map(), horizon: null, truncated: false,
         rows: [], lastKey, final: false, published: 0, handed: new Deferred(), acked: new Deferred(),
       };
       this.chunk = chunk;
       await this.watermark(client, chunk, 'low');
       try {
-        chunk.rows = await readChunk(client, table, request.where, lastKey, request.chunkSize);
+        ({ rows: chunk.rows, horizon: chunk.horizon } = await readChunkInSnapshot(client, table, request.where, lastKey, request.chunkSize));
       } catch (err) {
         const sqlstate = (err as { code?: string }).code ?? '';
         if (!/^(22|42)/.test(sqlstate)) throw err;

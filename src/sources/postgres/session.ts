@@ -24,8 +24,8 @@ import type { ReplicationConnection } from './replication.js';
 export interface StreamWatch {
   /** True while row changes must be shown to `change` (a watermark window is open). */
   readonly watching: boolean;
-  /** A row change (both null: the table was truncated). */
-  change(relationId: number, row: Tuple | null, old: Tuple | null): void;
+  /** A row change of transaction `xid` (row and old both null: the table was truncated). */
+  change(xid: number, relationId: number, row: Tuple | null, old: Tuple | null): void;
   /** A logical message; a returned promise holds the stream until it settles (snapshot rows being handed over). */
   message(txn: TransactionHandle | null, message: LogicalMessage): Promise<void> | undefined;
   /** The transaction is being committed: a callback for when it is acknowledged, if the watch needs one. */
@@ -57,6 +57,7 @@ export class PostgresSession implements SourceSession<Lsn> {
   private readonly sink: ChangeSink<Lsn>;
   private txn: TransactionHandle | null = null;
   private txnFinalLsn: Lsn = 0n;
+  private txnXid = 0;
   /** Frames read while processing waits; null while flowing. */
   private backlog: Buffer[] | null = null;
   private backlogIndex = 0;
@@ -244,6 +245,7 @@ export class PostgresSession implements SourceSession<Lsn> {
           xid: message.xid,
         });
         this.txnFinalLsn = message.finalLsn;
+        this.txnXid = message.xid;
         return undefined;
       case 'commit': {
         const txn = this.requireTxn();
@@ -259,21 +261,21 @@ export class PostgresSession implements SourceSession<Lsn> {
         return this.options.relations.relation(message);
       case 'insert':
         sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
-        if (this.options.watch?.watching) this.options.watch.change(message.relationId, message.newTuple, null);
+        if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, message.newTuple, null);
         break;
       case 'update':
         sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
-        if (this.options.watch?.watching) this.options.watch.change(message.relationId, message.newTuple, message.oldTuple);
+        if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, message.newTuple, message.oldTuple);
         break;
       case 'delete':
         sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
-        if (this.options.watch?.watching) this.options.watch.change(message.relationId, null, message.oldTuple);
+        if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, null, message.oldTuple);
         break;
       case 'truncate': {
         const txn = this.requireTxn();
         for (const relationId of message.relationIds) {
           sink.truncate(txn, this.table(relationId));
-          if (this.options.watch?.watching) this.options.watch.change(relationId, null, null);
+          if (this.options.watch?.watching) this.options.watch.change(this.txnXid, relationId, null, null);
         }
         break;
       }

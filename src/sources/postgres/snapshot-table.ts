@@ -122,3 +122,40 @@ export function keyText(row: Row, keyIndexes: readonly number[]): string {
 export function keyValues(row: readonly (string | null)[], keyIndexes: readonly number[]): string[] {
   return keyIndexes.map((i) => row[i] ?? '');
 }
+
+/** The transactions a snapshot does not see: running when it was taken (`xip`) or started after (`xid >= xmax`). 32-bit xids, as pgoutput sends them. */
+export interface SnapshotHorizon {
+  readonly xmax: number;
+  readonly xip: ReadonlySet<number>;
+}
+
+/** Whether `xid` (32-bit, wrapping) was invisible to the snapshot. */
+export function invisible(horizon: SnapshotHorizon, xid: number): boolean {
+  return horizon.xip.has(xid) || ((xid - horizon.xmax) >>> 0) < 0x80000000;
+}
+
+/** Parses pg_current_snapshot()'s text ("xmin:xmax:xip,xip"), xids reduced to 32 bits. */
+export function parseSnapshot(text: string): SnapshotHorizon {
+  const [, xmax = '0', xip = ''] = text.split(':');
+  const low32 = (x: string): number => Number(BigInt(x) & 0xffffffffn);
+  return { xmax: low32(xmax), xip: new Set(xip === '' ? [] : xip.split(',').map(low32)) };
+}
+
+/**
+ * Reads one chunk in a REPEATABLE READ transaction and returns the rows with the snapshot they
+ * were read in: a transaction can be in the WAL before a watermark and still be invisible to a read
+ * that starts after the watermark committed (commits become visible slightly after they are
+ * written), and its changes must then win over the rows read (backfiller.ts).
+ */
+export async function readChunkInSnapshot(client: pg.Client, t: SnapshotTable, where: string | null, lastKey: readonly string[] | null, size: number): Promise<{ rows: (string | null)[][]; horizon: SnapshotHorizon }> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const snapshot = await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
+    const rows = await readChunk(client, t, where, lastKey, size);
+    await client.query('COMMIT');
+    return { rows, horizon: parseSnapshot(snapshot.rows[0]!.s) };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
