@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   WAL_PGQ_QUEUE_MISSING: { fatal: true, text: "The configured PgQ queue does not exist (SELECT pgq.create_queue('…'))." },
   WAL_PGQ_READ: { fatal: false, text: 'Reading the PgQ queue failed (connection lost, server restarting); reconnected, and PgQ hands the unfinished batch out again.' },
   WAL_PGQ_SQL: { fatal: true, text: 'A PgQ call failed with an error retrying cannot fix (privilege, missing object, unknown consumer).' },
-  WAL_SNAPSHOT_TABLE: { fatal: true, text: 'A table named for a snapshot or backfill cannot be read in key order: it does not exist, has no primary key, or is not in the publication.' },
+  WAL_SNAPSHOT_TABLE: { fatal: true, text: 'A table named for a snapshot or backfill cannot be read in key order: it does not exist, has no primary key (or a replica identity USING INDEX), or is not in the publication.' },
   WAL_SHUTDOWN_TIMEOUT: { fatal: false, text: 'In-flight messages were not acknowledged within the shutdown grace period.' },
 } as const satisfies Record<string, CodeInfo>;
 

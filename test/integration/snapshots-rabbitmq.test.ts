@@ -141,6 +141,17 @@ test('tables without a primary key, and a bad --where, are refused clearly', asy
   const nokey = await runCli(['backfill', '-c', configPath, 'public.nokey']);
   assert.equal(nokey.code, 1);
   assert.match(nokey.stderr, /cannot snapshot public\.nokey: it has no primary key.*\[WAL_SNAPSHOT_TABLE\]/);
+  await db.sql('CREATE TABLE ident_t (id int PRIMARY KEY, u int NOT NULL UNIQUE); ALTER TABLE ident_t REPLICA IDENTITY USING INDEX ident_t_u_key');
+  const ident = await runCli(['backfill', '-c', configPath, 'public.ident_t']);
+  assert.equal(ident.code, 1);
+  assert.match(ident.stderr, /REPLICA IDENTITY is USING INDEX.*\[WAL_SNAPSHOT_TABLE\]/);
+  const missing = await runCli(['backfill', '-c', configPath, 'public.no_such_table']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /cannot snapshot public\.no_such_table: there is no such table/);
+  await db.sql('CREATE TABLE unpublished_t (id int PRIMARY KEY)');
+  const unpublished = await runCli(['backfill', '-c', configPath, 'public.unpublished_t']);
+  assert.equal(unpublished.code, 1);
+  assert.match(unpublished.stderr, /it is not in publication "wl_snap_rabbit"/);
   const bad = await runCli(['backfill', '-c', configPath, 'public.where_t', '--where', 'no_such_column = 1']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--where is not a valid condition on public\.where_t: column "no_such_column" does not exist/);

@@ -38,8 +38,8 @@ export function parseTableName(text: string): { schema: string; table: string } 
 /** Looks the table up; a missing table or one without a primary key is refused (WAL_SNAPSHOT_TABLE). */
 export async function readSnapshotTable(client: Queryable, schema: string, table: string): Promise<SnapshotTable> {
   const name = `${schema}.${table}`;
-  const found = await client.query<{ relid: number; kind: string }>(
-    `SELECT c.oid::int AS relid, c.relkind AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  const found = await client.query<{ relid: number; kind: string; identity: string }>(
+    `SELECT c.oid::int AS relid, c.relkind AS kind, c.relreplident AS identity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [schema, table],
   );
@@ -61,6 +61,10 @@ export async function readSnapshotTable(client: Queryable, schema: string, table
       'WAL_SNAPSHOT_TABLE',
       `cannot snapshot ${name}: it has no primary key (rows are read in key order, and a row read is matched with its changes by key); add one, e.g. ALTER TABLE ${quote(schema)}.${quote(table)} ADD PRIMARY KEY (...)`,
     );
+  }
+  if (rel.identity === 'i') {
+    // A delete then carries that index's columns, not the primary key: it could not be matched with a row read.
+    throw new WalListenerError('WAL_SNAPSHOT_TABLE', `cannot snapshot ${name}: its REPLICA IDENTITY is USING INDEX, so deletes do not carry the primary key; use REPLICA IDENTITY DEFAULT or FULL`);
   }
   return {
     schema,
