@@ -1,10 +1,11 @@
 /**
- * Backfills end to end with RabbitMQ: real PostgreSQL → the daemon (child process) → RabbitMQ.
+ * Snapshots end to end with RabbitMQ: real PostgreSQL → the daemon (child process) → RabbitMQ.
  *   - a backfill while 4 writers run: a consumer applying the queue in order ends with exactly the table;
- *   - --where limits the rows read;
- *   - a second backfill of a table queues behind the first; a cancelled backfill stops and says so.
- * (Runs against PostgreSQL 15 only would be enough: nothing here depends on the server version
- * beyond what snapshots-nats.test.ts covers.)
+ *   - --where limits the rows read; a composite key; refusals (no key, identity, publication, --where);
+ *   - a second backfill of a table queues behind the first; a cancelled backfill stops and says so;
+ *   - the initial snapshot while 4 writers run.
+ * (A PostgreSQL 15 run is enough: nothing here depends on the server version beyond what
+ * snapshots-nats.test.ts covers on both.)
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -158,4 +159,38 @@ test('tables without a primary key, and a bad --where, are refused clearly', asy
   const usage = await runCli(['backfill', '-c', configPath, 'where_t']);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /expected schema\.table/);
+});
+
+test('initial snapshot with RabbitMQ: 20,000 rows and 4 writers during it; the consumer ends with exactly the table', async () => {
+  await createRowsTable(db, 'initial_r', 20_000);
+  const initialExchange = uniqueName('wl_snap_xi');
+  const initialQueue = uniqueName('wl_snap_qi');
+  await declareBoundQueue(initialExchange, initialQueue);
+  const initialReader = new QueueReader(initialQueue);
+  const initialSlot = db.slotName('wl_snap_ri');
+  let initialDaemon: DaemonProcess | undefined;
+  const writers = await startWriters(db, 'initial_r', 4, 20_000);
+  try {
+    initialDaemon = await startDaemon({
+      listener: { slotName: initialSlot, publication: 'wl_snap_rabbit_initial', filter: { tables: { 'public.initial_r': null } }, snapshot: { initial: ['public.initial_r'] } },
+      database: databaseSection(db),
+      publisher: { type: 'rabbitmq', address: RABBIT_URL, topic: initialExchange },
+    });
+    await initialDaemon.waitForLog('initial snapshot of table done', 60_000);
+    await writers.stop();
+    await waitConfirmed(db, initialSlot);
+    for (let count = -1; count !== initialReader.messages.length; ) {
+      count = initialReader.messages.length;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const model = new TableModel();
+    for (const m of initialReader.messages) model.apply(JSON.parse(m.content.toString()) as Record<string, unknown>, 'initial_r');
+    assert.ok((model.actions.SNAPSHOT ?? 0) >= 15_000, `SNAPSHOT events: ${model.actions.SNAPSHOT}`);
+    await model.assertEquals(db, 'initial_r');
+  } finally {
+    await writers.stop();
+    await initialDaemon?.stop();
+    await initialReader.stop();
+    await cleanup({ queues: [initialQueue], exchanges: [initialExchange] });
+  }
 });
