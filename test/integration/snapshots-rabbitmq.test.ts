@@ -119,6 +119,11 @@ test('a second backfill of the same table queues behind the first; a cancelled b
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await row(first)).rows, rowsAtCancel, 'nothing more published for the cancelled backfill');
 
+  const json = await runCli(['backfill', '-c', configPath, '--status', '--json']);
+  const listed = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; status: string; rows: number; table: string; rowsPerSecond: number | null });
+  assert.deepEqual(listed.filter((r) => r.id === first || r.id === second).map((r) => [r.id, r.status, r.table]), [[first, 'cancelled', 'queue_t'], [second, 'done', 'queue_t']]);
+  assert.equal(listed.find((r) => r.id === second)!.rows, 500);
+
   const trouble = daemon!.logs().filter((r) => /progress not stored|interrupted/.test(String(r.msg)));
   assert.deepEqual(trouble, [], 'backfills ran without being interrupted');
 
