@@ -3,6 +3,7 @@
  *   wal-listener [run] -c config.yml        the daemon (run.ts)
  *   wal-listener check | status | slot drop  operator commands (check.ts, status.ts, slot.ts)
  *   wal-listener dead-letters list|replay   (dead-letters.ts)
+ *   wal-listener backfill                   re-read a table while streaming (backfill.ts)
  * Exit codes: 0 clean stop or success, 2 bad config or usage, 1 anything else fatal or a problem found.
  */
 import { describeError } from '../errors.js';

@@ -106,7 +106,7 @@ const listener = z.strictObject({
   /** + Snapshots (DESIGN.md "Snapshots"): tables read in the slot's exported snapshot when the daemon creates the slot. */
   snapshot: z
     .strictObject({
-      initial: z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected "schema.table"')).default([]),
+      initial: z.array(z.string().regex(/^[^."\s]+\.[^."\s]+$/, 'expected "schema.table"')).default([]),
       /** Rows per chunk (initial snapshot and the default of `wal-listener backfill --chunk`). */
       chunkSize: z.number().int().min(1).max(1_000_000).default(2000),
     })
