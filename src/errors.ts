@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   WAL_PGQ_SQL: { fatal: true, text: 'A PgQ call failed with an error retrying cannot fix (privilege, missing object, unknown consumer).' },
   WAL_STDOUT_CLOSED: { fatal: true, text: 'The reader of standard output went away (EPIPE, e.g. `| head -1`); the daemon stops as on SIGTERM and exits 0.' },
   WAL_INTERNAL: { fatal: true, text: 'An unexpected error (a bug): an uncaught exception or an unhandled promise rejection.' },
+  WAL_SNAPSHOT_TABLE: { fatal: true, text: 'A table named for a snapshot or backfill cannot be read in key order: it does not exist, has no primary key (or a replica identity USING INDEX), or is not in the publication.' },
   WAL_SHUTDOWN_TIMEOUT: { fatal: false, text: 'In-flight messages were not acknowledged within the shutdown grace period.' },
 } as const satisfies Record<string, CodeInfo>;
 

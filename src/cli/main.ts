@@ -3,11 +3,13 @@
  *   wal-listener [run] -c config.yml        the daemon (run.ts)
  *   wal-listener check | status | slot drop  operator commands (check.ts, status.ts, slot.ts)
  *   wal-listener dead-letters list|replay   (dead-letters.ts)
+ *   wal-listener backfill                   re-read a table while streaming (backfill.ts)
  * Exit codes: 0 clean stop or success, 2 bad config or usage, 1 anything else fatal or a problem found.
  */
 import { describeError } from '../errors.js';
 import { parseCommandArgs, UsageExit, version } from './args.js';
 import { AUDIT_HELP, audit } from './audit.js';
+import { BACKFILL_HELP, backfill } from './backfill.js';
 import { CHECK_HELP, check } from './check.js';
 import { DEAD_LETTERS_HELP, deadLetters } from './dead-letters.js';
 import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -20,6 +22,7 @@ export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slo
        wal-listener check|status --config <file> [--json]
        wal-listener slot drop --config <file> --yes
        wal-listener dead-letters list|replay --config <file> [...]
+       wal-listener backfill --config <file> <schema.table> [--where SQL] | --status | --cancel ID
        wal-listener typegen --config <file> <schema.table>...
        wal-listener audit --config <file> [--since 1h] [--json]
        wal-listener --version | --help
@@ -33,6 +36,7 @@ Commands:
   status         the replication slot now: who streams (leader, standbys), confirmed position, lag, WAL retained
   slot drop      drop the replication slot and its record (decommissioning)
   dead-letters   list or replay messages the broker refused (publisher.onReject: deadLetter)
+  backfill       re-read a table while streaming (SNAPSHOT events, DBLog watermarks); --status, --cancel
   typegen        TypeScript interfaces and column types of tables, for wal-listener/consumer
   audit          PgQ delivery audit: events delivered, dead-lettered, pending or missing
 
@@ -63,6 +67,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   'dead-letters': { run: deadLetters, help: DEAD_LETTERS_HELP },
+  backfill: { run: backfill, help: BACKFILL_HELP },
   check: { run: check, help: CHECK_HELP },
   status: { run: status, help: STATUS_HELP },
   slot: { run: slot, help: SLOT_HELP },

@@ -109,6 +109,14 @@ const listener = z.strictObject({
   shutdownTimeout: duration('20s', { max: 600_000 }),
   /** + PostgreSQL 17+: the slot is created (or altered) with FAILOVER, so standbys that sync slots keep it. */
   failoverSlot: z.boolean().default(false),
+  /** + Snapshots (DESIGN.md "Snapshots"): tables read in the slot's exported snapshot when the daemon creates the slot. */
+  snapshot: z
+    .strictObject({
+      initial: z.array(z.string().regex(/^[^."\s]+\.[^."\s]+$/, 'expected "schema.table"')).default([]),
+      /** Rows per chunk (initial snapshot and the default of `wal-listener backfill --chunk`). */
+      chunkSize: z.number().int().min(1).max(1_000_000).default(2000),
+    })
+    .prefault({}),
 });
 
 const logger = z

@@ -47,7 +47,7 @@ function cellCounter(name: string, help: string, labelNames: string[], registry:
 
 /** The PipelineObserver hooks that metrics implement. */
 export type MetricsObserver = Required<
-  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'logicalMessageSkipped' | 'leader'>
+  Pick<PipelineObserver, 'acked' | 'retrying' | 'publishFailed' | 'ackTimeout' | 'rejected' | 'skipped' | 'lag' | 'confirmed' | 'convertProblem' | 'reconnect' | 'inFlight' | 'logicalMessageSkipped' | 'leader' | 'snapshotRows' | 'backfillInProgress'>
 >;
 
 export interface MetricsOptions {
@@ -89,6 +89,9 @@ export class Metrics {
   private readonly messageSkippedCells: Record<'prefix' | 'nontransactional', Cell>;
   private readonly reconnectCell: (target: string) => Cell;
   private readonly reconnectCells = new Map<string, Cell>();
+  private readonly snapshotCell: (table: string) => Cell;
+  private readonly snapshotCells = new Map<string, Cell>();
+  private readonly backfills: Gauge;
   private inFlightCount: () => number = () => 0;
   private readonly now: () => number;
 
@@ -109,6 +112,8 @@ export class Metrics {
     const messageSkipped = cellCounter('logical_messages_skipped_total', 'PostgreSQL logical messages not routed: reason="prefix" (a prefix other than wal-listener), "nontransactional" (pg_logical_emit_message with transactional false)', ['reason'], registry);
     this.messageSkippedCells = { prefix: messageSkipped('prefix'), nontransactional: messageSkipped('nontransactional') };
     this.retryCell = cellCounter('publish_retries_total', 'Re-send attempts of batches that failed (each attempt once, whatever its size)', [], registry)();
+    this.snapshotCell = cellCounter('snapshot_rows_total', 'Rows published as SNAPSHOT events and acknowledged (initial snapshot and backfills), by table', ['table'], registry);
+    this.backfills = new Gauge({ name: 'backfill_in_progress', help: 'Backfills running now (0 or 1: they run one at a time)', registers });
     this.lag = new Gauge({ name: 'replication_lag_bytes', help: "Bytes between the source's newest position (PostgreSQL: the server's WAL end) and the confirmed one", registers });
     this.confirmedLsn = new Gauge({ name: 'confirmed_lsn_bytes', help: 'The position confirmed to the source (every change before it was acknowledged by the broker), as a number (PostgreSQL: the LSN)', registers });
     this.latency = new Histogram({
@@ -173,6 +178,12 @@ export class Metrics {
         this.inFlightCount = count;
       },
       leader: (leading) => this.leader.set(leading ? 1 : 0),
+      snapshotRows: (table, count) => {
+        let cell = this.snapshotCells.get(table);
+        if (cell === undefined) this.snapshotCells.set(table, (cell = this.snapshotCell(table)));
+        cell.value += count;
+      },
+      backfillInProgress: (count) => this.backfills.set(count),
     };
   }
 

@@ -158,14 +158,21 @@ export interface ChangeSink<P> {
   update(txn: TransactionHandle, table: TableHandle, row: Row, old: Row | null, oldKeyOnly: boolean): void;
   delete(txn: TransactionHandle, table: TableHandle, old: Row, oldKeyOnly: boolean): void;
   truncate(txn: TransactionHandle, table: TableHandle): void;
-  /** A row read by a snapshot (action SNAPSHOT). */
-  snapshot(txn: TransactionHandle, table: TableHandle, row: Row): void;
+  /**
+   * A row read by a snapshot (action SNAPSHOT). `id`: the event id, when it must not depend on the
+   * transaction (snapshot ids derive from the snapshot and the row key, so a re-read after a
+   * restart carries the same id).
+   */
+  snapshot(txn: TransactionHandle, table: TableHandle, row: Row, id?: string): void;
   /** A routed message (outbox, logical message, queue event). */
   message(txn: TransactionHandle, message: RoutedMessage): void;
   /** A change that publishes nothing but takes its position (e.g. an update of an outbox row). */
   skip(txn: TransactionHandle): void;
-  /** The transaction's last change was handed over; `end` is confirmed once all of it is acknowledged. */
-  commit(txn: TransactionHandle, end: P): void;
+  /**
+   * The transaction's last change was handed over; `end` is confirmed once all of it is acknowledged.
+   * `acknowledged` is called once, when it and every transaction before it were acknowledged.
+   */
+  commit(txn: TransactionHandle, end: P, acknowledged?: () => void): void;
   /**
    * The source reached `position` outside any transaction (a keepalive): confirmed when nothing is
    * open or in flight. Positions given here and to commit() never go backwards.

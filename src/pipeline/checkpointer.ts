@@ -11,6 +11,8 @@ export interface TxnRecord<P> {
   /** End position from the commit; undefined until the commit has been read. */
   end: P | undefined;
   committed: boolean;
+  /** Called once when the transaction is confirmed (it and everything before it acknowledged). */
+  acknowledged?: (() => void) | undefined;
 }
 
 export class Checkpointer<P> {
@@ -54,8 +56,9 @@ export class Checkpointer<P> {
   }
 
   /** The transaction's last message has been handed out; it can be confirmed once all are acked. */
-  commit(txn: TxnRecord<P>, end: P): void {
+  commit(txn: TxnRecord<P>, end: P, acknowledged?: () => void): void {
     txn.end = end;
+    txn.acknowledged = acknowledged;
     txn.committed = true;
     if (txn.pending === 0) this.advance();
   }
@@ -86,6 +89,7 @@ export class Checkpointer<P> {
       this.confirmedPosition = txn.end;
       this.moved = true;
       head++;
+      txn.acknowledged?.();
     }
     if (head === queue.length) {
       queue.length = 0;

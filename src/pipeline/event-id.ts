@@ -8,6 +8,8 @@
  * two databases publishing into one stream never collide on LSNs alone.
  * The LSN and source part is built once per transaction; each change only appends its position.
  */
+import { createHash } from 'node:crypto';
+
 /** FNV-1a (32-bit) of the source identity, reduced to 26 bits. */
 export function sourceHash(systemId: string, database: string): number {
   let h = 0x811c9dc5;
@@ -32,4 +34,15 @@ export function eventIdPrefix(position: bigint, source: number): string {
 
 export function eventId(prefix: string, position: number): string {
   return prefix + hex(position >>> 0, 8);
+}
+
+/**
+ * An id made from a text (a UUID version 8 of its SHA-1): for events that have no place in a
+ * source transaction, such as snapshot rows (`<source>/<snapshot>/<key>`), so that the same row
+ * read again after a restart carries the same id.
+ */
+export function hashedEventId(text: string): string {
+  const h = createHash('sha1').update(text).digest('hex');
+  const variant = (0x8 | (parseInt(h[16]!, 16) & 0x3)).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

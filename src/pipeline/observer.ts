@@ -42,6 +42,10 @@ export interface PipelineObserver {
   oldestUnacked?(age: () => number): void;
   /** High availability: this daemon became the leader (true) or is not (false: standby, fenced, stopped). */
   leader?(leading: boolean): void;
+  /** Snapshot rows of `table` ("schema.table") acknowledged (initial snapshot or backfill chunk). */
+  snapshotRows?(table: string, count: number): void;
+  /** Backfills running now (0 or 1). */
+  backfillInProgress?(count: number): void;
   /** Called once with a function telling whether publishing works now (and why not). */
   health?(check: () => { ok: boolean; reason: string }): void;
 }

@@ -41,6 +41,7 @@ class Transaction<P> implements TransactionHandle, TxnRecord<P>, Delivery {
   pending = 0;
   end: P | undefined = undefined;
   committed = false;
+  acknowledged: (() => void) | undefined = undefined;
   /** Position of the next change in the transaction. */
   next = 0;
 
@@ -123,9 +124,9 @@ export class Pipeline<P> implements ChangeSink<P> {
     this.change(txn as Transaction<P>, table as TablePlan, 'TRUNCATE', 'truncate', null, null, false, null);
   }
 
-  snapshot(txn: TransactionHandle, table: TableHandle, row: Row): void {
+  snapshot(txn: TransactionHandle, table: TableHandle, row: Row, id?: string): void {
     // Snapshot rows follow the insert filter: a table whose inserts are not published is not read either.
-    this.change(txn as Transaction<P>, table as TablePlan, 'SNAPSHOT', 'insert', row, null, false, row);
+    this.change(txn as Transaction<P>, table as TablePlan, 'SNAPSHOT', 'insert', row, null, false, row, id);
   }
 
   message(txn: TransactionHandle, message: RoutedMessage): void {
@@ -155,10 +156,10 @@ export class Pipeline<P> implements ChangeSink<P> {
     (txn as Transaction<P>).next++;
   }
 
-  commit(txn: TransactionHandle, end: P): void {
+  commit(txn: TransactionHandle, end: P, acknowledged?: () => void): void {
     // No flush here: a batch collects everything handed over in one turn of the event loop, across
     // transactions (single-row transactions would otherwise cost a publish each).
-    this.checkpointer.commit(txn as Transaction<P>, end);
+    this.checkpointer.commit(txn as Transaction<P>, end, acknowledged);
     this.moved();
   }
 
@@ -186,13 +187,13 @@ export class Pipeline<P> implements ChangeSink<P> {
     this.closed = true;
   }
 
-  private change(txn: Transaction<P>, plan: TablePlan, action: EventAction, filterAction: 'insert' | 'update' | 'delete' | 'truncate', row: Row | null, old: Row | null, oldKeyOnly: boolean, keyRow: Row | null): void {
+  private change(txn: Transaction<P>, plan: TablePlan, action: EventAction, filterAction: 'insert' | 'update' | 'delete' | 'truncate', row: Row | null, old: Row | null, oldKeyOnly: boolean, keyRow: Row | null, givenId?: string): void {
     const position = txn.next++;
     if (plan.actions === null || !plan.actions.has(filterAction)) {
       if (plan.actions !== null || plan.schema !== OWN_SCHEMA) this.observer.skipped?.(plan);
       return;
     }
-    const id = eventId(txn.info.idPrefix, position);
+    const id = givenId ?? eventId(txn.info.idPrefix, position);
     const out = this.out;
     out.begin();
     this.encoder.event(out, plan, id, txn.tail, action, row, old, oldKeyOnly);

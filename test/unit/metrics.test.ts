@@ -104,3 +104,17 @@ test('registry is private and includes Node process metrics when asked', async (
   assert.doesNotMatch(await register.metrics(), /published_events_total/);
   assert.match(a.contentType, /^text\/plain/);
 });
+
+test('snapshot_rows_total per table and backfill_in_progress', async () => {
+  const metrics = new Metrics({ version: '1.2.3', processMetrics: false });
+  const observer = metrics.observer();
+  assert.equal(metricValue(await metrics.text(), 'backfill_in_progress', {}), 0);
+  observer.backfillInProgress(1);
+  observer.snapshotRows('public.users', 2000);
+  observer.snapshotRows('public.users', 17);
+  observer.snapshotRows('audit.log', 5);
+  const text = await metrics.text();
+  assert.equal(metricValue(text, 'snapshot_rows_total', { table: 'public.users' }), 2017);
+  assert.equal(metricValue(text, 'snapshot_rows_total', { table: 'audit.log' }), 5);
+  assert.equal(metricValue(text, 'backfill_in_progress', {}), 1);
+});

@@ -152,7 +152,7 @@ class Reader {
     }
   }
 
-  /** The body of a Message ('M'), after its tag. */
+  /** The body of a logical message ('M', after the tag): flags, LSN, prefix, content. */
   logicalMessage(): LogicalMessageBody {
     const flags = this.uint8();
     const lsn = this.uint64();

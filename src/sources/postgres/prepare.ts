@@ -25,6 +25,8 @@ export interface PrepareOptions {
   log: Logger;
   /** Told what is being done, for error messages ("creating the publication"). */
   step(doing: string): void;
+  /** Creates a missing slot instead of pg_create_logical_replication_slot (the initial snapshot's exported snapshot). */
+  createSlot?: (failover: boolean) => Promise<void>;
 }
 
 export interface PreparedSlot extends SlotState {
@@ -80,7 +82,7 @@ export async function prepareSlot(client: pg.Client, options: PrepareOptions): P
   if (facts.slot === null || gap !== null) await ensureStateTable(client);
   options.step('creating the replication slot');
   if (listener.failoverSlot) await checkFailoverSupport(client);
-  const state = await ensureSlot(client, slotName, options.database, listener.failoverSlot);
+  const state = await ensureSlot(client, slotName, options.database, { failover: listener.failoverSlot, ...(options.createSlot ? { create: options.createSlot } : {}) });
   options.step('recording the replication slot');
   if (state.created || verdict.kind === 'usable' && (verdict.adopt || verdict.movedFrom)) {
     const lsn = state.confirmedFlush ?? '0/0';

@@ -5,7 +5,7 @@
  * primary key is looked up in the catalog instead. Lookups run on the regular SQL connection; the
  * session waits for them before the relation's rows.
  */
-import type { ChangeSink, ColumnDescriptor, TableHandle } from '../../pipeline/change.js';
+import type { ChangeSink, ColumnDescriptor, TableDescriptor, TableHandle } from '../../pipeline/change.js';
 import type { RelationMessage } from './pgoutput.js';
 import { primaryKeyColumns } from './setup.js';
 import type { SqlClient } from './sql-client.js';
@@ -43,7 +43,17 @@ export class Relations {
     return this.handles.get(relationId);
   }
 
+  /** A handle for a relation read from the catalog (snapshots), not stored: the stream's own Relation messages stay in charge. */
+  async detached(message: RelationMessage, primaryKey: readonly string[]): Promise<TableHandle> {
+    await this.converters.prepare(message.columns);
+    return this.sink.table(this.descriptor(message, primaryKey));
+  }
+
   private describe(message: RelationMessage, primaryKey: readonly string[] | undefined): void {
+    this.handles.set(message.relationId, this.sink.table(this.descriptor(message, primaryKey)));
+  }
+
+  private descriptor(message: RelationMessage, primaryKey: readonly string[] | undefined): TableDescriptor {
     const columns: ColumnDescriptor[] = message.columns.map((column) => ({
       name: column.name,
       toJson: this.converters.forColumn(column),
@@ -53,6 +63,6 @@ export class Relations {
     }));
     const keyNames = primaryKey ?? message.columns.filter((c) => c.isKey).map((c) => c.name);
     const keyColumns = keyNames.map((name) => columns.findIndex((c) => c.name === name)).filter((i) => i >= 0);
-    this.handles.set(message.relationId, this.sink.table({ schema: message.schema, table: message.name, columns, keyColumns }));
+    return { schema: message.schema, table: message.name, columns, keyColumns };
   }
 }

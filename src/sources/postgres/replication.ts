@@ -82,6 +82,7 @@ export class ReplicationConnection {
   async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
     const raw = this.raw;
     const escapedPublication = publication.replace(/'/g, "''").replace(/"/g, '""');
+    // messages 'true' (PostgreSQL 14+): logical messages, among them the snapshot watermarks.
     const sql =
       `START_REPLICATION SLOT "${slot}" LOGICAL ${formatLsn(startLsn)} ` +
       `(proto_version '1', publication_names '"${escapedPublication}"'${options.messages ? ", messages 'true'" : ''})`;
@@ -101,6 +102,16 @@ export class ReplicationConnection {
       throw new WalListenerError('WAL_PG_REPLICATION', 'START_REPLICATION ended before streaming started');
     })]);
     return { ended };
+  }
+
+  /**
+   * Creates the logical slot with an exported snapshot (the initial snapshot reads in it). The
+   * snapshot stays valid until the next command on this connection: import it first.
+   */
+  async createSlotWithSnapshot(slot: string, failover = false): Promise<{ consistentPoint: string; snapshotName: string }> {
+    const result = await this.client.query(`CREATE_REPLICATION_SLOT "${slot}" LOGICAL pgoutput (SNAPSHOT 'export'${failover ? ', FAILOVER true' : ''})`);
+    const row = result.rows[0] as { consistent_point: string; snapshot_name: string };
+    return { consistentPoint: row.consistent_point, snapshotName: row.snapshot_name };
   }
 
   /** Notices (warnings) the server sends on the connection while streaming. */

@@ -13,11 +13,29 @@ import { eventIdPrefix } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
 import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
-import { decodeFrame, formatLsn, formatPgTimestamp, pgTimestampMs, ProtocolError, type Lsn, type PgOutputMessage } from './pgoutput.js';
+import { WATERMARK_PREFIX } from './backfiller.js';
+import { decodeFrame, formatLsn, formatPgTimestamp, pgTimestampMs, ProtocolError, type LogicalMessage, type Lsn, type PgOutputMessage, type Tuple } from './pgoutput.js';
 import { MESSAGE_PREFIX, routeLogicalMessage } from './logical-messages.js';
 import type { OutboxRoutes } from './outbox.js';
 import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
+
+/**
+ * Sees the stream on behalf of a snapshot (backfiller.ts): row changes while a watermark window is
+ * open, logical messages (the watermarks), and each commit.
+ */
+export interface StreamWatch {
+  /** True while row changes must be shown to `change` (a watermark window is open). */
+  readonly watching: boolean;
+  /** A row change of transaction `xid` (row and old both null: the table was truncated). */
+  change(xid: number, relationId: number, row: Tuple | null, old: Tuple | null): void;
+  /** A logical message; a returned promise holds the stream until it settles (snapshot rows being handed over). */
+  message(txn: TransactionHandle | null, message: LogicalMessage): Promise<void> | undefined;
+  /** The transaction is being committed: a callback for when it is acknowledged, if the watch needs one. */
+  committing(): (() => void) | undefined;
+  /** The session closes: stop, and store what was acknowledged. */
+  close(): Promise<void>;
+}
 
 export interface PostgresSessionOptions {
   connection: ReplicationConnection;
@@ -35,6 +53,8 @@ export interface PostgresSessionOptions {
   outbox?: OutboxRoutes;
   /** Keeps the confirmed position in wal_listener.state (confirm-recorder.ts). */
   recorder?: { confirmed(lsn: Lsn): void; close(): Promise<void> };
+  /** Snapshot watermarks (backfiller.ts). */
+  watch?: StreamWatch;
 }
 
 export class PostgresSession implements SourceSession<Lsn> {
@@ -42,6 +62,7 @@ export class PostgresSession implements SourceSession<Lsn> {
   private readonly sink: ChangeSink<Lsn>;
   private txn: TransactionHandle | null = null;
   private txnFinalLsn: Lsn = 0n;
+  private txnXid = 0;
   /** Frames read while processing waits; null while flowing. */
   private backlog: Buffer[] | null = null;
   private backlogIndex = 0;
@@ -82,6 +103,21 @@ export class PostgresSession implements SourceSession<Lsn> {
       const skipped = skippedPublication(notice);
       if (skipped) this.fail(skipped);
     });
+  }
+
+  /**
+   * Before START_REPLICATION: frames are kept, not processed, until `release`'s task is done (the
+   * initial snapshot is published before the first streamed change).
+   */
+  hold(): void {
+    this.backlog = [];
+    this.backlogIndex = 0;
+  }
+
+  /** After START_REPLICATION: stops reading, runs `task`, then processes the frames kept and reads on. */
+  release(task: Promise<void>): void {
+    this.options.connection.pause();
+    task.then(this.drainBacklog, (err: unknown) => this.fail(err));
   }
 
   /** The stream started: `ended` follows it from now on, and the heartbeat runs. */
@@ -147,6 +183,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.stop();
     this.sendStatus();
     await this.options.connection.close();
+    await this.options.watch?.close();
     await this.options.recorder?.close();
   }
 
@@ -214,6 +251,7 @@ export class PostgresSession implements SourceSession<Lsn> {
           xid: message.xid,
         });
         this.txnFinalLsn = message.finalLsn;
+        this.txnXid = message.xid;
         return undefined;
       case 'commit': {
         const txn = this.requireTxn();
@@ -222,7 +260,7 @@ export class PostgresSession implements SourceSession<Lsn> {
         }
         this.txn = null;
         this.lastCommitEnd = message.endLsn;
-        sink.commit(txn, message.endLsn);
+        sink.commit(txn, message.endLsn, this.options.watch?.committing());
         return undefined;
       }
       case 'relation':
@@ -231,32 +269,47 @@ export class PostgresSession implements SourceSession<Lsn> {
       case 'insert': {
         const route = this.options.outbox?.get(message.relationId);
         if (route) sink.message(this.requireTxn(), route(message.newTuple));
-        else sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
+        else {
+          sink.insert(this.requireTxn(), this.table(message.relationId), message.newTuple);
+          if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, message.newTuple, null);
+        }
         break;
       }
       case 'update':
         if (this.options.outbox?.get(message.relationId)) sink.skip(this.requireTxn());
-        else sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
+        else {
+          sink.update(this.requireTxn(), this.table(message.relationId), message.newTuple, message.oldTuple, message.oldKind === 'K');
+          if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, message.newTuple, message.oldTuple);
+        }
         break;
       case 'delete':
         if (this.options.outbox?.get(message.relationId)) sink.skip(this.requireTxn());
-        else sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
+        else {
+          sink.delete(this.requireTxn(), this.table(message.relationId), message.oldTuple, message.oldKind === 'K');
+          if (this.options.watch?.watching) this.options.watch.change(this.txnXid, message.relationId, null, message.oldTuple);
+        }
         break;
       case 'truncate': {
         const txn = this.requireTxn();
         for (const relationId of message.relationIds) {
           if (this.options.outbox?.get(relationId)) sink.skip(txn);
-          else sink.truncate(txn, this.table(relationId));
+          else {
+            sink.truncate(txn, this.table(relationId));
+            if (this.options.watch?.watching) this.options.watch.change(this.txnXid, relationId, null, null);
+          }
         }
         break;
       }
       case 'message':
-        // Only transactional messages come inside a transaction, and only those are routed.
+        // Only transactional messages come inside a transaction, and only those are routed. Backfill
+        // watermarks go to the watch (a returned promise holds the stream while it hands rows over).
         if (!message.transactional || this.txn === null) this.observer.logicalMessageSkipped?.('nontransactional');
-        else if (message.prefix !== MESSAGE_PREFIX) {
+        else if (message.prefix === MESSAGE_PREFIX) sink.message(this.txn, routeLogicalMessage(message.content));
+        else if (message.prefix === WATERMARK_PREFIX) return this.options.watch?.message(this.txn, message);
+        else {
           this.observer.logicalMessageSkipped?.('prefix');
           sink.skip(this.txn);
-        } else sink.message(this.txn, routeLogicalMessage(message.content));
+        }
         break;
       case 'type':
       case 'origin':

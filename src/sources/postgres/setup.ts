@@ -43,8 +43,18 @@ export async function checkFailoverSupport(client: pg.Client): Promise<void> {
   );
 }
 
-/** Creates the logical slot with pgoutput if missing (with FAILOVER when asked, PostgreSQL 17+); checks an existing one fits. */
-export async function ensureSlot(client: pg.Client, slot: string, database: string, failover = false): Promise<SlotState> {
+/**
+ * Creates the logical slot with pgoutput if missing (with FAILOVER when asked, PostgreSQL 17+;
+ * through `create` when given: the initial snapshot's, which gets `failover` too); checks an
+ * existing one fits.
+ */
+export async function ensureSlot(
+  client: pg.Client,
+  slot: string,
+  database: string,
+  how: { failover?: boolean; create?: (failover: boolean) => Promise<void> } = {},
+): Promise<SlotState> {
+  const failover = how.failover ?? false;
   const read = async () =>
     (
       await client.query<{ plugin: string; slot_type: string; database: string; active_pid: number | null; confirmed: string | null; failover: boolean | null }>(
@@ -57,7 +67,8 @@ export async function ensureSlot(client: pg.Client, slot: string, database: stri
   let created = false;
   if (!row) {
     try {
-      if (failover) await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput', failover => true)", [slot]);
+      if (how.create) await how.create(failover);
+      else if (failover) await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput', failover => true)", [slot]);
       else await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
       created = true;
     } catch (err) {

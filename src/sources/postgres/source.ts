@@ -23,6 +23,8 @@ import { parseLsn, type Lsn } from './pgoutput.js';
 import { checkOutboxPublication, checkOutboxTables } from './outbox-tables.js';
 import { OutboxRoutes } from './outbox.js';
 import { serverVersion } from './publication.js';
+import { Backfiller } from './backfiller.js';
+import { createSlotWithSnapshot, runInitialSnapshot, type ExportedSnapshot } from './initial-snapshot.js';
 import { Relations } from './relations.js';
 import { RenameWatch } from './renames.js';
 import { ReplicationConnection } from './replication.js';
@@ -102,15 +104,18 @@ export class PostgresSource implements Source<Lsn> {
     const { slotName, publication } = config.listener;
     let step = 'connecting';
     let connection: ReplicationConnection | null = null;
+    let exported: ExportedSnapshot | null = null;
     try {
       const client = await this.sql.connection();
       step = 'checking wal_level';
       await checkWalLevel(client);
       step = 'checking the outbox tables';
       await checkOutboxTables(client, config.listener.outbox);
-      // Logical messages (pg_logical_emit_message) are in pgoutput since PostgreSQL 14.
+      // Logical messages (pg_logical_emit_message: outbox messages, backfill watermarks) are in pgoutput since PostgreSQL 14.
       const messages = (await serverVersion(client)) >= 140000;
       step = 'checking the replication slot and the publication';
+      const initialTables = config.listener.snapshot.initial;
+      if (initialTables.length) connection = await ReplicationConnection.open(config.database);
       const slot = await prepareSlot(client, {
         listener: config.listener,
         database: config.database.name,
@@ -118,6 +123,16 @@ export class PostgresSource implements Source<Lsn> {
         announce: !this.announced,
         log,
         step: (doing) => (step = doing),
+        ...(connection && initialTables.length
+          ? {
+              createSlot: async (failover: boolean) => {
+                step = 'creating the replication slot with an exported snapshot (listener.snapshot.initial)';
+                exported = await createSlotWithSnapshot({
+                  database: config.database, client, connection: connection!, slot: slotName, failover, publication, tables: initialTables, chunkSize: config.listener.snapshot.chunkSize,
+                });
+              },
+            }
+          : {}),
       });
       if (slot.recreated) this.recreateSlot = false;
       if (slot.created) log.info({ slot: slotName, lsn: slot.confirmedFlush, failover: slot.failover }, 'created logical replication slot (pgoutput)');
@@ -128,7 +143,7 @@ export class PostgresSource implements Source<Lsn> {
       }
       if (signal.aborted) throw new WalListenerError('WAL_PG_CONNECT', 'stopping');
       step = 'opening the replication connection';
-      connection = await ReplicationConnection.open(config.database);
+      connection ??= await ReplicationConnection.open(config.database);
       if (config.listener.failoverSlot && !slot.failover) {
         step = 'making the replication slot a failover slot';
         await connection.enableFailover(slotName);
@@ -138,35 +153,53 @@ export class PostgresSource implements Source<Lsn> {
       const startLsn = slot.confirmedFlush ? parseLsn(slot.confirmedFlush) : 0n;
       const recorder = new ConfirmRecorder(this.sql, slotName, startLsn, log);
       step = 'starting replication';
+      const source = sourceHash(identity.systemId, identity.dbName);
+      const relations = new Relations(sink, this.converters, this.sql, (id, schema, table) => this.renames?.seen(id, schema, table));
+      // Watermarks travel as logical messages (PostgreSQL 14+); an older server gets no backfills.
+      const backfiller = messages
+        ? new Backfiller({ database: config.database, slot: slotName, publication, sink, relations, source, log, observer: this.observer })
+        : null;
       const session = new PostgresSession({
           connection,
           sink,
-          relations: new Relations(sink, this.converters, this.sql, (id, schema, table) => this.renames?.seen(id, schema, table)),
+          relations,
           logger: log,
           heartbeatMs: config.listener.heartbeatInterval,
-          source: sourceHash(identity.systemId, identity.dbName),
+          source,
           startLsn,
           errorContext: { ...this.context, doing: 'streaming' },
           observer: this.observer,
           recorder,
           ...(config.listener.outbox.length ? { outbox: new OutboxRoutes(config.listener.outbox) } : {}),
+          ...(backfiller ? { watch: backfiller } : {}),
       });
+      session.ended.finally(() => backfiller?.close()).catch(() => {});
       // A publication gap is kept in wal_listener.state: the problem `--recreate-slot` acknowledges.
       const keepProblem = (err: WalListenerError): WalListenerError => {
         if (err.code === 'WAL_PG_PUBLICATION') recorder.failed(err);
         return err;
       };
       session.ended.catch((err: unknown) => err instanceof WalListenerError && keepProblem(err));
+      const snapshot = exported as ExportedSnapshot | null;
+      if (snapshot) session.hold();
       const { ended } = await connection.start(slotName, publication, 0n, session.onFrame, { messages }).catch(async (err: unknown) => {
         const error = keepProblem(classifyPgError(err, { ...this.context, doing: step }));
         await recorder.close();
+        await backfiller?.close();
         throw error;
       });
       session.watch(ended);
+      if (snapshot) {
+        const sql = this.sql;
+        const initial = runInitialSnapshot(snapshot, { sink, relations, source, query: (text, values) => sql.connection().then((c) => c.query(text, values)), log, observer: this.observer });
+        session.release(initial.handed);
+        initial.acknowledged.then(() => backfiller?.start(), () => {});
+      } else backfiller?.start();
       log.info({ slot: slotName, systemId: identity.systemId, from: slot.confirmedFlush }, 'replication streaming');
       return session;
     } catch (err) {
       await connection?.close();
+      await (exported as ExportedSnapshot | null)?.client.end().catch(() => {});
       throw tlsError(config.database, err) ?? classifyPgError(err, { ...this.context, doing: step });
     }
   }
