@@ -32,7 +32,7 @@ files.push(...extra);
 // consumer and fault-timing files test the same daemon code whatever the server, so they run once.
 const PG18 = [
   'compat-e2e', 'fidelity-e2e', 'values-text', 'postgres-edges', 'postgres-setup', 'publication-scope',
-  'slot-loss', 'stream-errors', 'torture-e2e', 'ops-commands', 'nats-e2e', 'typegen', 'outbox-nats', 'ha',
+  'slot-loss', 'stream-errors', 'torture-e2e', 'ops-commands', 'nats-e2e', 'typegen', 'outbox-nats', 'ha', 'snapshots-nats',
 ].map((name) => join('test', 'integration', `${name}.test.ts`));
 for (const f of PG18) if (arg === 'pg18' && !files.includes(f)) {
   console.error(`pg18 list names ${f}, which does not exist`);
