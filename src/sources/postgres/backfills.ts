@@ -102,14 +102,7 @@ export async function ensureBackfillTable(query: Query): Promise<void> {
   await query(DDL);
 }
 
-export interface NewBackfill {
-  slotName: string;
-  kind: 'backfill' | 'initial';
-  schema: string;
-  table: string;
-  where: string | null;
-  chunkSize: number;
-}
+export type NewBackfill = Pick<BackfillRequest, 'slotName' | 'kind' | 'schema' | 'table' | 'where' | 'chunkSize'>;
 
 export async function insertBackfill(query: Query, request: NewBackfill): Promise<BackfillRequest> {
   await ensureBackfillTable(query);
