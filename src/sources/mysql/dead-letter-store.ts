@@ -64,13 +64,14 @@ export class MysqlDeadLetterStore implements DeadLetterStore {
   async list(options: { ids?: readonly string[]; limit?: number } = {}): Promise<StoredDeadLetter[]> {
     if (options.ids?.length === 0 || !(await this.tables.exists('dead_letters'))) return [];
     return this.tables.run(async (c) => {
-      const where = options.ids ? `WHERE id IN (${options.ids.map(() => '?').join(', ')})` : '';
+      const where = options.ids ? `WHERE d.id IN (${options.ids.map(() => '?').join(', ')})` : '';
       const limit = options.limit === undefined ? '' : 'LIMIT ?';
       const params: unknown[] = [...(options.ids ?? []), ...(options.limit === undefined ? [] : [options.limit])];
       const [rows] = await c.query<mysql.RowDataPacket[]>(
-        `SELECT CAST(id AS CHAR) AS id, event_id, subject, message_key, payload, payload_text, headers, properties, exchange,
+        // ORDER BY the column, not the text alias: '10' sorts before '9'.
+        `SELECT CAST(d.id AS CHAR) AS id, event_id, subject, message_key, payload, payload_text, headers, properties, exchange,
                 schema_name, table_name, action, lsn, broker, reason, stored_at
-           FROM wal_listener.dead_letters ${where} ORDER BY id ${limit}`,
+           FROM wal_listener.dead_letters d ${where} ORDER BY d.id ${limit}`,
         params,
       );
       return rows.map((row): StoredDeadLetter => ({
