@@ -272,8 +272,12 @@ describe('value converters: Postgres text → JSON', () => {
         const json = h.convert(oid, text);
         const label = `type ${oid}, text ${JSON.stringify(text)}`;
         assert.equal(json, expected, label);
+        const reported = [...h.problems];
         const written = h.write(oid, text);
-        if (written !== undefined) assert.equal(written, expected, `${label}: the byte path writes the same JSON`);
+        if (written !== undefined) {
+          assert.equal(written, expected, `${label}: the byte path writes the same JSON`);
+          assert.deepEqual(h.problems.slice(reported.length), reported, `${label}: the byte path reports the same problems`);
+        }
         assert.doesNotThrow(() => JSON.parse(json), label);
         assert.equal(h.problems.length > 0, problem, `${label}: problem reported ${JSON.stringify(h.problems)}`);
         if (problem && oid !== T._int4 && h.problems.length) assert.equal(h.problems[0]?.[0], oid, label);
