@@ -5,7 +5,9 @@
  * rows for several rounds: a steady figure for comparing changes of the hot path (process CPU of
  * a single-threaded loop moves little with the machine's load, unlike the end-to-end bench).
  *
- *   node --import tsx bench/encode.ts [--rows 300000] [--rounds 5]
+ * `--wide` takes workload (c)'s rows instead (20 columns of mixed types, int[] and text[] among them).
+ *
+ *   node --import tsx bench/encode.ts [--rows 300000] [--rounds 5] [--wide]
  */
 import { EventEmitter } from 'node:events';
 import { parseArgs } from 'node:util';
@@ -23,7 +25,7 @@ import { createValueConverters } from '../src/sources/postgres/values.js';
 import type { SqlClient } from '../src/sources/postgres/sql-client.js';
 import { eventIdPrefix } from '../src/pipeline/event-id.js';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '300000' }, rounds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '300000' }, rounds: { type: 'string', default: '5' }, wide: { type: 'boolean', default: false } } });
 const ROWS = Number(values.rows);
 const ROUNDS = Number(values.rounds);
 
@@ -58,12 +60,22 @@ const u16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16BE(
 const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
 const u64 = (n: bigint): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64BE(n); return b; };
 
-const COLUMNS: [string, number][] = [['id', 20], ['email', 25], ['n', 23], ['amount', 1700], ['profile', 3802], ['created_at', 1184]];
+const NARROW: [string, number][] = [['id', 20], ['email', 25], ['n', 23], ['amount', 1700], ['profile', 3802], ['created_at', 1184]];
+/** Workload (c): bigserial, int2/4/8, text, varchar, bool, numeric, float4/8, date, timestamp, timestamptz, uuid, jsonb, json, int[], text[], bytea, interval. */
+const WIDE: [string, number][] = [['id', 20], ['c_int2', 21], ['c_int4', 23], ['c_int8', 20], ['c_text', 25], ['c_varchar', 1043], ['c_bool', 16], ['c_numeric', 1700], ['c_float4', 700], ['c_float8', 701], ['c_date', 1082], ['c_timestamp', 1114], ['c_timestamptz', 1184], ['c_uuid', 2950], ['c_jsonb', 3802], ['c_json', 114], ['c_int_array', 1007], ['c_text_array', 1009], ['c_bytea', 17], ['c_interval', 1186]];
+const COLUMNS = values.wide ? WIDE : NARROW;
+/** The text PostgreSQL sends for row i of workload (c). */
+function wideTexts(i: number): string[] {
+  const g = i + 1;
+  return [String(g), String(g % 32000), String(g), String(g * 1000003), `text value ${g}`, `varchar ${g}`, g % 2 === 0 ? 't' : 'f', (g * 1.0001).toFixed(4), String(Math.fround(g / 7)), String(g / 3),
+    `2024-${String((g % 12) + 1).padStart(2, '0')}-${String((g % 28) + 1).padStart(2, '0')}`, '2024-01-02 03:04:05', '2026-11-26 08:15:56.123456+00', '0cc175b9-c0f1-b6a8-31c3-99e269772661',
+    `{"a": ${g}, "b": "x${g}"}`, `{"a" : ${g}, "c" : ${g % 3 === 0} }`, `{${g},${g + 1},${g + 2}}`, `{a${g},b,NULL}`, '\\x0cc175b9c0f1b6a831c399e269772661', `PT${g % 100}H${g % 60}M1.5S`];
+}
 const relation = xlog(Buffer.concat([u8(0x52), u32(16384), cstring('public'), cstring('t_a'), u8(0x64), u16(COLUMNS.length), ...COLUMNS.map(([name, oid], i) => Buffer.concat([u8(i === 0 ? 1 : 0), cstring(name), u32(oid), u32(0xffffffff)]))]));
 const begin = xlog(Buffer.concat([u8(0x42), u64(0x1000000n), u64(1n), u32(1234)]));
 const commit = xlog(Buffer.concat([u8(0x43), u8(0), u64(0x1000000n), u64(0x1000100n), u64(1n)]));
 function insert(i: number): Buffer {
-  const texts = [String(i + 1), `user${i}@example.com`, String(i % 1000), `${i % 9999}.${String(i % 100).padStart(2, '0')}`, `{"a": ${i}, "tags": ["x", "y"]}`, '2026-11-26 08:15:56.123456+00'];
+  const texts = values.wide ? wideTexts(i) : [String(i + 1), `user${i}@example.com`, String(i % 1000), `${i % 9999}.${String(i % 100).padStart(2, '0')}`, `{"a": ${i}, "tags": ["x", "y"]}`, '2026-11-26 08:15:56.123456+00'];
   return xlog(Buffer.concat([u8(0x49), u32(16384), u8(0x4e), u16(texts.length), ...texts.map((t) => { const b = Buffer.from(t); return Buffer.concat([u8(0x74), u32(b.length), b]); })]));
 }
 const inserts = Array.from({ length: ROWS }, (_, i) => insert(i));
@@ -107,4 +119,4 @@ for (let i = 0; i < ROUNDS; i++) {
   process.stderr.write(`round ${i + 1}: ${seconds.toFixed(2)} CPU-s, ${figures.at(-1)!.toFixed(3)} CPU-s/100k\n`);
 }
 const sorted = [...figures].sort((a, b) => a - b);
-process.stdout.write(`encode path, ${ROWS} rows x ${ROUNDS}: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} CPU-s/100k (min ${sorted[0]!.toFixed(3)})\n`);
+process.stdout.write(`encode path${values.wide ? ' (wide rows)' : ''}, ${ROWS} rows x ${ROUNDS}: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} CPU-s/100k (min ${sorted[0]!.toFixed(3)})\n`);

@@ -272,8 +272,12 @@ describe('value converters: Postgres text → JSON', () => {
         const json = h.convert(oid, text);
         const label = `type ${oid}, text ${JSON.stringify(text)}`;
         assert.equal(json, expected, label);
+        const reported = [...h.problems];
         const written = h.write(oid, text);
-        if (written !== undefined) assert.equal(written, expected, `${label}: the byte path writes the same JSON`);
+        if (written !== undefined) {
+          assert.equal(written, expected, `${label}: the byte path writes the same JSON`);
+          assert.deepEqual(h.problems.slice(reported.length), reported, `${label}: the byte path reports the same problems`);
+        }
         assert.doesNotThrow(() => JSON.parse(json), label);
         assert.equal(h.problems.length > 0, problem, `${label}: problem reported ${JSON.stringify(h.problems)}`);
         if (problem && oid !== T._int4 && h.problems.length) assert.equal(h.problems[0]?.[0], oid, label);
@@ -300,6 +304,29 @@ describe('value converters: Postgres text → JSON', () => {
   it('isJsonNumber follows the JSON grammar', () => {
     for (const ok of ['0', '-0', '1', '10', '1.5', '1e5', '1E+5', '1e-05', '-0.5e-7']) assert.equal(isJsonNumber(ok), true, ok);
     for (const bad of ['', '-', '01', '1.', '.1', '+1', '1e', '1e+', '0x1', 'NaN', '1 ', ' 1', '1.5.5']) assert.equal(isJsonNumber(bad), false, bad);
+    // The byte path takes the same numbers as they are and converts the rest by the string path.
+    for (const text of ['0', '-0', '1', '10', '1.5', '1e5', '1E+5', '1e-05', '-0.5e-7', '', '-', '01', '1.', '.1', '+1', '1e', '1e+', '0x1', 'NaN', '1 ', ' 1', '1.5.5', '-.5', '1e5.5']) {
+      const h = harness();
+      assert.equal(h.write(T.float8, text), h.convert(T.float8, text), JSON.stringify(text));
+    }
+  });
+
+  it('bytea: the byte path writes the base64 Buffer writes, for every length and digit case', () => {
+    const h = harness();
+    for (let n = 0; n < 40; n++) {
+      const bytes = Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + n * 11) & 0xff));
+      for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) {
+        const text = `\\x${hex}`;
+        assert.equal(h.write(T.bytea, text), `"${bytes.toString('base64')}"`, text);
+        assert.equal(h.convert(T.bytea, text), `"${bytes.toString('base64')}"`, text);
+      }
+    }
+    assert.equal(h.problems.length, 0);
+    for (const bad of ['\\xdeadbeeg', '\\xgdeadbee', '\\xdead be', '\\', 'x00']) {
+      const p = harness();
+      assert.equal(p.write(T.bytea, bad), p.convert(T.bytea, bad), bad);
+      assert.equal(p.problems.length, 2, bad);
+    }
   });
 
   it('timestamptz (with offsets), timestamp and date match JavaScript Date over many instants', () => {

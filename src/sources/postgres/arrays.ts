@@ -11,11 +11,16 @@
  * array cannot carry the bounds, so such a value is not converted (the caller publishes the text
  * and reports it) rather than silently losing them.
  */
+import type { WriteJson } from '../../pipeline/change.js';
+import type { JsonOut } from '../../pipeline/json-out.js';
 
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const COMMA = 0x2c;
 
 /**
  * Converts array text; `element` converts one element's text (never called for NULL). Returns
@@ -82,6 +87,94 @@ export function arrayToJson(text: string, element: (text: string) => string, del
         break;
       } else {
         return undefined;
+      }
+    }
+  }
+}
+
+/** Within from–to only: a column's bytes lie inside the whole message. */
+const at = (buf: Buffer, i: number, to: number): number => (i < to ? buf[i]! : -1);
+
+/** Whether the four bytes at i spell NULL in any case (array_in reads it case-insensitively). */
+const isNullWord = (buf: Buffer, i: number): boolean =>
+  (buf[i]! | 0x20) === 0x6e && (buf[i + 1]! | 0x20) === 0x75 && (buf[i + 2]! | 0x20) === 0x6c && (buf[i + 3]! | 0x20) === 0x6c;
+
+const UNESCAPE = /\\(.)/gs;
+
+/**
+ * The byte path of arrayToJson, for an element type with a byte writer: `element` writes an
+ * element's bytes as JSON, `elementText` converts an element's text (quoted elements with
+ * backslashes, once unescaped). Walks the bytes twice: first to check the shape arrayToJson
+ * accepts (otherwise `whole` converts the array's text, reporting it), then to write.
+ */
+export function arrayWriter(element: WriteJson, elementText: (text: string) => string, delimiter: number, whole: WriteJson): WriteJson {
+  return (buf, from, to, out) => {
+    if (!walkArray(buf, from, to, delimiter, null, element, elementText)) whole(buf, from, to, out);
+    else walkArray(buf, from, to, delimiter, out, element, elementText);
+  };
+}
+
+/** Writes the array's JSON to `out` (null: only checks); false when not a bounds-free array_out output. */
+function walkArray(buf: Buffer, from: number, to: number, delimiter: number, out: JsonOut | null, element: WriteJson, elementText: (text: string) => string): boolean {
+  if (at(buf, from, to) !== LBRACE) return false;
+  let depth = 0;
+  let i = from;
+  for (;;) {
+    let c = at(buf, i, to);
+    if (c === LBRACE) {
+      depth++;
+      i++;
+      if (at(buf, i, to) !== RBRACE) {
+        out?.byte(LBRACKET);
+        continue;
+      }
+      out?.ascii('[]');
+      i++;
+      depth--;
+      if (depth === 0) return i === to;
+    } else if (c === QUOTE) {
+      const start = ++i;
+      let escaped = false;
+      for (;;) {
+        if (i >= to) return false;
+        c = buf[i]!;
+        if (c === QUOTE) break;
+        if (c === BACKSLASH) {
+          escaped = true;
+          i++;
+        }
+        i++;
+      }
+      if (out) {
+        if (escaped) out.utf8(elementText(buf.toString('utf8', start, i).replace(UNESCAPE, '$1')));
+        else element(buf, start, i, out);
+      }
+      i++;
+    } else {
+      const start = i;
+      while (i < to) {
+        c = buf[i]!;
+        if (c === delimiter || c === RBRACE) break;
+        i++;
+      }
+      if (i === start || i >= to) return false;
+      if (out) {
+        if (i - start === 4 && isNullWord(buf, start)) out.ascii('null');
+        else element(buf, start, i, out);
+      }
+    }
+    for (;;) {
+      c = at(buf, i, to);
+      if (c === RBRACE) {
+        out?.byte(RBRACKET);
+        i++;
+        if (--depth === 0) return i === to;
+      } else if (c === delimiter) {
+        out?.byte(COMMA);
+        i++;
+        break;
+      } else {
+        return false;
       }
     }
   }

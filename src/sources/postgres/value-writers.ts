@@ -43,25 +43,60 @@ function isJsonInteger(buf: Buffer, from: number, to: number): boolean {
   return true;
 }
 
-/** The JSON number grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?, within from–to. */
+/** The JSON number grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?, within from–to (no closure: this runs per value). */
 function isJsonNumber(buf: Buffer, from: number, to: number): boolean {
-  const at = (i: number): number => (i < to ? buf[i]! : -1);
-  let i = at(from) === Ch.Minus ? from + 1 : from;
-  if (at(i) === Ch.Zero) i++;
-  else if (isDigit(at(i))) while (isDigit(at(++i)));
+  let i = from < to && buf[from] === Ch.Minus ? from + 1 : from;
+  if (i >= to) return false;
+  if (buf[i] === Ch.Zero) i++;
+  else if (isDigit(buf[i])) while (++i < to && isDigit(buf[i]));
   else return false;
-  if (at(i) === Ch.Dot) {
-    if (!isDigit(at(++i))) return false;
-    while (isDigit(at(++i)));
+  if (i < to && buf[i] === Ch.Dot) {
+    if (++i >= to || !isDigit(buf[i])) return false;
+    while (++i < to && isDigit(buf[i]));
   }
-  const e = at(i);
-  if (e === Ch.LowerE || e === Ch.UpperE) {
-    i++;
-    if (at(i) === Ch.Plus || at(i) === Ch.Minus) i++;
-    if (!isDigit(at(i))) return false;
-    while (isDigit(at(++i)));
+  if (i < to && (buf[i] === Ch.LowerE || buf[i] === Ch.UpperE)) {
+    if (++i < to && (buf[i] === Ch.Plus || buf[i] === Ch.Minus)) i++;
+    if (i >= to || !isDigit(buf[i])) return false;
+    while (++i < to && isDigit(buf[i]));
   }
   return i === to;
+}
+
+const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+
+/** A hex digit's value (either case, as Buffer.from(…, 'hex') reads them), or -1. */
+function hexValue(c: number): number {
+  if (c >= Ch.Zero && c <= Ch.Nine) return c - Ch.Zero;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+}
+
+/** The byte spelt by the two hex digits at i. */
+const byteAt = (buf: Buffer, i: number): number => (hexValue(buf[i]!) << 4) | hexValue(buf[i + 1]!);
+
+/** The bytes spelt by the hex digits from–to (an even count, all checked) as base64, with padding. */
+function writeHexAsBase64(buf: Buffer, from: number, to: number, out: JsonOut): void {
+  let i = from;
+  for (; i + 6 <= to; i += 6) {
+    const n = (byteAt(buf, i) << 16) | (byteAt(buf, i + 2) << 8) | byteAt(buf, i + 4);
+    out.byte(BASE64[n >>> 18]!);
+    out.byte(BASE64[(n >>> 12) & 63]!);
+    out.byte(BASE64[(n >>> 6) & 63]!);
+    out.byte(BASE64[n & 63]!);
+  }
+  if (to - i === 4) {
+    const n = (byteAt(buf, i) << 8) | byteAt(buf, i + 2);
+    out.byte(BASE64[n >>> 10]!);
+    out.byte(BASE64[(n >>> 4) & 63]!);
+    out.byte(BASE64[(n << 2) & 63]!);
+    out.byte(0x3d);
+  } else if (to - i === 2) {
+    const n = byteAt(buf, i);
+    out.byte(BASE64[n >>> 2]!);
+    out.byte(BASE64[(n << 4) & 63]!);
+    out.byte(0x3d);
+    out.byte(0x3d);
+  }
 }
 
 /** numeric_out's digits: -?digits[.digits] (NaN and ±Infinity go the string way). */
@@ -154,15 +189,12 @@ export function writerFor(kind: ScalarKind, text: ToJson): WriteJson | undefined
         out.byte(Ch.Quote);
       };
     case 'bytea':
-      // bytea_output hex: "\x" and two hex digits per byte, as base64 (Buffer.from stops at the
-      // first bad digit, so the length check also validates the digits).
+      // bytea_output hex: "\x" and two hex digits per byte, as base64.
       return (buf, from, to, out) => {
-        const n = to - from - 2;
-        if (n < 0 || n % 2 !== 0 || buf[from] !== Ch.Backslash || buf[from + 1] !== Ch.LowerX) return fallback(buf, from, to, out);
-        const bytes = Buffer.from(buf.toString('latin1', from + 2, to), 'hex');
-        if (bytes.length * 2 !== n) return fallback(buf, from, to, out);
+        if ((to - from) % 2 !== 0 || to - from < 2 || buf[from] !== Ch.Backslash || buf[from + 1] !== Ch.LowerX) return fallback(buf, from, to, out);
+        for (let i = from + 2; i < to; i++) if (hexValue(buf[i]!) < 0) return fallback(buf, from, to, out);
         out.byte(Ch.Quote);
-        out.ascii(bytes.toString('base64'));
+        writeHexAsBase64(buf, from + 2, to, out);
         out.byte(Ch.Quote);
       };
     case 'interval':

@@ -30,8 +30,9 @@
  * other than 1, which a JSON array cannot carry) is published as its Postgres text and reported
  * through onProblem; it is never replaced by a zero value or dropped.
  */
-import { arrayToJson } from './arrays.js';
+import { arrayToJson, arrayWriter } from './arrays.js';
 import type { WriteJson } from '../../pipeline/change.js';
+import type { JsonOut } from '../../pipeline/json-out.js';
 import { compatConverter } from './compat-values.js';
 import { writerFor } from './value-writers.js';
 import { dateToJson, timestampToJson, timestamptzToJson } from './datetime.js';
@@ -231,16 +232,28 @@ export function createValueConverters(options: ValueConvertersOptions): ValueCon
     return { oid, array: info.form === 'array' };
   };
 
+  /** The byte writer of a scalar type or an array of one (through domains), else undefined. */
+  const writer = (oid: number): WriteJson | undefined => {
+    const type = base(oid);
+    const info = type && catalog.get(type.oid);
+    const convert = resolve(oid, 0);
+    if (!info || !convert) return undefined;
+    if (info.form === 'scalar') return writerFor(info.kind, convert);
+    if (info.form !== 'array') return undefined;
+    const elementType = base(info.elementOid);
+    const elementInfo = elementType && !elementType.array ? catalog.get(elementType.oid) : undefined;
+    const elementText = resolve(info.elementOid, 0);
+    if (elementInfo?.form !== 'scalar' || !elementText) return undefined;
+    const element = writerFor(elementInfo.kind, elementText);
+    const whole = (buf: Buffer, from: number, to: number, out: JsonOut): void => out.utf8(convert(buf.toString('utf8', from, to)));
+    return element && arrayWriter(element, elementText, info.delimiter.charCodeAt(0), whole);
+  };
+
   return {
     prepare: (columns) => catalog.load(columns.map((column) => column.typeOid)),
     // A type prepare() has not loaded (no query configured) is published as its text.
     forColumn: (column) => resolve(column.typeOid, 0) ?? quote,
-    forColumnWriter: (column) => {
-      const type = base(column.typeOid);
-      const info = type && !type.array ? catalog.get(type.oid) : undefined;
-      const convert = resolve(column.typeOid, 0);
-      return info?.form === 'scalar' && convert ? writerFor(info.kind, convert) : undefined;
-    },
+    forColumnWriter: (column) => writer(column.typeOid),
     forColumnCompat: (column) => {
       const type = base(column.typeOid);
       return (type && compatConverter(type.oid, type.array, onProblem)) ?? resolve(column.typeOid, 0) ?? quote;
