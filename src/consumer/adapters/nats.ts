@@ -11,6 +11,8 @@ import type { AdapterContext, BrokerAdapter, Delivery, DeliverySink } from './ad
 
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
+/** How long a released message waits before JetStream redelivers it (see `release`). */
+const RELEASE_DELAY_MS = 1_000;
 
 export function natsAdapter(options: NatsConsumerOptions, context: AdapterContext): BrokerAdapter {
   const stream = options.topic;
@@ -23,7 +25,10 @@ export function natsAdapter(options: NatsConsumerOptions, context: AdapterContex
   const toDelivery = (m: JsMsg): Delivery => ({
     body: m.string(),
     ack: () => m.ack(),
-    release: () => m.nak(),
+    // A release happens on the way to stopping. Redelivered at once, the message would go back to
+    // this consumer's own pull request, still open while it drains, and once its connection is gone
+    // it would wait out ack_wait; a short delay lets the next consumer have it instead.
+    release: () => m.nak(RELEASE_DELAY_MS),
     extend: () => m.working(),
     deadLetter: options.deadLetter
       ? async (reason) => {
