@@ -27,8 +27,9 @@ export const HELP = `Usage: wal-listener [run] [--config <file>] [--recreate-slo
        wal-listener audit --config <file> [--since 1h] [--json]
        wal-listener --version | --help
 
-Streams database row changes (PostgreSQL logical replication, pgoutput) to NATS JetStream, Kafka,
-RabbitMQ, Google Pub/Sub or stdout, at least once, with stable event ids for broker dedup.
+Streams committed row changes (PostgreSQL logical replication, MySQL/MariaDB row binlog, or a PgQ
+queue; source.type) to NATS JetStream, Kafka, RabbitMQ, Google Pub/Sub or stdout, at least once,
+with stable event ids for broker dedup.
 
 Commands:
   run            the daemon (the default when no command is given)
