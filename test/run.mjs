@@ -56,7 +56,10 @@ if (arg === 'pg18') {
   console.log(`# integration tests against embedded PostgreSQL ${info.version} on ${info.host}:${info.port}`);
   Object.assign(env, { PGHOST_TEST: info.host, PGPORT_TEST: String(info.port), PGUSER_TEST: info.user, PGPASSWORD_TEST: info.password });
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...selected], { stdio: 'inherit', env });
+// Two files at a time: each file has its own databases, slots, streams, queues and private servers,
+// and most of a file's time is waiting on servers and daemons. WL_TEST_CONCURRENCY=1 runs one by one.
+const concurrency = Number(process.env.WL_TEST_CONCURRENCY ?? 2);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...selected], { stdio: 'inherit', env });
 if (server) {
   server.stdin.end();
   await new Promise((resolve) => server.once('exit', resolve));

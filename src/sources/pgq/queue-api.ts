@@ -125,16 +125,25 @@ export async function queueInfo(client: pg.Client, queue: string): Promise<Queue
   return { tickerLag: Number(row.lag ?? Infinity), idlePeriod: Number(row.idle), paused: row.paused === 't' };
 }
 
-/** The consumer's open batch and its events waiting in the retry queue (both lost by unregistering). */
-export async function consumerBacklog(client: pg.Client, queue: string, consumer: string): Promise<{ openBatch: boolean; retries: number }> {
-  const [row] = await rows<{ batch: string | null; retries: string }>(
+/**
+ * The consumer's open batch (its id and how many events it holds) and its events waiting in the
+ * retry queue: what unregistering would drop.
+ */
+export async function consumerBacklog(client: pg.Client, queue: string, consumer: string): Promise<{ openBatch: string | null; openBatchEvents: number; retries: number }> {
+  const [row] = await rows<{ batch: string | null; events: string | null; retries: string }>(
     client,
     `SELECT i.current_batch AS batch,
+            CASE WHEN i.current_batch IS NOT NULL THEN (SELECT count(*) FROM pgq.get_batch_events(i.current_batch)) END AS events,
             (SELECT count(*) FROM pgq.retry_queue r JOIN pgq.subscription s ON r.ev_owner = s.sub_id
                JOIN pgq.queue q ON q.queue_id = s.sub_queue JOIN pgq.consumer c ON c.co_id = s.sub_consumer
               WHERE q.queue_name = $1 AND c.co_name = $2) AS retries
        FROM pgq.get_consumer_info($1, $2) i`,
     [queue, consumer],
   );
-  return { openBatch: row?.batch !== null && row?.batch !== undefined, retries: Number(row?.retries ?? 0) };
+  return { openBatch: row?.batch ?? null, openBatchEvents: Number(row?.events ?? 0), retries: Number(row?.retries ?? 0) };
+}
+
+/** Finishes a batch (the consumer moves past it). */
+export async function finishBatch(client: pg.Client, batchId: string): Promise<void> {
+  await rows(client, 'SELECT pgq.finish_batch($1)', [batchId]);
 }

@@ -19,7 +19,7 @@ import { createEventMapper } from './event-mapping.js';
 import { messageIdPrefix, queueHash } from './ids.js';
 import { PgqDeadLetters } from './pgq-dead-letters.js';
 import { comparePositions, type PgqPosition } from './position.js';
-import { checkQueue, consumerBacklog, identity, PGQ_SESSION_OPTIONS, registerConsumer, unregisterConsumer } from './queue-api.js';
+import { checkQueue, consumerBacklog, finishBatch, identity, PGQ_SESSION_OPTIONS, registerConsumer, unregisterConsumer } from './queue-api.js';
 import { pgqError } from './server-errors.js';
 import { startSession, type PgqObserver } from './session.js';
 import { TickerWatch } from './ticker-watch.js';
@@ -158,14 +158,22 @@ export function createPgqSource(config: Config, logger: Logger, observer?: PgqOb
     },
   };
 
-  /** `pgq.unregister: true` on a clean stop, unless that would drop events (an open batch, pending retries). */
+  /**
+   * `pgq.unregister: true` on a clean stop, unless that would drop events (an open batch holding
+   * events, pending retries). An open batch without events (a tick taken just before the stop) is
+   * finished first: nothing is lost with it.
+   */
   async function unregister(): Promise<void> {
     const client = await admin.connection();
     const backlog = await consumerBacklog(client, queue, consumer);
-    if (backlog.openBatch || backlog.retries > 0) {
-      log.warn({ consumer, openBatch: backlog.openBatch, retries: backlog.retries }, `not unregistering PgQ consumer ${consumer}: PgQ would drop its unfinished batch and ${backlog.retries} event(s) waiting for retry`);
+    if ((backlog.openBatch !== null && backlog.openBatchEvents > 0) || backlog.retries > 0) {
+      log.warn(
+        { consumer, openBatch: backlog.openBatch, openBatchEvents: backlog.openBatchEvents, retries: backlog.retries },
+        `not unregistering PgQ consumer ${consumer}: PgQ would drop its unfinished batch (${backlog.openBatchEvents} event(s)) and ${backlog.retries} event(s) waiting for retry`,
+      );
       return;
     }
+    if (backlog.openBatch !== null) await finishBatch(client, backlog.openBatch);
     await unregisterConsumer(client, queue, consumer);
     log.info({ consumer }, `unregistered PgQ consumer ${consumer} from queue ${queue}`);
   }
