@@ -14,9 +14,8 @@ import { databaseSection, startDaemon } from '../test/support/daemon.js';
 import { consumerInfo, createPgqDatabase, createQueue, startTicker } from '../test/support/pgq.js';
 import { waitFor } from '../test/support/ports.js';
 import { cleanup, declareBoundQueue, queueDepth, uniqueName } from '../test/support/rabbitmq.js';
-import { writeBacklog } from './lib/pgq-backlog.js';
+import { runRounds, writeBacklog } from './lib/pgq-backlog.js';
 import { totalCpu } from './lib/proc.js';
-import { median } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -69,13 +68,4 @@ async function oneRun(run: number): Promise<{ eps: number; cpuPer100k: number; s
   }
 }
 
-const results = [];
-for (let run = 1; run <= RUNS; run++) {
-  const r = await oneRun(run);
-  results.push(r);
-  console.log(`run ${run}: ${EVENTS} events in ${r.seconds.toFixed(2)} s = ${Math.round(r.eps)} events/s, daemon CPU ${r.cpuPer100k.toFixed(2)} s per 100k events`);
-}
-console.log(
-  `pgq → RabbitMQ through the daemon (confirms, persistent, audit=${flags.audit}): median ${Math.round(median(results.map((r) => r.eps))!)} events/s, ` +
-    `${median(results.map((r) => r.cpuPer100k))!.toFixed(2)} daemon CPU-s per 100k events`,
-);
+await runRounds(RUNS, EVENTS, oneRun, (r) => `daemon CPU ${r.cpuPer100k.toFixed(2)} s per 100k events`, `pgq → RabbitMQ through the daemon (confirms, persistent, audit=${flags.audit}; daemon process)`);

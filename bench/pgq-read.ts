@@ -23,8 +23,7 @@ import type { ChangeSink, RoutedMessage, TransactionHandle, TransactionInfo } fr
 import { createPgqSource, type PgqPosition } from '../src/sources/pgq/source.js';
 import { captureLogger, consumerInfo, createPgqDatabase, createQueue, pgqConfig, startTicker } from '../test/support/pgq.js';
 import { RABBIT_URL, uniqueName } from '../test/support/rabbitmq.js';
-import { writeBacklog } from './lib/pgq-backlog.js';
-import { median } from './lib/stats.js';
+import { runRounds, writeBacklog } from './lib/pgq-backlog.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -152,13 +151,10 @@ async function oneRun(run: number): Promise<{ eps: number; cpuPer100k: number; s
   }
 }
 
-const results = [];
-for (let run = 1; run <= RUNS; run++) {
-  const r = await oneRun(run);
-  results.push(r);
-  console.log(`run ${run}: ${EVENTS} events in ${r.seconds.toFixed(2)} s = ${Math.round(r.eps)} events/s, ${r.batches} batches, node CPU ${r.cpuPer100k.toFixed(2)} s per 100k events`);
-}
-console.log(
-  `pgq-read sink=${flags.sink} audit=${flags.audit} batchTarget=${BATCH_TARGET} confirmDelay=${CONFIRM_DELAY}ms: median ${Math.round(median(results.map((r) => r.eps))!)} events/s, ` +
-    `${median(results.map((r) => r.cpuPer100k))!.toFixed(2)} CPU-s per 100k events (node process)`,
+await runRounds(
+  RUNS,
+  EVENTS,
+  oneRun,
+  (r) => `${r.batches} batches, node CPU ${r.cpuPer100k.toFixed(2)} s per 100k events`,
+  `pgq-read sink=${flags.sink} audit=${flags.audit} batchTarget=${BATCH_TARGET} confirmDelay=${CONFIRM_DELAY}ms (node process)`,
 );

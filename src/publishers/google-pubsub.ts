@@ -175,9 +175,11 @@ export class PubSubPublisher implements Publisher {
         await pubsub.auth.getClient();
       }
       const client = await pubsub.getClientAsync_({ client: 'PublisherClient' });
-      const stub = (await (client as unknown as { initialize(): Promise<{ getChannel(): GrpcChannel }> }).initialize());
+      // gax's initialize() returns the gRPC service client it publishes through; its channel is
+      // the connection whose state the publisher follows.
+      const grpcService = await (client as unknown as { initialize(): Promise<{ getChannel(): GrpcChannel }> }).initialize();
       this.pubsub = pubsub;
-      this.channel = stub.getChannel();
+      this.channel = grpcService.getChannel();
     } catch (err) {
       await pubsub.close().catch(() => undefined);
       throw new PublishError(`Pub/Sub client could not be set up (credentials?): ${describeError(err)}`, true, { cause: err });
