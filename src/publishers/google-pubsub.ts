@@ -18,10 +18,12 @@
  *
  * Connection state comes from the gRPC channel of the library's publisher client
  * (`Channel.watchConnectivityState`): TRANSIENT_FAILURE (a connection attempt failed) reports
- * `lost`, READY after that reports `restored`. A READY channel whose connection closed goes IDLE
- * (gRPC reconnects only when asked); the watcher then asks it to connect once, so a server that
- * went away shows as TRANSIENT_FAILURE at once, and one that only closed an idle connection
- * shows as READY again without any event.
+ * `lost`; READY again after any other state (a new connection: after a loss, or after the server
+ * closed the old one) reports `restored`, which counts as a reconnect. A READY channel whose
+ * connection closed goes IDLE (gRPC reconnects only when asked); the watcher then asks it to
+ * connect once, so a server that went away shows as TRANSIENT_FAILURE at once. `restored` does
+ * not depend on TRANSIENT_FAILURE having been seen: a server back before the first failed attempt
+ * still counts.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -105,6 +107,8 @@ export class PubSubPublisher implements Publisher {
   /** The channel's last state seen by the watcher. */
   private state: number = ChannelState.IDLE;
   private lost = false;
+  /** The channel was READY once: a later READY is a new connection. */
+  private connected = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -144,6 +148,13 @@ export class PubSubPublisher implements Publisher {
     if (state !== ChannelState.READY) {
       throw new PublishError(`cannot connect to Pub/Sub (${this.pubsub?.isEmulator ? `emulator at ${this.emulatorHost()}` : 'pubsub.googleapis.com'}): channel ${CHANNEL_STATE_NAMES[state]}`, true);
     }
+    if (this.lost) {
+      // READY, and the watcher did not see it (it reports every change it is registered for; this
+      // keeps the publisher from staying unhealthy on a READY channel if one ever slips by).
+      this.lost = false;
+      this.events.emit('restored');
+    }
+    this.connected = true;
   }
 
   private emulatorHost(): string {
@@ -198,12 +209,15 @@ export class PubSubPublisher implements Publisher {
       const state = channel.getConnectivityState(false);
       this.state = state;
       if (state === ChannelState.SHUTDOWN) return;
+      this.log.debug({ from: CHANNEL_STATE_NAMES[previous], to: CHANNEL_STATE_NAMES[state] }, 'Pub/Sub channel state');
       if (state === ChannelState.TRANSIENT_FAILURE && !this.lost) {
         this.lost = true;
         this.events.emit('lost', new Error('Pub/Sub gRPC channel in TRANSIENT_FAILURE (a connection attempt failed)'));
-      } else if (state === ChannelState.READY && this.lost) {
+      } else if (state === ChannelState.READY && previous !== ChannelState.READY) {
+        const reconnected = this.lost || this.connected;
         this.lost = false;
-        this.events.emit('restored');
+        this.connected = true;
+        if (reconnected) this.events.emit('restored');
       } else if (state === ChannelState.IDLE && previous === ChannelState.READY) {
         channel.getConnectivityState(true);
       }
