@@ -23,6 +23,8 @@
  *   those after it). So a batch whose fate is unknown (timed out, connection lost) is settled —
  *   acknowledged, possibly after re-sends — before any later change of the same key is sent, and a
  *   consumer never sees a key's changes stored out of commit order. Unrelated keys still pipeline.
+ *   A publisher that writes in order and fails for good (`inOrder`: stdout) needs no such
+ *   bookkeeping: what it was given first is written first, and nothing is re-sent after a failure.
  *   A re-sent copy of a batch that the broker did store carries the same event ids (dropped by
  *   JetStream's dedup; a duplicate with the same id elsewhere).
  * - Rejection (a message the broker will never accept): found before sending when it exceeds the
@@ -113,8 +115,9 @@ export class Dispatcher {
   private readonly inFlight = new Set<Batch>();
   /** Batches with a publish under way (in flight, or a re-send during recovery): aborted on a lost connection. */
   private readonly active = new Set<Batch>();
-  /** Keys of the batches in flight, with counts. */
+  /** Keys of the batches in flight, with counts (not kept for a publisher that writes in order, see Publisher.inOrder). */
   private readonly keys = new Map<string, number>();
+  private readonly keyed: boolean;
   private failed: Batch[] = [];
   private recovering = false;
   private outageSince = 0;
@@ -128,6 +131,7 @@ export class Dispatcher {
 
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
+    this.keyed = options.publisher.inOrder !== true;
     this.log = options.logger;
     this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
@@ -280,13 +284,14 @@ export class Dispatcher {
   }
 
   private overlaps(batch: Batch): boolean {
-    if (this.keys.size === 0) return false;
+    if (!this.keyed || this.keys.size === 0) return false;
     const messages = batch.messages;
     for (let i = 0; i < messages.length; i++) if (this.keys.has(messages[i]!.key)) return true;
     return false;
   }
 
   private holdKeys(batch: Batch, delta: 1 | -1): void {
+    if (!this.keyed) return;
     const keys = this.keys;
     const messages = batch.messages;
     for (let i = 0; i < messages.length; i++) {

@@ -22,6 +22,14 @@ export interface PublisherEvents {
 export interface Publisher {
   /** Config name of the broker, for logs and metrics. */
   readonly kind: PublisherType;
+  /**
+   * True when batches are written strictly in the order publish() was called, each settles only
+   * once it is written, and a failed write fails every later one for good (a fatal error, nothing
+   * re-sent): stdout. The dispatcher then keeps no per-key bookkeeping (changes of a key cannot
+   * overtake each other). Brokers that can acknowledge a later batch while an earlier one times out
+   * or is refused leave it unset.
+   */
+  readonly inOrder?: boolean;
   /** Connection state changes (see PublisherEvents). */
   readonly events: EventEmitter<PublisherEvents>;
   /**

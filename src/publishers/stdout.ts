@@ -14,6 +14,8 @@ const NEWLINE = Buffer.from('\n');
 
 export class StdoutPublisher implements Publisher {
   readonly kind = 'stdout';
+  /** Node writes a stream's chunks in order, and a failed write destroys the stream (every later write fails). */
+  readonly inOrder = true;
   readonly events = new EventEmitter<PublisherEvents>();
   private closed = false;
   /** Set when the reader went away (EPIPE): nothing can be written any more. */

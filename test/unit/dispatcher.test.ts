@@ -37,8 +37,7 @@ class MemoryDeadLetters implements DeadLetterStore {
   async remove(): Promise<void> {}
 }
 
-function setup(overrides: Partial<DispatcherOptions> = {}) {
-  const publisher = new FakePublisher();
+function setup(overrides: Partial<DispatcherOptions> = {}, publisher = new FakePublisher()) {
   const fatal: WalListenerError[] = [];
   const timeouts: number[] = [];
   const dispatcher = new Dispatcher({
@@ -145,6 +144,20 @@ test('a batch is not sent while a batch with one of its keys is in flight, and l
   assert.deepEqual(publisher.sent().slice(2), [['a2'], ['e1']]);
   for (const c of publisher.pending()) c.ack();
   await dispatcher.drained();
+  dispatcher.stop();
+});
+
+test('a publisher that writes in order (stdout) gets batches with a common key at once: its order is the order of the calls', async () => {
+  const { publisher, dispatcher } = setup({}, Object.assign(new FakePublisher(), { inOrder: true }));
+  const d = new CountingDelivery();
+  dispatcher.add(testMessage('a1', 'A'), d);
+  dispatcher.add(testMessage('b1', 'B'), d); // batch 1: A, B
+  dispatcher.add(testMessage('a2', 'A'), d); // batch 2: A, not held behind batch 1
+  dispatcher.flush();
+  assert.deepEqual(publisher.sent(), [['a1', 'b1'], ['a2']]);
+  for (const c of publisher.pending()) c.ack();
+  await dispatcher.drained();
+  assert.equal(d.acked, 3);
   dispatcher.stop();
 });
 
