@@ -61,8 +61,9 @@ export function standbyStatus(written: Lsn, flushed: Lsn, replyRequested = false
  * Cuts the backend's messages out of the socket's bytes (1 type byte, a 4-byte length that counts
  * itself, the body). While `onCopyData` is set, CopyData bodies go to it as views of the bytes
  * read; every other message goes to `toPg` (pg's own 'data' listener), whole messages only and
- * in order, so pg's parser never holds part of a message and never sees a CopyData. Installed
- * before the socket has delivered a byte, so the first byte it sees starts a message.
+ * in order, so pg's parser never holds part of a message (and, while streaming, sees no
+ * CopyData). Installed before the socket has delivered a byte, so the first byte it sees starts
+ * a message.
  */
 export class CopyDataFramer {
   /** Where CopyData bodies go; null: to pg, like every other message. */
