@@ -157,8 +157,8 @@ describe('a PostgreSQL with TLS and a private CA', () => {
       let commits = 0;
       let done!: () => void;
       const all = new Promise<void>((resolve) => (done = resolve));
-      await replication.start('tls_stream_slot', 'tls_stream_pub', 0n, (frame) => {
-        const decoded = decodeFrame(frame);
+      await replication.start('tls_stream_slot', 'tls_stream_pub', 0n, (bytes, start, end) => {
+        const decoded = decodeFrame(bytes.subarray(start, end));
         if (decoded.kind !== 'xlog') return;
         const message: PgOutputMessage = decoded.message;
         if (message.tag === 'insert') inserts.push(String(valueAt(message.newTuple, 1)));

@@ -47,7 +47,7 @@ function run(bytes: Buffer, seed: number, max: number, copyData = true): { frame
   const frames: Buffer[] = [];
   const pg: Buffer[] = [];
   const framer = new CopyDataFramer((b) => pg.push(Buffer.from(b)));
-  if (copyData) framer.onCopyData = (body) => frames.push(Buffer.from(body));
+  if (copyData) framer.onCopyData = (b, start, end) => frames.push(Buffer.from(b.subarray(start, end)));
   for (let pos = 0; pos < bytes.length; ) {
     const n = 1 + Math.floor(next() * max);
     framer.push(bytes.subarray(pos, pos + n));

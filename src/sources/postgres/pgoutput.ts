@@ -101,15 +101,20 @@ export function decodeLogicalMessage(buf: Buffer, offset = 0): LogicalMessageBod
   return reader.logicalMessage();
 }
 
-/** Decodes the pgoutput message that starts at `offset` and runs to the end of `buf`. */
-export function decodeMessage(buf: Buffer, offset = 0): PgOutputMessage {
-  return new Reader(buf, offset).message();
+/**
+ * Decodes the pgoutput message that starts at `offset` and runs to `end` (the end of `buf`):
+ * tuples' byte ranges are positions in `buf`.
+ */
+export function decodeMessage(buf: Buffer, offset = 0, end = buf.length): PgOutputMessage {
+  return new Reader(buf, offset, end).message();
 }
 
 class Reader {
   constructor(
     private readonly buf: Buffer,
     private pos: number,
+    /** Where the message ends in `buf`. */
+    private readonly limit = buf.length,
   ) {}
 
   message(): PgOutputMessage {
@@ -201,7 +206,7 @@ class Reader {
       if (kind === 0x74 /* t */) {
         const length = this.uint32();
         const end = this.pos + length;
-        if (end > buf.length) throw new ProtocolError('tuple value runs past the end of the message');
+        if (end > this.limit) throw new ProtocolError('tuple value runs past the end of the message');
         spans[2 * i] = this.pos;
         spans[2 * i + 1] = end;
         this.pos = end;
@@ -226,7 +231,7 @@ class Reader {
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new ProtocolError(`message truncated at byte ${this.pos} (needs ${n} more)`);
+    if (this.pos + n > this.limit) throw new ProtocolError(`message truncated at byte ${this.pos} (needs ${n} more)`);
   }
 
   private uint8(): number {
@@ -278,7 +283,7 @@ class Reader {
 
   private cstring(): string {
     const end = this.buf.indexOf(0, this.pos);
-    if (end < 0) throw new ProtocolError('string without terminator');
+    if (end < 0 || end >= this.limit) throw new ProtocolError('string without terminator');
     const v = this.buf.toString('utf8', this.pos, end);
     this.pos = end + 1;
     return v;

@@ -1,10 +1,10 @@
 /**
  * The replication connection: a `pg` client opened with `replication: 'database'`, switched into
- * CopyBoth mode by START_REPLICATION. Frames go to a callback as raw Buffers (decoding is
- * pgoutput.ts's job); standby status updates go back on the same socket.
+ * CopyBoth mode by START_REPLICATION. Frames go to a callback as byte ranges of the bytes read
+ * (decoding is pgoutput.ts's job); standby status updates go back on the same socket.
  *
  * The stream's CopyData messages (three per single-row transaction) are cut from the socket's
- * bytes here (CopyDataFramer) and handed over as views, instead of going through pg's message
+ * bytes here (CopyDataFramer) and handed over in place, instead of going through pg's message
  * parser and its events (a message object, a Buffer and an event per frame). Every other message
  * (CopyBothResponse, CopyDone, CommandComplete, ErrorResponse, notices, ...) still goes to pg,
  * whole and in order, so pg runs the command as before.
@@ -59,15 +59,15 @@ export function standbyStatus(written: Lsn, flushed: Lsn, replyRequested = false
 
 /**
  * Cuts the backend's messages out of the socket's bytes (1 type byte, a 4-byte length that counts
- * itself, the body). While `onCopyData` is set, CopyData bodies go to it as views of the bytes
+ * itself, the body). While `onCopyData` is set, CopyData bodies go to it as ranges of the bytes
  * read; every other message goes to `toPg` (pg's own 'data' listener), whole messages only and
  * in order, so pg's parser never holds part of a message (and, while streaming, sees no
  * CopyData). Installed before the socket has delivered a byte, so the first byte it sees starts
  * a message.
  */
 export class CopyDataFramer {
-  /** Where CopyData bodies go; null: to pg, like every other message. */
-  onCopyData: ((body: Buffer) => void) | null = null;
+  /** Where CopyData bodies go (bytes `start`–`end` of `bytes`); null: to pg, like every other message. */
+  onCopyData: ((bytes: Buffer, start: number, end: number) => void) | null = null;
   /** The first bytes (fewer than the 5 of a header) of the next message. */
   private head: Buffer | null = null;
   /** A message longer than the bytes read so far: its buffer, filled up to `filled`. */
@@ -115,7 +115,7 @@ export class CopyDataFramer {
       if (this.filled < partial.length) return;
       this.partial = null;
       const onCopyData = this.onCopyData;
-      if (partial[0] === 0x64 /* d */ && onCopyData !== null) onCopyData(partial.subarray(5));
+      if (partial[0] === 0x64 /* d */ && onCopyData !== null) onCopyData(partial, 5, partial.length);
       else this.toPg(partial);
     }
     const end = chunk.length;
@@ -133,7 +133,7 @@ export class CopyDataFramer {
       const onCopyData = this.onCopyData;
       if (chunk[pos] === 0x64 /* d */ && onCopyData !== null) {
         if (pgFrom < pos) this.toPg(chunk.subarray(pgFrom, pos));
-        onCopyData(chunk.subarray(pos + 5, next));
+        onCopyData(chunk, pos + 5, next);
         pgFrom = next;
       }
       pos = next;
@@ -215,7 +215,7 @@ export class ReplicationConnection {
    * Starts streaming. Resolves with `stream` once the server switched to CopyBoth; `stream.ended`
    * settles when the server ends the stream or the connection fails.
    */
-  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
+  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (bytes: Buffer, start: number, end: number) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
     const raw = this.raw;
     const escapedPublication = publication.replace(/'/g, "''").replace(/"/g, '""');
     // messages 'true' (PostgreSQL 14+): logical messages, among them the snapshot watermarks.
@@ -223,7 +223,7 @@ export class ReplicationConnection {
       `START_REPLICATION SLOT "${slot}" LOGICAL ${formatLsn(startLsn)} ` +
       `(proto_version '1', publication_names '"${escapedPublication}"'${options.messages ? ", messages 'true'" : ''})`;
     if (this.framer !== null) this.framer.onCopyData = onFrame;
-    else raw.on('copyData', (message) => onFrame(message.chunk));
+    else raw.on('copyData', (message) => onFrame(message.chunk, 0, message.chunk.length));
     const started = new Promise<void>((resolve) => raw.once('replicationStart', resolve));
     const ended = this.client.query(sql).then(
       () => {

@@ -147,14 +147,14 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.sendStatus();
   }
 
-  /** Frame callback for ReplicationConnection.start. */
-  readonly onFrame = (chunk: Buffer): void => {
+  /** Frame callback for ReplicationConnection.start: the frame is bytes `start`–`end` of `chunk`. */
+  readonly onFrame = (chunk: Buffer, start = 0, end = chunk.length): void => {
     if (this.stopped) return;
     if (this.backlog !== null) {
-      this.backlog.push(Buffer.from(chunk));
+      this.backlog.push(Buffer.from(chunk.subarray(start, end)));
       return;
     }
-    const wait = this.process(chunk);
+    const wait = this.process(chunk, start, end);
     if (wait) this.block(wait);
   };
 
@@ -217,7 +217,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     while (this.backlogIndex < backlog.length) {
       const chunk = backlog[this.backlogIndex]!;
       backlog[this.backlogIndex++] = EMPTY;
-      const wait = this.process(chunk);
+      const wait = this.process(chunk, 0, chunk.length);
       if (wait) {
         wait.then(this.drainBacklog, (err: unknown) => this.fail(err));
         return;
@@ -235,11 +235,14 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.failed(this.failure);
   }
 
-  /** Handles one frame; returns a promise when the next frame must wait for it. */
-  private process(chunk: Buffer): Promise<void> | undefined {
+  /**
+   * Handles one frame, bytes `start`–`end` of `chunk` (read in place: no Buffer per frame);
+   * returns a promise when the next frame must wait for it.
+   */
+  private process(chunk: Buffer, start: number, end: number): Promise<void> | undefined {
     try {
-      if (chunk[0] !== 0x77 /* w */ || chunk.length < 25) {
-        const frame = decodeFrame(chunk); // a keepalive (a short or unknown frame throws)
+      if (chunk[start] !== 0x77 /* w */ || end - start < 25) {
+        const frame = decodeFrame(chunk.subarray(start, end)); // a keepalive (a short or unknown frame throws)
         if (frame.kind !== 'keepalive') throw new ProtocolError(`unexpected ${frame.kind} frame`);
         this.sawWalEnd(Number(frame.walEnd >> 32n), Number(frame.walEnd & 0xffffffffn));
         if (this.txn === null) this.idleWalEnd = frame.walEnd;
@@ -249,27 +252,29 @@ export class PostgresSession implements SourceSession<Lsn> {
       // XLogData: 'w', WAL start, WAL end, send time, then one pgoutput message. Read here rather
       // than by decodeFrame: the halves of the two positions need no BigInt, and Begin and Commit
       // (two of a single-row transaction's three frames) are read in place.
-      this.sawWalEnd(chunk.readUInt32BE(9), chunk.readUInt32BE(13));
-      const startHi = chunk.readUInt32BE(1);
-      const startLo = chunk.readUInt32BE(5);
+      this.sawWalEnd(chunk.readUInt32BE(start + 9), chunk.readUInt32BE(start + 13));
+      const startHi = chunk.readUInt32BE(start + 1);
+      const startLo = chunk.readUInt32BE(start + 5);
       if (startHi > this.receivedHi || (startHi === this.receivedHi && startLo > this.receivedLo)) {
         this.receivedHi = startHi;
         this.receivedLo = startLo;
       }
-      const tag = chunk[25];
-      if (tag === 0x42 /* B */ && chunk.length >= 46) {
+      const tag = chunk[start + 25];
+      const length = end - start;
+      if (tag === 0x42 /* B */ && length >= 46) {
         // Begin: final LSN (26), commit time (34), xid (42).
-        const micros = pgMicrosAt(chunk, 34);
+        const micros = pgMicrosAt(chunk, start + 34);
         const exact = !Number.isNaN(micros);
-        this.begin(chunk.readUInt32BE(26), chunk.readUInt32BE(30), exact ? formatPgMicros(micros) : formatPgTimestamp(chunk.readBigInt64BE(34)), pgTimestampMs(exact ? micros : chunk.readBigInt64BE(34)), chunk.readUInt32BE(42));
+        const commitTime = exact ? formatPgMicros(micros) : formatPgTimestamp(chunk.readBigInt64BE(start + 34));
+        this.begin(chunk.readUInt32BE(start + 26), chunk.readUInt32BE(start + 30), commitTime, pgTimestampMs(exact ? micros : chunk.readBigInt64BE(start + 34)), chunk.readUInt32BE(start + 42));
         return undefined;
       }
-      if (tag === 0x43 /* C */ && chunk.length >= 51) {
+      if (tag === 0x43 /* C */ && length >= 51) {
         // Commit: flags (26), commit LSN (27), end LSN (35), commit time (43).
-        this.commit(chunk.readUInt32BE(27), chunk.readUInt32BE(31), chunk.readBigUInt64BE(35));
+        this.commit(chunk.readUInt32BE(start + 27), chunk.readUInt32BE(start + 31), chunk.readBigUInt64BE(start + 35));
         return undefined;
       }
-      return this.handle(decodeMessage(chunk, 25));
+      return this.handle(decodeMessage(chunk, start + 25, end));
     } catch (err) {
       this.fail(err);
       return undefined;
