@@ -11,18 +11,25 @@ import type { ColumnPlan, TablePlan } from './table-plan.js';
 
 export type EventAction = 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'SNAPSHOT';
 
+/**
+ * The fixed end of a transaction's events: its bytes, or a writer of them (NativeTail: most
+ * transactions have a single event, and writing the end straight into it costs less than
+ * building bytes to copy).
+ */
+export type EventTail = Buffer | { write(out: JsonOut): void };
+
 export interface EventEncoder {
   /** The column converter this format uses. */
   pick(column: ColumnDescriptor): ToJson;
   /** The byte writer this format uses for RawRow values, if any (else `pick`'s converter on the text). */
   pickWriter(column: ColumnDescriptor): WriteJson | undefined;
   /** The event's fixed end for one transaction: `,"commitTime":…,"lsn":…,"xid":…}`. */
-  tail(info: TransactionInfo): Buffer;
+  tail(info: TransactionInfo): EventTail;
   /**
    * Writes the event JSON into `out`. `row`: the new row (null for DELETE/TRUNCATE); `old`: the old
    * row or key when the source sent one; `oldKeyOnly`: `old` holds only identity columns.
    */
-  event(out: JsonOut, plan: TablePlan, id: string, tail: Buffer, action: EventAction, row: Row | null, old: Row | null, oldKeyOnly: boolean): void;
+  event(out: JsonOut, plan: TablePlan, id: string, tail: EventTail, action: EventAction, row: Row | null, old: Row | null, oldKeyOnly: boolean): void;
   /** The message key of a change (`row`: the new row, or the old one for DELETE; null for TRUNCATE). */
   key(plan: TablePlan, row: Row | null, action: EventAction): string;
 }
@@ -32,7 +39,7 @@ export const nativeEncoder: EventEncoder = {
   pick: (column) => column.toJson,
   pickWriter: (column) => column.writeJson,
 
-  tail: (info) => Buffer.from(`,"commitTime":"${info.commitTime}","lsn":${JSON.stringify(info.position)},"xid":${xidJson(info.xid)}}`),
+  tail: (info) => new NativeTail(info),
 
   event(out, plan, id, tail, action, row, old, oldKeyOnly) {
     writeHead(out, plan, id, action);
@@ -56,12 +63,56 @@ export function writeHead(out: JsonOut, plan: TablePlan, id: string, action: Eve
 }
 
 /** `,"unchangedToast":[…]` when some were left out, then the transaction's tail. */
-export function writeEnd(out: JsonOut, unchanged: string[] | null, tail: Buffer): void {
+export function writeEnd(out: JsonOut, unchanged: string[] | null, tail: EventTail): void {
   if (unchanged !== null) {
     out.ascii(',"unchangedToast":');
     out.utf8(JSON.stringify(unchanged));
   }
-  out.bytes(tail);
+  if (Buffer.isBuffer(tail)) out.bytes(tail);
+  else tail.write(out);
+}
+
+/**
+ * The native tail of a transaction: `,"commitTime":"…","lsn":"…","xid":…}`. The first event
+ * gets it written piece by piece; a second one builds the bytes, which every later event copies.
+ */
+class NativeTail {
+  private bytes: Buffer | null = null;
+  private written = false;
+
+  constructor(private readonly info: TransactionInfo) {}
+
+  write(out: JsonOut): void {
+    if (this.bytes !== null) {
+      out.bytes(this.bytes);
+      return;
+    }
+    const info = this.info;
+    if (this.written) {
+      this.bytes = Buffer.from(`,"commitTime":"${info.commitTime}","lsn":${jsonText(info.position)},"xid":${xidJson(info.xid)}}`);
+      out.bytes(this.bytes);
+      return;
+    }
+    this.written = true;
+    out.ascii(',"commitTime":"');
+    text(out, info.commitTime);
+    out.ascii('","lsn":');
+    text(out, jsonText(info.position));
+    out.ascii(',"xid":');
+    text(out, xidJson(info.xid));
+    out.byte(0x7d /* } */);
+  }
+}
+
+/** Text as it is: by `ascii` when it is ASCII (no native call for short text), else as UTF-8. */
+function text(out: JsonOut, value: string): void {
+  for (let i = 0; i < value.length; i++) {
+    if (value.charCodeAt(i) > 0x7f) {
+      out.utf8(value);
+      return;
+    }
+  }
+  out.ascii(value);
 }
 
 /** Whether column i of a row is absent (a shorter row), NULL, UNCHANGED, or a value. */
@@ -150,6 +201,18 @@ export function writeOldRow(out: JsonOut, plan: TablePlan, row: Row, keyOnly: bo
     else out.ascii('null');
   }
   out.byte(0x7d /* } */);
+}
+
+/**
+ * JSON.stringify of a string, without its cost for printable ASCII with nothing to escape (the
+ * text of source positions, built once per transaction).
+ */
+export function jsonText(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 /* " */ || c === 0x5c /* \ */) return JSON.stringify(text);
+  }
+  return `"${text}"`;
 }
 
 export function xidJson(xid: number | string): string {

@@ -21,19 +21,36 @@ export function sourceHash(systemId: string, database: string): number {
   return h & 0x3ffffff;
 }
 
-const hex = (value: number, digits: number): string => value.toString(16).padStart(digits, '0');
+/** Char code of the hex digit of a value's lowest four bits. */
+const HEX = (value: number): number => {
+  const d = value & 0xf;
+  return d < 10 ? 48 + d : 87 + d;
+};
 
 /** Everything of the id but the last 8 hex digits: "llllllll-llll-8lll-Vlss-ssss". */
 export function eventIdPrefix(position: bigint, source: number): string {
-  const hi = Number((position >> 32n) & 0xffffffffn);
-  const lo = Number(position & 0xffffffffn);
+  return eventIdPrefixHalves(Number((position >> 32n) & 0xffffffffn), Number(position & 0xffffffffn), source);
+}
+
+/**
+ * eventIdPrefix of a position given as its two 32-bit halves (a PostgreSQL LSN read without a
+ * BigInt): one string built at once, as it is built for every transaction.
+ */
+export function eventIdPrefixHalves(hi: number, lo: number, source: number): string {
   const variant = 0x8 | ((lo >>> 2) & 0x3); // 10xx: the RFC 9562 variant, then two LSN bits
   const mixed = ((lo & 0x3) << 10) | (source >>> 16); // two LSN bits + ten source bits
-  return `${hex(hi, 8)}-${hex(lo >>> 16, 4)}-8${hex((lo >>> 4) & 0xfff, 3)}-${hex(variant, 1)}${hex(mixed, 3)}-${hex(source & 0xffff, 4)}`;
+  return String.fromCharCode(
+    HEX(hi >>> 28), HEX(hi >>> 24), HEX(hi >>> 20), HEX(hi >>> 16), HEX(hi >>> 12), HEX(hi >>> 8), HEX(hi >>> 4), HEX(hi), 0x2d,
+    HEX(lo >>> 28), HEX(lo >>> 24), HEX(lo >>> 20), HEX(lo >>> 16), 0x2d,
+    0x38, HEX(lo >>> 12), HEX(lo >>> 8), HEX(lo >>> 4), 0x2d,
+    HEX(variant), HEX(mixed >>> 8), HEX(mixed >>> 4), HEX(mixed), 0x2d,
+    HEX(source >>> 12), HEX(source >>> 8), HEX(source >>> 4), HEX(source),
+  );
 }
 
 export function eventId(prefix: string, position: number): string {
-  return prefix + hex(position >>> 0, 8);
+  const p = position >>> 0;
+  return prefix + String.fromCharCode(HEX(p >>> 28), HEX(p >>> 24), HEX(p >>> 20), HEX(p >>> 16), HEX(p >>> 12), HEX(p >>> 8), HEX(p >>> 4), HEX(p));
 }
 
 /**

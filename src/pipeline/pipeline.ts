@@ -8,7 +8,7 @@
 import type { ChangeSink, RoutedMessage, Row, TableDescriptor, TableHandle, TransactionHandle, TransactionInfo } from './change.js';
 import { Checkpointer, type TxnRecord } from './checkpointer.js';
 import type { Delivery, Dispatcher } from './dispatcher.js';
-import type { EventAction, EventEncoder } from './encoder.js';
+import type { EventAction, EventEncoder, EventTail } from './encoder.js';
 import { JsonOut } from './json-out.js';
 import { eventId } from './event-id.js';
 import type { TableFilter } from './filter.js';
@@ -50,7 +50,7 @@ class Transaction<P> implements TransactionHandle, TxnRecord<P>, Delivery {
 
   constructor(
     readonly info: TransactionInfo,
-    readonly tail: Buffer,
+    readonly tail: EventTail,
     private readonly pipeline: Pipeline<P>,
   ) {
     this.committedAt = info.commitTimeMs ?? Date.parse(info.commitTime);

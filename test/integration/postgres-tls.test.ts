@@ -14,6 +14,9 @@ import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { DatabaseConfig } from '../../src/config/schema.js';
 import { WalListenerError } from '../../src/errors.js';
 import { connectClient, tlsError } from '../../src/sources/postgres/connection-options.js';
+import { decodeFrame, type PgOutputMessage } from '../../src/sources/postgres/pgoutput.js';
+import { ReplicationConnection } from '../../src/sources/postgres/replication.js';
+import { valueAt } from '../../src/pipeline/change.js';
 import { PG_HOST, PG_PASSWORD, PG_PORT, PG_USER } from '../support/postgres.js';
 
 function database(section: Record<string, unknown>): DatabaseConfig {
@@ -101,7 +104,7 @@ describe('a PostgreSQL with TLS and a private CA', () => {
     writeFileSync(join(dir, 'san.ext'), 'subjectAltName=DNS:db.example\n');
     openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext');
     // Only TLS connections are accepted, so a plain one is refused by pg_hba.conf.
-    writeFileSync(join(dir, 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 password\n');
+    writeFileSync(join(dir, 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 password\nhostssl replication all 127.0.0.1/32 password\n');
     if (userInfo().uid === 0) {
       // The server runs as the postgres user; its key must be that user's and private.
       const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
@@ -135,6 +138,40 @@ describe('a PostgreSQL with TLS and a private CA', () => {
   test('verify-full by an address the certificate does not list: names the host', async () => {
     const err = await tlsFailure(database({ ...base, sslMode: 'verify-full', sslRootCert: caPath }));
     assert.match(err.message, /presented a certificate that is not for the name 127\.0\.0\.1 .*use sslMode verify-ca/);
+  });
+
+  test('the replication stream runs over TLS: frames cut from the TLS stream arrive whole, a row of many TLS records too', async () => {
+    const db = database({ ...base, enableTLS: true, sslMode: 'verify-ca', sslRootCert: caPath });
+    const sql = await connectClient(db);
+    const replication = await ReplicationConnection.open(db);
+    try {
+      await sql.query('CREATE TABLE tls_stream (id int PRIMARY KEY, body text)');
+      await sql.query('CREATE PUBLICATION tls_stream_pub FOR TABLE tls_stream');
+      await sql.query(`SELECT pg_create_logical_replication_slot('tls_stream_slot', 'pgoutput')`);
+      // 100 rows, every tenth 100 kB (more than six 16 kB TLS records), in separate transactions.
+      const body = (i: number): string => (i % 10 === 0 ? `${i}:`.padEnd(100_000, 'abcdefghij') : `row ${i}`);
+      for (let i = 0; i < 100; i++) await sql.query('INSERT INTO tls_stream VALUES ($1, $2)', [i, body(i)]);
+      // The frames are read by the CopyData framer (not pg's parser) on this connection too.
+      assert.notEqual((replication as unknown as { framer: unknown }).framer, null);
+      const inserts: string[] = [];
+      let commits = 0;
+      let done!: () => void;
+      const all = new Promise<void>((resolve) => (done = resolve));
+      await replication.start('tls_stream_slot', 'tls_stream_pub', 0n, (bytes, start, end) => {
+        const decoded = decodeFrame(bytes.subarray(start, end));
+        if (decoded.kind !== 'xlog') return;
+        const message: PgOutputMessage = decoded.message;
+        if (message.tag === 'insert') inserts.push(String(valueAt(message.newTuple, 1)));
+        if (message.tag === 'commit' && ++commits === 100) done();
+      });
+      await all;
+      assert.equal(inserts.length, 100);
+      inserts.forEach((text, i) => assert.equal(text, body(i), `row ${i}`));
+    } finally {
+      await replication.close();
+      await sql.query(`SELECT pg_drop_replication_slot('tls_stream_slot')`).catch(() => {});
+      await sql.end();
+    }
   });
 
   test('a server that takes only TLS, with TLS off: says to turn it on', async () => {

@@ -144,6 +144,23 @@ describe('pgoutput decoder on captured bytes', () => {
     assert.throws(() => decodeMessage(Buffer.from('Z')), /unknown pgoutput message type/);
     assert.throws(() => decodeFrame(Buffer.from([0x78])), /unknown replication frame type/);
   });
+
+  test('a message read in place (bytes offset–end of a larger read) decodes as alone, and is cut at its end', () => {
+    for (const m of fixture.messages) {
+      const full = Buffer.from(m.hex, 'hex');
+      // Other messages' bytes around it, zeros after it (string terminators a reader must not take).
+      const around = Buffer.concat([Buffer.from('garbage'), full, Buffer.alloc(64)]);
+      const alone = decodeMessage(full);
+      const inPlace = decodeMessage(around, 7, 7 + full.length);
+      const normal = (msg: PgOutputMessage): unknown =>
+        JSON.parse(JSON.stringify(msg, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v && typeof v === 'object' && 'spans' in v ? texts(v as Tuple) : v)));
+      assert.deepEqual(normal(inPlace), normal(alone), String.fromCharCode(full[0]!));
+      for (const cut of [1, 5, Math.floor(full.length / 2), full.length - 1]) {
+        if (cut >= full.length) continue;
+        assert.throws(() => decodeMessage(around, 7, 7 + cut), ProtocolError, `${String.fromCharCode(full[0]!)} cut at ${cut}`);
+      }
+    }
+  });
 });
 
 describe('LSN and timestamp formatting', () => {

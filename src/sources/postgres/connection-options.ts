@@ -52,10 +52,12 @@ function sslOptions(db: DatabaseConfig): ClientConfig['ssl'] {
 
 /**
  * Connects a pg client. sslMode "prefer" tries TLS first and falls back to a plain connection
- * when the server does not support TLS, as libpq does.
+ * when the server does not support TLS, as libpq does. `prepare` sees each client made before it
+ * connects.
  */
-export async function connectClient(db: DatabaseConfig, extra: Partial<ClientConfig> = {}): Promise<pg.Client> {
+export async function connectClient(db: DatabaseConfig, extra: Partial<ClientConfig> = {}, prepare?: (client: pg.Client) => void): Promise<pg.Client> {
   const client = new pg.Client(clientConfig(db, extra));
+  prepare?.(client);
   try {
     await client.connect();
     return client;
@@ -63,6 +65,7 @@ export async function connectClient(db: DatabaseConfig, extra: Partial<ClientCon
     await client.end().catch(() => {});
     if (db.sslMode === 'prefer' && /does not support SSL/i.test((err as Error).message)) {
       const plain = new pg.Client({ ...clientConfig(db, extra), ssl: false });
+      prepare?.(plain);
       await plain.connect();
       return plain;
     }

@@ -101,15 +101,20 @@ export function decodeLogicalMessage(buf: Buffer, offset = 0): LogicalMessageBod
   return reader.logicalMessage();
 }
 
-/** Decodes the pgoutput message that starts at `offset` and runs to the end of `buf`. */
-export function decodeMessage(buf: Buffer, offset = 0): PgOutputMessage {
-  return new Reader(buf, offset).message();
+/**
+ * Decodes the pgoutput message that starts at `offset` and runs to `end` (the end of `buf`):
+ * tuples' byte ranges are positions in `buf`.
+ */
+export function decodeMessage(buf: Buffer, offset = 0, end = buf.length): PgOutputMessage {
+  return new Reader(buf, offset, end).message();
 }
 
 class Reader {
   constructor(
     private readonly buf: Buffer,
     private pos: number,
+    /** Where the message ends in `buf`. */
+    private readonly limit = buf.length,
   ) {}
 
   message(): PgOutputMessage {
@@ -201,7 +206,7 @@ class Reader {
       if (kind === 0x74 /* t */) {
         const length = this.uint32();
         const end = this.pos + length;
-        if (end > buf.length) throw new ProtocolError('tuple value runs past the end of the message');
+        if (end > this.limit) throw new ProtocolError('tuple value runs past the end of the message');
         spans[2 * i] = this.pos;
         spans[2 * i + 1] = end;
         this.pos = end;
@@ -226,7 +231,7 @@ class Reader {
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new ProtocolError(`message truncated at byte ${this.pos} (needs ${n} more)`);
+    if (this.pos + n > this.limit) throw new ProtocolError(`message truncated at byte ${this.pos} (needs ${n} more)`);
   }
 
   private uint8(): number {
@@ -278,7 +283,7 @@ class Reader {
 
   private cstring(): string {
     const end = this.buf.indexOf(0, this.pos);
-    if (end < 0) throw new ProtocolError('string without terminator');
+    if (end < 0 || end >= this.limit) throw new ProtocolError('string without terminator');
     const v = this.buf.toString('utf8', this.pos, end);
     this.pos = end + 1;
     return v;
@@ -287,7 +292,35 @@ class Reader {
 
 /** "0/1A2B3C4" */
 export function formatLsn(lsn: Lsn): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+  return formatLsnHalves(Number(lsn >> 32n), Number(lsn & 0xffffffffn));
+}
+
+/** Upper-case hex of a byte: padded to two digits, and without leading zero. */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+const HEX2_TRIMMED: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase());
+/** The high half formatted last, with its slash (the high half changes every 4 GiB of WAL). */
+let cachedLsnHi = -1;
+let cachedLsnHiText = '';
+
+/**
+ * formatLsn of an LSN given as its two 32-bit halves (read from the wire without a BigInt): the
+ * per-transaction path formats one for every transaction.
+ */
+export function formatLsnHalves(hi: number, lo: number): string {
+  if (hi !== cachedLsnHi) {
+    cachedLsnHiText = `${hi.toString(16).toUpperCase()}/`;
+    cachedLsnHi = hi;
+  }
+  const b3 = lo >>> 24;
+  const b2 = (lo >>> 16) & 0xff;
+  const b1 = (lo >>> 8) & 0xff;
+  const b0 = lo & 0xff;
+  const low =
+    b3 !== 0 ? HEX2_TRIMMED[b3]! + HEX2[b2]! + HEX2[b1]! + HEX2[b0]!
+    : b2 !== 0 ? HEX2_TRIMMED[b2]! + HEX2[b1]! + HEX2[b0]!
+    : b1 !== 0 ? HEX2_TRIMMED[b1]! + HEX2[b0]!
+    : HEX2_TRIMMED[b0]!;
+  return cachedLsnHiText + low;
 }
 
 export function parseLsn(text: string): Lsn {
@@ -306,16 +339,56 @@ let cachedPrefix = '';
 
 /** RFC 3339 in UTC with microseconds, from a PostgreSQL timestamp (microseconds since 2000-01-01). */
 export function formatPgTimestamp(micros: bigint): string {
-  const unix = Number(micros) + 946_684_800_000_000;
+  const fast = formatPgMicrosFast(Number(micros));
+  return fast ?? formatPgTimestampExact(micros);
+}
+
+/**
+ * The same from the microseconds as a number, as pgMicrosAt reads them (no BigInt on the
+ * per-transaction path); `micros` must be exact (a safe integer).
+ */
+export function formatPgMicros(micros: number): string {
+  return formatPgMicrosFast(micros) ?? formatPgTimestampExact(BigInt(micros));
+}
+
+/**
+ * A PostgreSQL timestamp (int64 microseconds since 2000-01-01) at `offset` of `buf`, as a number;
+ * NaN when it is not a safe integer (then read it as a BigInt).
+ */
+export function pgMicrosAt(buf: Buffer, offset: number): number {
+  const micros = buf.readInt32BE(offset) * 4_294_967_296 + buf.readUInt32BE(offset + 4);
+  return Number.isSafeInteger(micros) ? micros : NaN;
+}
+
+/** Digits of the fraction: six digits and the Z, one string (no padStart, no template). */
+function fractionText(f: number): string {
+  return String.fromCharCode(
+    48 + Math.floor(f / 100_000),
+    48 + (Math.floor(f / 10_000) % 10),
+    48 + (Math.floor(f / 1000) % 10),
+    48 + (Math.floor(f / 100) % 10),
+    48 + (Math.floor(f / 10) % 10),
+    48 + (f % 10),
+    0x5a /* Z */,
+  );
+}
+
+/** The cached path: a 4-digit year, exact in a double (< 2^53 µs); undefined otherwise. */
+function formatPgMicrosFast(micros: number): string | undefined {
+  const unix = micros + 946_684_800_000_000;
   const second = Math.floor(unix / 1_000_000);
   if (second >= 0 && second <= LAST_4_DIGIT_SECOND && Number.isSafeInteger(unix)) {
-    // Exact in a double (< 2^53 µs); one Date per second instead of per call.
+    // One Date per second instead of per call.
     if (second !== cachedSecond) {
       cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20);
       cachedSecond = second;
     }
-    return `${cachedPrefix}${String(unix - second * 1_000_000).padStart(6, '0')}Z`;
+    return cachedPrefix + fractionText(unix - second * 1_000_000);
   }
+  return undefined;
+}
+
+function formatPgTimestampExact(micros: bigint): string {
   const unixMicros = micros + PG_EPOCH_MICROS;
   const ms = unixMicros / 1000n;
   let fraction = unixMicros % 1000n;
@@ -324,7 +397,7 @@ export function formatPgTimestamp(micros: bigint): string {
   return `${iso.slice(0, -1)}${fraction.toString().padStart(3, '0')}Z`;
 }
 
-/** A PostgreSQL timestamp (microseconds since 2000-01-01) in ms since the Unix epoch. */
-export function pgTimestampMs(micros: bigint): number {
+/** A PostgreSQL timestamp (microseconds since 2000-01-01, a BigInt or pgMicrosAt's number) in ms since the Unix epoch. */
+export function pgTimestampMs(micros: bigint | number): number {
   return Number(micros) / 1000 + 946_684_800_000;
 }

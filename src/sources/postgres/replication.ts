@@ -1,7 +1,13 @@
 /**
  * The replication connection: a `pg` client opened with `replication: 'database'`, switched into
- * CopyBoth mode by START_REPLICATION. Frames go to a callback as raw Buffers (decoding is
- * pgoutput.ts's job); standby status updates go back on the same socket.
+ * CopyBoth mode by START_REPLICATION. Frames go to a callback as byte ranges of the bytes read
+ * (decoding is pgoutput.ts's job); standby status updates go back on the same socket.
+ *
+ * The stream's CopyData messages (three per single-row transaction) are cut from the socket's
+ * bytes here (CopyDataFramer) and handed over in place, instead of going through pg's message
+ * parser and its events (a message object, a Buffer and an event per frame). Every other message
+ * (CopyBothResponse, CopyDone, CommandComplete, ErrorResponse, notices, ...) still goes to pg,
+ * whole and in order, so pg runs the command as before.
  * Protocol: https://www.postgresql.org/docs/current/protocol-replication.html
  */
 import type pg from 'pg';
@@ -21,6 +27,11 @@ export interface SystemIdentity {
 
 interface CopyDataMessage {
   chunk: Buffer;
+}
+
+/** Internals of pg's Connection that the framer hooks (stable across pg 8.x). */
+interface HookableConnection {
+  attachListeners?(stream: NodeJS.ReadableStream): void;
 }
 
 /** Internals of pg's Client that the replication stream uses (stable across pg 8.x). */
@@ -46,14 +57,139 @@ export function standbyStatus(written: Lsn, flushed: Lsn, replyRequested = false
   return buf;
 }
 
+/**
+ * Cuts the backend's messages out of the socket's bytes (1 type byte, a 4-byte length that counts
+ * itself, the body). While `onCopyData` is set, CopyData bodies go to it as ranges of the bytes
+ * read; every other message goes to `toPg` (pg's own 'data' listener), whole messages only and
+ * in order, so pg's parser never holds part of a message (and, while streaming, sees no
+ * CopyData). Installed before the socket has delivered a byte, so the first byte it sees starts
+ * a message.
+ */
+export class CopyDataFramer {
+  /** Where CopyData bodies go (bytes `start`–`end` of `bytes`); null: to pg, like every other message. */
+  onCopyData: ((bytes: Buffer, start: number, end: number) => void) | null = null;
+  /** The first bytes (fewer than the 5 of a header) of the next message. */
+  private head: Buffer | null = null;
+  /** A message longer than the bytes read so far: its buffer, filled up to `filled`. */
+  private partial: Buffer | null = null;
+  private filled = 0;
+  /** A message length below 4: not this protocol; everything goes to pg from then on (it reports the error). */
+  private broken = false;
+
+  /** `toPg`: pg's parser (its 'data' listener). */
+  constructor(private readonly toPg: (bytes: Buffer) => void) {}
+
+  /** Bytes read from the socket. */
+  push(chunk: Buffer): void {
+    if (this.broken) {
+      this.toPg(chunk);
+      return;
+    }
+    let pos = 0;
+    if (this.head !== null) {
+      const need = 5 - this.head.length;
+      if (chunk.length < need) {
+        this.head = Buffer.concat([this.head, chunk]);
+        return;
+      }
+      const header = Buffer.concat([this.head, chunk.subarray(0, need)]);
+      this.head = null;
+      const length = header.readUInt32BE(1);
+      if (length < 4) {
+        this.broken = true;
+        this.toPg(header);
+        if (chunk.length > need) this.toPg(chunk.subarray(need));
+        return;
+      }
+      this.partial = Buffer.allocUnsafe(1 + length);
+      this.filled = header.copy(this.partial, 0);
+      pos = need;
+    }
+    if (this.partial !== null) {
+      // The rest of a message begun in earlier reads: gathered in a buffer of its size (one copy,
+      // however many reads it takes).
+      const partial = this.partial;
+      const n = Math.min(partial.length - this.filled, chunk.length - pos);
+      this.filled += chunk.copy(partial, this.filled, pos, pos + n);
+      pos += n;
+      if (this.filled < partial.length) return;
+      this.partial = null;
+      const onCopyData = this.onCopyData;
+      if (partial[0] === 0x64 /* d */ && onCopyData !== null) onCopyData(partial, 5, partial.length);
+      else this.toPg(partial);
+    }
+    const end = chunk.length;
+    /** Start of the messages not yet handed to pg. */
+    let pgFrom = pos;
+    while (end - pos >= 5) {
+      const length = chunk.readUInt32BE(pos + 1);
+      if (length < 4) {
+        this.broken = true;
+        this.toPg(chunk.subarray(pgFrom));
+        return;
+      }
+      const next = pos + 1 + length;
+      if (next > end) break;
+      const onCopyData = this.onCopyData;
+      if (chunk[pos] === 0x64 /* d */ && onCopyData !== null) {
+        if (pgFrom < pos) this.toPg(chunk.subarray(pgFrom, pos));
+        onCopyData(chunk, pos + 5, next);
+        pgFrom = next;
+      }
+      pos = next;
+    }
+    if (pgFrom < pos) this.toPg(chunk.subarray(pgFrom, pos));
+    if (pos === end) return;
+    if (end - pos < 5) {
+      this.head = Buffer.from(chunk.subarray(pos));
+      return;
+    }
+    const partial = Buffer.allocUnsafe(1 + chunk.readUInt32BE(pos + 1));
+    this.filled = chunk.copy(partial, 0, pos, end);
+    this.partial = partial;
+  }
+}
+
+/**
+ * Sets up a CopyDataFramer between the socket and pg's parser of a client not yet connected (pg
+ * attaches its parser in Connection.attachListeners, to the socket or, with TLS, to the TLS
+ * stream, before either has delivered a byte). Returns a function that gives the framer once the
+ * client is connected, or null when pg's internals were not as expected: then pg parses
+ * everything, as without the framer.
+ */
+function installFramer(client: pg.Client): () => CopyDataFramer | null {
+  const connection = (client as unknown as { connection?: HookableConnection }).connection;
+  const attach = connection?.attachListeners;
+  if (connection === undefined || typeof attach !== 'function') return () => null;
+  let framer: CopyDataFramer | null = null;
+  connection.attachListeners = function (this: HookableConnection, stream: NodeJS.ReadableStream) {
+    attach.call(this, stream);
+    const listeners = stream.listeners('data');
+    if (framer !== null || listeners.length !== 1) return;
+    const pgListener = listeners[0] as (bytes: Buffer) => void;
+    const installed = new CopyDataFramer(pgListener);
+    stream.removeListener('data', pgListener);
+    stream.on('data', (chunk: Buffer) => installed.push(chunk));
+    framer = installed;
+  };
+  return () => framer;
+}
+
 export class ReplicationConnection {
   private ended = false;
 
-  private constructor(private readonly client: pg.Client) {}
+  private constructor(
+    private readonly client: pg.Client,
+    /** Null when pg's parser reads the stream (its internals were not as expected). */
+    private readonly framer: CopyDataFramer | null,
+  ) {}
 
   static async open(db: DatabaseConfig): Promise<ReplicationConnection> {
-    const client = await connectClient(db, { replication: 'database', options: REPLICATION_SESSION_OPTIONS } as Partial<pg.ClientConfig>);
-    const connection = new ReplicationConnection(client);
+    let framer: () => CopyDataFramer | null = () => null;
+    const client = await connectClient(db, { replication: 'database', options: REPLICATION_SESSION_OPTIONS } as Partial<pg.ClientConfig>, (created) => {
+      framer = installFramer(created);
+    });
+    const connection = new ReplicationConnection(client, framer());
     // An error after the stream ended (or during it) is reported through the stream's promise;
     // without a listener pg would throw it as an unhandled 'error' event.
     client.on('error', () => {});
@@ -79,14 +215,15 @@ export class ReplicationConnection {
    * Starts streaming. Resolves with `stream` once the server switched to CopyBoth; `stream.ended`
    * settles when the server ends the stream or the connection fails.
    */
-  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (frame: Buffer) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
+  async start(slot: string, publication: string, startLsn: Lsn, onFrame: (bytes: Buffer, start: number, end: number) => void, options: { messages?: boolean } = {}): Promise<{ ended: Promise<void> }> {
     const raw = this.raw;
     const escapedPublication = publication.replace(/'/g, "''").replace(/"/g, '""');
     // messages 'true' (PostgreSQL 14+): logical messages, among them the snapshot watermarks.
     const sql =
       `START_REPLICATION SLOT "${slot}" LOGICAL ${formatLsn(startLsn)} ` +
       `(proto_version '1', publication_names '"${escapedPublication}"'${options.messages ? ", messages 'true'" : ''})`;
-    raw.on('copyData', (message) => onFrame(message.chunk));
+    if (this.framer !== null) this.framer.onCopyData = onFrame;
+    else raw.on('copyData', (message) => onFrame(message.chunk, 0, message.chunk.length));
     const started = new Promise<void>((resolve) => raw.once('replicationStart', resolve));
     const ended = this.client.query(sql).then(
       () => {
@@ -135,6 +272,7 @@ export class ReplicationConnection {
 
   async close(): Promise<void> {
     this.ended = true;
+    if (this.framer !== null) this.framer.onCopyData = null;
     this.raw.removeAllListeners('copyData');
     this.raw.stream.resume();
     // Ending a client in CopyBoth mode: pg sends Terminate and closes the socket.

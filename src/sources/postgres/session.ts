@@ -9,12 +9,12 @@
  */
 import type { Logger } from '../../observability/logger.js';
 import type { ChangeSink, TableHandle, TransactionHandle } from '../../pipeline/change.js';
-import { eventIdPrefix } from '../../pipeline/event-id.js';
+import { eventIdPrefixHalves } from '../../pipeline/event-id.js';
 import type { PipelineObserver } from '../../pipeline/observer.js';
 import type { SourceSession } from '../source.js';
 import { classifyPgError, skippedPublication, type PgErrorContext } from './errors.js';
 import { WATERMARK_PREFIX } from './backfiller.js';
-import { decodeFrame, formatLsn, formatPgTimestamp, pgTimestampMs, ProtocolError, type LogicalMessage, type Lsn, type PgOutputMessage, type Tuple } from './pgoutput.js';
+import { decodeFrame, decodeMessage, formatLsn, formatLsnHalves, formatPgMicros, formatPgTimestamp, pgMicrosAt, pgTimestampMs, ProtocolError, type LogicalMessage, type Lsn, type PgOutputMessage, type Tuple } from './pgoutput.js';
 import { MESSAGE_PREFIX, routeLogicalMessage } from './logical-messages.js';
 import type { OutboxRoutes } from './outbox.js';
 import type { Relations } from './relations.js';
@@ -61,7 +61,9 @@ export class PostgresSession implements SourceSession<Lsn> {
   readonly ended: Promise<void>;
   private readonly sink: ChangeSink<Lsn>;
   private txn: TransactionHandle | null = null;
-  private txnFinalLsn: Lsn = 0n;
+  /** The open transaction's final (commit) LSN, as its 32-bit halves. */
+  private txnFinalHi = 0;
+  private txnFinalLo = 0;
   private txnXid = 0;
   /** Frames read while processing waits; null while flowing. */
   private backlog: Buffer[] | null = null;
@@ -69,10 +71,16 @@ export class PostgresSession implements SourceSession<Lsn> {
   private stopped = false;
   private failure: Error | null = null;
   private failed!: (err: Error) => void;
-  private serverWalEnd: Lsn = 0n;
+  /**
+   * The server's WAL end and the last XLogData start seen, as 32-bit halves: every frame carries
+   * both, and comparing halves costs no BigInt (they are read as LSNs only for a status update).
+   */
+  private walEndHi = 0;
+  private walEndLo = 0;
+  private receivedHi = 0;
+  private receivedLo = 0;
   /** WAL end of the last keepalive outside a transaction: confirmed at the next heartbeat if nothing is in flight. */
   private idleWalEnd: Lsn = 0n;
-  private lastReceived: Lsn = 0n;
   private confirmedLsn: Lsn;
   /** End of the last transaction handed to the sink. */
   private lastCommitEnd: Lsn;
@@ -94,7 +102,8 @@ export class PostgresSession implements SourceSession<Lsn> {
       this.streamEnded = (ended) => resolve(ended);
     });
     this.ended = Promise.race([stream, failedPromise]).catch((err: unknown) => {
-      const transaction = this.txn === null ? undefined : { commitLsn: formatLsn(this.txnFinalLsn), after: formatLsn(this.txnFinalLsn + 1n) };
+      const finalLsn = lsnOf(this.txnFinalHi, this.txnFinalLo);
+      const transaction = this.txn === null ? undefined : { commitLsn: formatLsn(finalLsn), after: formatLsn(finalLsn + 1n) };
       throw classifyPgError(err, { ...options.errorContext, lsn: formatLsn(this.lastReceived), ...(transaction ? { transaction } : {}) });
     });
     this.ended.catch(() => {});
@@ -138,14 +147,14 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.sendStatus();
   }
 
-  /** Frame callback for ReplicationConnection.start. */
-  readonly onFrame = (chunk: Buffer): void => {
+  /** Frame callback for ReplicationConnection.start: the frame is bytes `start`–`end` of `chunk`. */
+  readonly onFrame = (chunk: Buffer, start = 0, end = chunk.length): void => {
     if (this.stopped) return;
     if (this.backlog !== null) {
-      this.backlog.push(Buffer.from(chunk));
+      this.backlog.push(Buffer.from(chunk.subarray(start, end)));
       return;
     }
-    const wait = this.process(chunk);
+    const wait = this.process(chunk, start, end);
     if (wait) this.block(wait);
   };
 
@@ -162,14 +171,20 @@ export class PostgresSession implements SourceSession<Lsn> {
   /** Sends the standby status: written = last received, flushed = the confirmed LSN. */
   sendStatus(): void {
     const confirmed = this.confirmedLsn;
-    const written = this.lastReceived > confirmed ? this.lastReceived : confirmed;
+    const lastReceived = this.lastReceived;
+    const written = lastReceived > confirmed ? lastReceived : confirmed;
     try {
       this.options.connection.sendStatus(written, confirmed);
     } catch (err) {
       this.options.logger.debug({ err: (err as Error).message }, 'standby status not sent');
     }
-    this.observer.lag?.(this.serverWalEnd > confirmed ? Number(this.serverWalEnd - confirmed) : 0);
+    const serverWalEnd = lsnOf(this.walEndHi, this.walEndLo);
+    this.observer.lag?.(serverWalEnd > confirmed ? Number(serverWalEnd - confirmed) : 0);
     this.observer.confirmed?.(Number(confirmed));
+  }
+
+  private get lastReceived(): Lsn {
+    return lsnOf(this.receivedHi, this.receivedLo);
   }
 
   stop(): void {
@@ -202,7 +217,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     while (this.backlogIndex < backlog.length) {
       const chunk = backlog[this.backlogIndex]!;
       backlog[this.backlogIndex++] = EMPTY;
-      const wait = this.process(chunk);
+      const wait = this.process(chunk, 0, chunk.length);
       if (wait) {
         wait.then(this.drainBacklog, (err: unknown) => this.fail(err));
         return;
@@ -220,49 +235,93 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.failed(this.failure);
   }
 
-  /** Handles one frame; returns a promise when the next frame must wait for it. */
-  private process(chunk: Buffer): Promise<void> | undefined {
+  /**
+   * Handles one frame, bytes `start`–`end` of `chunk` (read in place: no Buffer per frame);
+   * returns a promise when the next frame must wait for it.
+   */
+  private process(chunk: Buffer, start: number, end: number): Promise<void> | undefined {
     try {
-      const frame = decodeFrame(chunk);
-      if (frame.walEnd > this.serverWalEnd) this.serverWalEnd = frame.walEnd;
-      if (frame.kind === 'keepalive') {
+      if (chunk[start] !== 0x77 /* w */ || end - start < 25) {
+        const frame = decodeFrame(chunk.subarray(start, end)); // a keepalive (a short or unknown frame throws)
+        if (frame.kind !== 'keepalive') throw new ProtocolError(`unexpected ${frame.kind} frame`);
+        this.sawWalEnd(Number(frame.walEnd >> 32n), Number(frame.walEnd & 0xffffffffn));
         if (this.txn === null) this.idleWalEnd = frame.walEnd;
         if (frame.replyRequested) this.sendStatus();
         return undefined;
       }
-      if (frame.walStart > this.lastReceived) this.lastReceived = frame.walStart;
-      return this.handle(frame.message);
+      // XLogData: 'w', WAL start, WAL end, send time, then one pgoutput message. Read here rather
+      // than by decodeFrame: the halves of the two positions need no BigInt, and Begin and Commit
+      // (two of a single-row transaction's three frames) are read in place.
+      this.sawWalEnd(chunk.readUInt32BE(start + 9), chunk.readUInt32BE(start + 13));
+      const startHi = chunk.readUInt32BE(start + 1);
+      const startLo = chunk.readUInt32BE(start + 5);
+      if (startHi > this.receivedHi || (startHi === this.receivedHi && startLo > this.receivedLo)) {
+        this.receivedHi = startHi;
+        this.receivedLo = startLo;
+      }
+      const tag = chunk[start + 25];
+      const length = end - start;
+      if (tag === 0x42 /* B */ && length >= 46) {
+        // Begin: final LSN (26), commit time (34), xid (42).
+        const micros = pgMicrosAt(chunk, start + 34);
+        const exact = !Number.isNaN(micros);
+        const commitTime = exact ? formatPgMicros(micros) : formatPgTimestamp(chunk.readBigInt64BE(start + 34));
+        this.begin(chunk.readUInt32BE(start + 26), chunk.readUInt32BE(start + 30), commitTime, pgTimestampMs(exact ? micros : chunk.readBigInt64BE(start + 34)), chunk.readUInt32BE(start + 42));
+        return undefined;
+      }
+      if (tag === 0x43 /* C */ && length >= 51) {
+        // Commit: flags (26), commit LSN (27), end LSN (35), commit time (43).
+        this.commit(chunk.readUInt32BE(start + 27), chunk.readUInt32BE(start + 31), chunk.readBigUInt64BE(start + 35));
+        return undefined;
+      }
+      return this.handle(decodeMessage(chunk, start + 25, end));
     } catch (err) {
       this.fail(err);
       return undefined;
     }
   }
 
+  /** A frame's WAL end (the server's position), as halves. */
+  private sawWalEnd(hi: number, lo: number): void {
+    if (hi > this.walEndHi || (hi === this.walEndHi && lo > this.walEndLo)) {
+      this.walEndHi = hi;
+      this.walEndLo = lo;
+    }
+  }
+
+  private begin(finalHi: number, finalLo: number, commitTime: string, commitTimeMs: number, xid: number): void {
+    if (this.txn !== null) throw new ProtocolError('Begin inside an open transaction');
+    this.txn = this.sink.begin({
+      idPrefix: eventIdPrefixHalves(finalHi, finalLo, this.options.source),
+      commitTime,
+      commitTimeMs,
+      position: formatLsnHalves(finalHi, finalLo),
+      xid,
+    });
+    this.txnFinalHi = finalHi;
+    this.txnFinalLo = finalLo;
+    this.txnXid = xid;
+  }
+
+  private commit(commitHi: number, commitLo: number, endLsn: Lsn): void {
+    const txn = this.requireTxn();
+    if (commitHi !== this.txnFinalHi || commitLo !== this.txnFinalLo) {
+      throw new ProtocolError(`Commit LSN ${lsnOf(commitHi, commitLo)} differs from the Begin's final LSN ${lsnOf(this.txnFinalHi, this.txnFinalLo)}`);
+    }
+    this.txn = null;
+    this.lastCommitEnd = endLsn;
+    this.sink.commit(txn, endLsn, this.options.watch?.committing());
+  }
+
   private handle(message: PgOutputMessage): Promise<void> | undefined {
     const sink = this.sink;
     switch (message.tag) {
       case 'begin':
-        if (this.txn !== null) throw new ProtocolError('Begin inside an open transaction');
-        this.txn = sink.begin({
-          idPrefix: eventIdPrefix(message.finalLsn, this.options.source),
-          commitTime: formatPgTimestamp(message.commitTimeMicros),
-          commitTimeMs: pgTimestampMs(message.commitTimeMicros),
-          position: formatLsn(message.finalLsn),
-          xid: message.xid,
-        });
-        this.txnFinalLsn = message.finalLsn;
-        this.txnXid = message.xid;
+        this.begin(Number(message.finalLsn >> 32n), Number(message.finalLsn & 0xffffffffn), formatPgTimestamp(message.commitTimeMicros), pgTimestampMs(message.commitTimeMicros), message.xid);
         return undefined;
-      case 'commit': {
-        const txn = this.requireTxn();
-        if (message.commitLsn !== this.txnFinalLsn) {
-          throw new ProtocolError(`Commit LSN ${message.commitLsn} differs from the Begin's final LSN ${this.txnFinalLsn}`);
-        }
-        this.txn = null;
-        this.lastCommitEnd = message.endLsn;
-        sink.commit(txn, message.endLsn, this.options.watch?.committing());
+      case 'commit':
+        this.commit(Number(message.commitLsn >> 32n), Number(message.commitLsn & 0xffffffffn), message.endLsn);
         return undefined;
-      }
       case 'relation':
         this.options.outbox?.relation(message);
         return this.options.relations.relation(message);
@@ -331,3 +390,5 @@ export class PostgresSession implements SourceSession<Lsn> {
 }
 
 const EMPTY = Buffer.alloc(0);
+const lsnOf = (hi: number, lo: number): Lsn => (BigInt(hi) << 32n) | BigInt(lo);
+
