@@ -306,7 +306,7 @@ export class PostgresSession implements SourceSession<Lsn> {
   private commit(commitHi: number, commitLo: number, endLsn: Lsn): void {
     const txn = this.requireTxn();
     if (commitHi !== this.txnFinalHi || commitLo !== this.txnFinalLo) {
-      throw new ProtocolError(`Commit LSN ${lsnOf(commitHi, commitLo)} differs from the Begin's final LSN ${lsnOf(this.txnFinalHi, this.txnFinalLo)}`);
+      throw new ProtocolError(`Commit LSN ${formatLsnHalves(commitHi, commitLo)} differs from the Begin's final LSN ${formatLsnHalves(this.txnFinalHi, this.txnFinalLo)}`);
     }
     this.txn = null;
     this.lastCommitEnd = endLsn;
