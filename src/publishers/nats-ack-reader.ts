@@ -4,7 +4,8 @@
  * arguments into subarrays, builds an event, a MsgImpl and decodes its subject with a
  * TextDecoder, all to hand the publisher a ~30-byte `{"stream":…,"seq":N}` (profile of 30k
  * single-row transactions: ≈14% of the daemon's busy time in nats-core). Here the connection's
- * `parser` is wrapped: a complete `MSG <inbox>.<batch> <sid> <size>` frame of the reply
+ * `parser` is wrapped: a complete `MSG <inbox>.<batch> <sid> <size>` frame (nats-server writes two
+ * spaces before the size: an empty reply) of the reply
  * subscription goes to `onAck(batch, payload)` directly; every other frame (HMSG such as a 503
  * status, PING, INFO, -ERR, other subscriptions' messages) is handed, whole and in order, to the
  * client's own parser; a frame split across reads is kept until it is complete. When the client's
@@ -186,10 +187,11 @@ export class NatsAckReader {
     const sidFrom = i;
     for (let b = buf[i]!; b >= 0x30 && b <= 0x39; b = buf[++i]!) sid = sid * 10 + (b - 0x30);
     if (i === sidFrom || sid !== this.sid || buf[i] !== SPACE) return -1;
-    i++;
-    // Then only the size (no reply subject) and CR.
+    // Then only the size (no reply subject; nats-server writes its empty place as a second space) and CR.
+    while (buf[++i] === SPACE);
+    const sizeFrom = i;
     for (let b = buf[i]!; b >= 0x30 && b <= 0x39; b = buf[++i]!);
-    return buf[i] === CR && i + 1 === nl ? batch : -1;
+    return i > sizeFrom && buf[i] === CR && i + 1 === nl ? batch : -1;
   }
 }
 

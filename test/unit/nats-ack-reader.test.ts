@@ -19,14 +19,15 @@ function install(nc: { protocol: object }, sid = 7) {
   return { reader, acks, sub };
 }
 
-const ack = (batch: number, payload: string, sid = 7) => `MSG ${INBOX}.${batch} ${sid} ${Buffer.byteLength(payload)}\r\n${payload}\r\n`;
+/** As nats-server writes them: two spaces before the size (an empty reply); `single` for one. */
+const ack = (batch: number, payload: string, sid = 7, single = false) => `MSG ${INBOX}.${batch} ${sid} ${single ? '' : ' '}${Buffer.byteLength(payload)}\r\n${payload}\r\n`;
 
 test('acks of the reply subscription go to the handler; other frames go whole, in order, to the client parser', () => {
   const nc = host();
   const { acks, sub } = install(nc);
   const status = `HMSG ${INBOX}.3 7 16 16\r\nNATS/1.0 503\r\n\r\n\r\n`;
   const other = 'MSG other.subject 2 _INBOX.x.y 5\r\nhello\r\n';
-  const input = ack(1, '{"stream":"s","seq":1}') + 'PING\r\n' + status + ack(2, '{"error":{"code":400}}') + other + '+OK\r\n' + ack(4, '{"stream":"s","seq":2,"duplicate":true}', 9);
+  const input = ack(1, '{"stream":"s","seq":1}', 7, true) + 'PING\r\n' + status + ack(2, '{"error":{"code":400}}') + other + '+OK\r\n' + ack(4, '{"stream":"s","seq":2,"duplicate":true}', 9);
   const p = nc.protocol.parser;
   p.parse(Buffer.from(input, 'latin1'));
   assert.deepEqual(acks, [
