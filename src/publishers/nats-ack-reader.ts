@@ -6,7 +6,7 @@
  * single-row transactions: ≈14% of the daemon's busy time in nats-core). Here the connection's
  * `parser` is wrapped: a complete `MSG <inbox>.<batch> <sid> <size>` frame (nats-server writes two
  * spaces before the size: an empty reply) of the reply
- * subscription goes to `onAck(batch, payload)` directly; every other frame (HMSG such as a 503
+ * subscription goes to `onAck(batch, bytes, start, end)` directly; every other frame (HMSG such as a 503
  * status, PING, INFO, -ERR, other subscriptions' messages) is handed, whole and in order, to the
  * client's own parser; a frame split across reads is kept until it is complete. When the client's
  * internals are not as expected nothing is installed and the subscription's callback gets every ack.
@@ -23,7 +23,8 @@ const CR = 0x0d;
 const NL = 0x0a;
 const SPACE = 0x20;
 
-export type AckHandler = (batch: number, payload: Uint8Array) => void;
+/** An ack of batch `batch`: its payload is buf[start..end) (valid during the call only). */
+export type AckHandler = (batch: number, buf: Uint8Array, start: number, end: number) => void;
 
 export class NatsAckReader {
   /** The client's current parser (a new one after every reconnect). */
@@ -165,7 +166,7 @@ export class NatsAckReader {
     if (typeof host.inMsgs === 'number') host.inMsgs++;
     if (typeof host.inBytes === 'number') host.inBytes += size;
     if (typeof this.subscription.received === 'number') this.subscription.received++;
-    this.onAck(batch, buf.subarray(start, start + size));
+    this.onAck(batch, buf, start, start + size);
     return end;
   }
 

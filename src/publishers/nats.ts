@@ -105,7 +105,7 @@ export class NatsPublisher implements Publisher {
     this.frames = protocol === null ? null : new NatsFrameWriter(protocol);
     this.inbox = createInbox();
     this.subscription = nc.subscribe(`${this.inbox}.*`, { callback: (_err, msg) => this.onAck(msg) });
-    this.ackReader = NatsAckReader.install(nc, this.subscription, this.inbox, (seq, payload) => this.onAckBytes(seq, payload));
+    this.ackReader = NatsAckReader.install(nc, this.subscription, this.inbox, (seq, buf, start, end) => this.onAckBytes(seq, buf, start, end));
     this.connected = true;
     void this.watch(nc);
     if (reconnected) this.events.emit('restored');
@@ -291,11 +291,11 @@ export class NatsPublisher implements Publisher {
     this.settle(seq, entry, msg.headers?.hasError ? statusError(msg.headers, entry) : ackError(msg.data));
   }
 
-  /** An ack read off the connection by the ack reader: batch `seq`, payload without headers. */
-  private onAckBytes(seq: number, payload: Uint8Array): void {
+  /** An ack read off the connection by the ack reader: batch `seq`, payload buf[start..end) (no headers). */
+  private onAckBytes(seq: number, buf: Uint8Array, start: number, end: number): void {
     const entry = this.pending.get(seq);
     if (entry === undefined) return; // a batch that was aborted
-    this.settle(seq, entry, isPubAck(payload) ? null : ackError(payload));
+    this.settle(seq, entry, isPubAck(buf, start, end) ? null : ackError(buf.slice(start, end)));
   }
 
   private settle(seq: number, entry: PendingBatch, error: WalListenerError | null): void {
@@ -346,10 +346,10 @@ function publishError(err: unknown, batch: readonly OutboundMessage[], index: nu
 const PUBACK_START = Buffer.from('{"stream":', 'latin1');
 
 /** A success PubAck (`duplicate` ones too): a cheap look at its first bytes instead of a JSON parse. */
-function isPubAck(data: Uint8Array): boolean {
+function isPubAck(data: Uint8Array, start = 0, end = data.length): boolean {
   const n = PUBACK_START.length;
-  if (data.length <= n) return false;
-  for (let i = 0; i < n; i++) if (data[i] !== PUBACK_START[i]) return false;
+  if (end - start <= n) return false;
+  for (let i = 0; i < n; i++) if (data[start + i] !== PUBACK_START[i]) return false;
   return true;
 }
 

@@ -14,7 +14,7 @@ function host() {
 function install(nc: { protocol: object }, sid = 7) {
   const acks: [number, string][] = [];
   const sub = { sid, received: 0 };
-  const reader = NatsAckReader.install(nc, sub, INBOX, (batch, payload) => acks.push([batch, Buffer.from(payload).toString('latin1')]));
+  const reader = NatsAckReader.install(nc, sub, INBOX, (batch, buf, start, end) => acks.push([batch, Buffer.from(buf.subarray(start, end)).toString('latin1')]));
   assert.ok(reader);
   return { reader, acks, sub };
 }
