@@ -163,11 +163,14 @@ export class NatsFrameWriter {
   ): void {
     const n = batch.length;
     let copied = 0;
-    let bytes = 0;
+    let uncopied = 0;
     for (let i = 0; i < n; i++) {
       const size = sizes[i]!;
-      bytes += size;
-      copied += payloads[i]!.length >= DIRECT_PAYLOAD_BYTES ? size - payloads[i]!.length : size;
+      const payloadBytes = payloads[i]!.length;
+      if (payloadBytes >= DIRECT_PAYLOAD_BYTES) {
+        copied += size - payloadBytes;
+        uncopied += payloadBytes;
+      } else copied += size;
     }
     let piece = this.spare;
     this.spare = null;
@@ -194,7 +197,7 @@ export class NatsFrameWriter {
       socket.uncork();
     }
     this.protocol.outMsgs += n;
-    this.protocol.outBytes += bytes;
+    this.protocol.outBytes += pos + uncopied;
     if (piece.length === PIECE_BYTES && this.writtenOut()) this.spare = piece;
   }
 
