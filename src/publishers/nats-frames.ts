@@ -6,6 +6,9 @@
  * (DataBuffer.pack): ≈30% of the daemon's CPU on a NATS catch-up (profile). Here a batch costs a
  * few buffers and one socket write per ~256 KB (and one for the rest of the batch), handed to the client's protocol handler in order
  * with everything else it sends (SUB, PING), so reconnect buffering works as for `publish()`.
+ * A batch with large payloads (TOASTed rows: 8 KB events) goes, while connected and nothing else
+ * is queued, straight to the socket in one corked writev with its payloads as chunks of their
+ * own: they are not copied again.
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
@@ -19,8 +22,20 @@ export interface NatsProtocol {
   outBytes: number;
   /** What is queued and not yet handed to the socket. */
   outbound?: { size(): number };
-  /** The transport's socket (transport-node): how much it still holds. */
-  transport?: { socket?: { writableLength?: number } };
+  /** The transport's socket (transport-node): how much it still holds; written to directly (see writeDirect). */
+  transport?: { socket?: DirectSocket; isClosed?: boolean; done?: boolean };
+  connected?: boolean;
+  infoReceived?: boolean;
+}
+
+/** What is used of the transport's net.Socket / TLSSocket. */
+interface DirectSocket {
+  writableLength?: number;
+  writable?: boolean;
+  destroyed?: boolean;
+  cork?(): void;
+  uncork?(): void;
+  write?(chunk: Uint8Array): boolean;
 }
 
 /** Outcome of writing a batch: sent, or message `index` cannot be sent (nothing was sent). */
@@ -33,6 +48,12 @@ const CRLF2 = 0x0d0a0d0a;
 /** `HPUB ` + ` ` ×3 + two 10-digit numbers + CRLF, then the trailing CRLF. */
 const LINE_OVERHEAD = 5 + 3 + 20 + 2 + 2;
 const WHITESPACE = /[\s]/;
+/**
+ * Payloads of at least this many bytes are not copied into the frame buffer but handed to the
+ * socket as they are (one writev with the frame bytes around them), when the socket can be
+ * written to directly. Below it a copy is cheaper than a chunk of its own.
+ */
+const DIRECT_PAYLOAD_BYTES = 2048;
 
 export class NatsFrameWriter {
   /** Subject → its UTF-8 bytes (subjects repeat: one per table). */
@@ -63,6 +84,7 @@ export class NatsFrameWriter {
     const payloads: Buffer[] = new Array(n);
     const general: (Uint8Array | null)[] = new Array(n);
     const sizes: number[] = new Array(n);
+    let large = 0;
     for (let i = 0; i < n; i++) {
       const message = batch[i]!;
       const subject = this.subject(message.subject);
@@ -75,8 +97,16 @@ export class NatsFrameWriter {
       }
       subjects[i] = subject;
       payloads[i] = payload;
+      if (payload.length >= DIRECT_PAYLOAD_BYTES) large++;
       general[i] = headers;
       sizes[i] = LINE_OVERHEAD + subject.length + replyBytes.length + headerBytes + payload.length;
+    }
+    if (large > 0) {
+      const socket = this.directSocket();
+      if (socket !== null) {
+        this.writeDirect(socket, batch, replyBytes, subjects, payloads, general, sizes);
+        return { sent: true };
+      }
     }
     let bytes = 0;
     let i = 0;
@@ -100,6 +130,75 @@ export class NatsFrameWriter {
     this.protocol.outMsgs += n;
     this.protocol.outBytes += bytes;
     return { sent: true };
+  }
+
+  /**
+   * The transport's socket when frames can go to it directly: connected, nothing queued in the
+   * client's outbound buffer (so what the client wrote before is already in the socket, in order).
+   * Else null: the frames go through the client's protocol handler, which keeps them for a reconnect.
+   */
+  private directSocket(): Required<Pick<DirectSocket, 'cork' | 'uncork' | 'write'>> | null {
+    const protocol = this.protocol;
+    const transport = protocol.transport;
+    const socket = transport?.socket;
+    if (socket === undefined || protocol.connected !== true || protocol.infoReceived !== true || protocol.outbound?.size() !== 0) return null;
+    if (transport!.isClosed !== false || transport!.done !== false || socket.destroyed !== false || socket.writable !== true) return null;
+    if (typeof socket.cork !== 'function' || typeof socket.uncork !== 'function' || typeof socket.write !== 'function') return null;
+    return socket as Required<Pick<DirectSocket, 'cork' | 'uncork' | 'write'>>;
+  }
+
+  /**
+   * Writes the batch to the socket in one corked writev: frame bytes in one buffer, payloads of
+   * DIRECT_PAYLOAD_BYTES and more as chunks of their own (not copied; the socket holds them until
+   * written), the others copied.
+   */
+  private writeDirect(
+    socket: Required<Pick<DirectSocket, 'cork' | 'uncork' | 'write'>>,
+    batch: readonly OutboundMessage[],
+    replyBytes: Buffer,
+    subjects: Buffer[],
+    payloads: Buffer[],
+    general: (Uint8Array | null)[],
+    sizes: number[],
+  ): void {
+    const n = batch.length;
+    let copied = 0;
+    let uncopied = 0;
+    for (let i = 0; i < n; i++) {
+      const size = sizes[i]!;
+      const payloadBytes = payloads[i]!.length;
+      if (payloadBytes >= DIRECT_PAYLOAD_BYTES) {
+        copied += size - payloadBytes;
+        uncopied += payloadBytes;
+      } else copied += size;
+    }
+    let piece = this.spare;
+    this.spare = null;
+    if (piece === null || piece.length < copied) piece = Buffer.allocUnsafe(Math.max(copied, PIECE_BYTES));
+    let pos = 0;
+    let start = 0;
+    socket.cork();
+    try {
+      for (let i = 0; i < n; i++) {
+        const payload = payloads[i]!;
+        if (payload.length < DIRECT_PAYLOAD_BYTES) {
+          pos = writeFrame(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payload);
+          continue;
+        }
+        pos = writeHead(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payload.length);
+        socket.write(piece.subarray(start, pos));
+        socket.write(payload);
+        start = pos;
+        piece[pos++] = 0x0d;
+        piece[pos++] = 0x0a;
+      }
+      if (pos > start) socket.write(piece.subarray(start, pos));
+    } finally {
+      socket.uncork();
+    }
+    this.protocol.outMsgs += n;
+    this.protocol.outBytes += pos + uncopied;
+    if (piece.length === PIECE_BYTES && this.writtenOut()) this.spare = piece;
   }
 
   /** True when nothing is queued and the socket holds nothing: the last piece was copied to the kernel. */
@@ -131,6 +230,16 @@ function generalHeaders(message: OutboundMessage): Uint8Array {
 }
 
 function writeFrame(buf: Buffer, pos: number, subject: Buffer, reply: Buffer, id: string, headers: Uint8Array | null, payload: Buffer): number {
+  pos = writeHead(buf, pos, subject, reply, id, headers, payload.length);
+  buf.set(payload, pos);
+  pos += payload.length;
+  buf[pos++] = 0x0d;
+  buf[pos++] = 0x0a;
+  return pos;
+}
+
+/** A frame up to its payload: the HPUB line and the headers. */
+function writeHead(buf: Buffer, pos: number, subject: Buffer, reply: Buffer, id: string, headers: Uint8Array | null, payloadBytes: number): number {
   const headerBytes = headers === null ? HEADER_START.length + id.length + 4 : headers.length;
   buf[pos++] = 0x48; // H
   buf[pos++] = 0x50; // P
@@ -143,7 +252,7 @@ function writeFrame(buf: Buffer, pos: number, subject: Buffer, reply: Buffer, id
   buf[pos++] = 0x20;
   pos = writeDecimal(buf, pos, headerBytes);
   buf[pos++] = 0x20;
-  pos = writeDecimal(buf, pos, headerBytes + payload.length);
+  pos = writeDecimal(buf, pos, headerBytes + payloadBytes);
   buf[pos++] = 0x0d;
   buf[pos++] = 0x0a;
   if (headers === null) {
@@ -156,9 +265,6 @@ function writeFrame(buf: Buffer, pos: number, subject: Buffer, reply: Buffer, id
     buf.set(headers, pos);
     pos += headers.length;
   }
-  pos += payload.copy(buf, pos);
-  buf[pos++] = 0x0d;
-  buf[pos++] = 0x0a;
   return pos;
 }
 

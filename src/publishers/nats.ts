@@ -18,6 +18,7 @@ import { PublishError, WalListenerError, describeError } from '../errors.js';
 import type { Finding } from '../findings.js';
 import type { Logger } from '../observability/logger.js';
 import { describeMessage, payloadBuffer } from '../pipeline/message.js';
+import { NatsAckReader } from './nats-ack-reader.js';
 import { NatsFrameWriter } from './nats-frames.js';
 import { MsgIdHeader } from './nats-msg-id-header.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
@@ -43,6 +44,8 @@ export class NatsPublisher implements Publisher {
   /** Writes a batch's frames in one go (nats-frames.ts); null: the client's publish(), per message. */
   private frames: NatsFrameWriter | null = null;
   private subscription: Subscription | null = null;
+  /** Reads the acks off the connection's bytes (nats-ack-reader.ts); null: the subscription's callback gets them. */
+  private ackReader: NatsAckReader | null = null;
   private inbox = '';
   private batchSeq = 0;
   private readonly pending = new Map<number, PendingBatch>();
@@ -102,6 +105,7 @@ export class NatsPublisher implements Publisher {
     this.frames = protocol === null ? null : new NatsFrameWriter(protocol);
     this.inbox = createInbox();
     this.subscription = nc.subscribe(`${this.inbox}.*`, { callback: (_err, msg) => this.onAck(msg) });
+    this.ackReader = NatsAckReader.install(nc, this.subscription, this.inbox, (seq, buf, start, end) => this.onAckBytes(seq, buf, start, end));
     this.connected = true;
     void this.watch(nc);
     if (reconnected) this.events.emit('restored');
@@ -278,49 +282,28 @@ export class NatsPublisher implements Publisher {
     entry.signal.removeEventListener('abort', entry.onAbort);
   }
 
+  /** An ack as the client delivers it (HMSG statuses, or every ack when the ack reader is not installed). */
   private onAck(msg: Msg): void {
     const subject = msg.subject;
     const seq = Number(subject.slice(subject.lastIndexOf('.') + 1));
     const entry = this.pending.get(seq);
     if (entry === undefined) return; // a batch that was aborted
-    const error = this.ackError(msg, entry);
+    this.settle(seq, entry, msg.headers?.hasError ? statusError(msg.headers, entry) : ackError(msg.data));
+  }
+
+  /** An ack read off the connection by the ack reader: batch `seq`, payload buf[start..end) (no headers). */
+  private onAckBytes(seq: number, buf: Uint8Array, start: number, end: number): void {
+    const entry = this.pending.get(seq);
+    if (entry === undefined) return; // a batch that was aborted
+    this.settle(seq, entry, isPubAck(buf, start, end) ? null : ackError(buf.slice(start, end)));
+  }
+
+  private settle(seq: number, entry: PendingBatch, error: WalListenerError | null): void {
     if (error !== null && entry.error === null) entry.error = error;
     if (--entry.remaining > 0) return;
     this.finish(seq, entry);
     if (entry.error !== null) entry.reject(entry.error);
     else entry.resolve();
-  }
-
-  /**
-   * A PubAck is `{"stream":…,"seq":…}` (maybe `"duplicate":true`) or `{"error":{…}}`; no stream →
-   * status 503. Acks of one batch arrive in publish order (one connection, one stream), so the
-   * n-th ack answers the n-th message.
-   */
-  private ackError(msg: Msg, entry: PendingBatch): WalListenerError | null {
-    if (msg.headers?.hasError) {
-      const code = msg.headers.code;
-      return new PublishError(
-        code === 503 ? `no JetStream stream takes subject ${entry.batch[0]?.subject} or a later one of the batch (NATS 503 no responders)` : `NATS replied ${code} ${msg.headers.description} to a publish`,
-        true,
-      );
-    }
-    const data = msg.data;
-    // Fast check: a PubAck without an error starts with {"stream".
-    if (data.length > 10 && data[2] === 0x73 /* s */) return null;
-    let ack: { error?: { code?: number; err_code?: number; description?: string } };
-    try {
-      ack = msg.json();
-    } catch {
-      return new PublishError(`unreadable JetStream ack: ${msg.string().slice(0, 200)}`, true);
-    }
-    if (!ack.error) return null;
-    const { code, err_code: errCode, description } = ack.error;
-    const what = `${description ?? 'error'} (code ${code}, err_code ${errCode})`;
-    // 10054 "message size exceeds maximum allowed": the stream will never take it. Which message of
-    // the batch it was is not said (acks carry no id): the pipeline re-sends one by one to find it.
-    if (errCode === 10054) return new PublishError(`JetStream rejected a message: ${what}`, false);
-    if (errCode === 10039) return new WalListenerError('WAL_PUBLISH_CONFIG', `JetStream is not enabled for this account: ${what}`);
-    return new PublishError(`JetStream rejected a message: ${what}`, true);
   }
 
   healthy(): boolean {
@@ -336,6 +319,8 @@ export class NatsPublisher implements Publisher {
       this.finish(seq, entry);
       entry.reject(new PublishError('NATS publisher closed before the broker acknowledged', true));
     }
+    this.ackReader?.uninstall();
+    this.ackReader = null;
     this.subscription?.unsubscribe();
     const nc = this.nc;
     this.nc = null;
@@ -355,6 +340,51 @@ function publishError(err: unknown, batch: readonly OutboundMessage[], index: nu
     return new PublishError(`NATS refuses a message of ${payloadBuffer(batch[index]!).length} bytes (over the server's max_payload) for ${describeMessage(batch[index])}`, false, { cause: err, rejected: index });
   }
   return new PublishError(`NATS publish failed: ${text}`, true, { cause: err });
+}
+
+/** `{"stream":`: how a PubAck without an error starts (nats-server writes `error` first when there is one). */
+const PUBACK_START = Buffer.from('{"stream":', 'latin1');
+
+/** A success PubAck (`duplicate` ones too): a cheap look at its first bytes instead of a JSON parse. */
+function isPubAck(data: Uint8Array, start = 0, end = data.length): boolean {
+  const n = PUBACK_START.length;
+  if (end - start <= n) return false;
+  for (let i = 0; i < n; i++) if (data[start + i] !== PUBACK_START[i]) return false;
+  return true;
+}
+
+/**
+ * A reply with a status header instead of a PubAck: no stream takes the subject → 503. Acks of
+ * one batch arrive in publish order (one connection, one stream), so the n-th ack answers the
+ * n-th message.
+ */
+function statusError(headers: MsgHdrs, entry: PendingBatch): WalListenerError {
+  const code = headers.code;
+  return new PublishError(
+    code === 503 ? `no JetStream stream takes subject ${entry.batch[0]?.subject} or a later one of the batch (NATS 503 no responders)` : `NATS replied ${code} ${headers.description} to a publish`,
+    true,
+  );
+}
+
+/** A PubAck's payload, `{"stream":…,"seq":…}` (maybe `"duplicate":true`) or `{"error":{…}}`: the error, if any. */
+function ackError(data: Uint8Array): WalListenerError | null {
+  if (isPubAck(data)) return null;
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  let ack: { error?: { code?: number; err_code?: number; description?: string } } | null;
+  try {
+    ack = JSON.parse(text) as typeof ack;
+  } catch {
+    return new PublishError(`unreadable JetStream ack: ${text.slice(0, 200)}`, true);
+  }
+  if (ack === null || typeof ack !== 'object') return new PublishError(`unreadable JetStream ack: ${text.slice(0, 200)}`, true);
+  if (!ack.error) return null;
+  const { code, err_code: errCode, description } = ack.error;
+  const what = `${description ?? 'error'} (code ${code}, err_code ${errCode})`;
+  // 10054 "message size exceeds maximum allowed": the stream will never take it. Which message of
+  // the batch it was is not said (acks carry no id): the pipeline re-sends one by one to find it.
+  if (errCode === 10054) return new PublishError(`JetStream rejected a message: ${what}`, false);
+  if (errCode === 10039) return new WalListenerError('WAL_PUBLISH_CONFIG', `JetStream is not enabled for this account: ${what}`);
+  return new PublishError(`JetStream rejected a message: ${what}`, true);
 }
 
 /** Nats-Msg-Id for change events (prebuilt bytes); with a routed message's headers and key, general headers. */
