@@ -34,6 +34,8 @@ export class NatsAckReader {
   private carryBytes = 0;
   private need = -1;
   private active = true;
+  /** Acks delivered by this reader (not through the client's parser): for tests and debugging. */
+  direct = 0;
   /** Set after the rest of a read went to the client's parser unframed: it reads everything from then on. */
   private delegating = false;
   private readonly prefix: Buffer;
@@ -166,6 +168,7 @@ export class NatsAckReader {
     if (typeof host.inMsgs === 'number') host.inMsgs++;
     if (typeof host.inBytes === 'number') host.inBytes += size;
     if (typeof this.subscription.received === 'number') this.subscription.received++;
+    this.direct++;
     this.onAck(batch, buf, start, start + size);
     return end;
   }

@@ -306,6 +306,11 @@ export class NatsPublisher implements Publisher {
     else entry.resolve();
   }
 
+  /** PubAcks read straight off the connection's bytes (nats-ack-reader.ts); 0 when the reader is not installed. For tests and debugging. */
+  directAcks(): number {
+    return this.ackReader?.direct ?? 0;
+  }
+
   healthy(): boolean {
     return this.connected && this.nc !== null && !this.nc.isClosed();
   }
