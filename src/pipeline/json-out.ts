@@ -94,6 +94,25 @@ export class JsonOut {
     this.pos += this.chunk.write(text, this.pos, 'utf8');
   }
 
+  /**
+   * For writers that write many single bytes (base64, timestamps): makes room for `n` bytes and
+   * returns the buffer to write them into, from `cursor`; `advance(k)` then takes the k bytes
+   * written. Bytes written without an advance are not part of the message (a writer that finds an
+   * unexpected shape half-way simply does not advance).
+   */
+  room(n: number): Buffer {
+    this.ensure(n);
+    return this.chunk;
+  }
+
+  get cursor(): number {
+    return this.pos;
+  }
+
+  advance(k: number): void {
+    this.pos += k;
+  }
+
   byte(c: number): void {
     this.ensure(1);
     this.chunk[this.pos++] = c;

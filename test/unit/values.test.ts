@@ -106,6 +106,11 @@ const cases: Record<string, readonly Case[]> = {
     [T.bytea, '\\x00ff', '"AP8="'],
     [T.bytea, '\\xabc', '"\\\\xabc"', PROBLEM],
     [T.bytea, '\\xzz', '"\\\\xzz"', PROBLEM],
+    [T.bytea, '\\xDEADBEEF', '"3q2+7w=="'],
+    [T.bytea, '\\x0123456789abcdefABCDEF', '"ASNFZ4mrze+rze8="'],
+    [T.bytea, '\\xdeadbeeg', '"\\\\xdeadbeeg"', PROBLEM],
+    [T.bytea, '\\xde-dbeef', '"\\\\xde-dbeef"', PROBLEM],
+    [T.bytea, '\\xdeadbe0g00', '"\\\\xdeadbe0g00"', PROBLEM],
     [T.bytea, 'abc\\000', '"abc\\\\000"', PROBLEM], // bytea_output=escape is not expected
   ],
   date: [

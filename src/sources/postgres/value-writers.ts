@@ -2,7 +2,7 @@
  * The byte path of the value converters (values.ts): for the common shapes of the common types,
  * PostgreSQL's text output goes from the received bytes to JSON bytes without a string. Anything
  * else (unusual shapes, arrays, values to report as problems) goes through the
- * column's string converter, so both paths publish the same JSON; test/unit/value-writers.test.ts
+ * column's string converter, so both paths publish the same JSON; test/unit/values.test.ts
  * checks them against each other.
  */
 import type { WriteJson } from '../../pipeline/change.js';
@@ -64,39 +64,55 @@ function isJsonNumber(buf: Buffer, from: number, to: number): boolean {
 
 const BASE64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
 
-/** A hex digit's value (either case, as Buffer.from(…, 'hex') reads them), or -1. */
-function hexValue(c: number): number {
-  if (c >= Ch.Zero && c <= Ch.Nine) return c - Ch.Zero;
-  const lower = c | 0x20;
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
-}
+/** A hex digit's value (either case, as Buffer.from(…, 'hex') reads them), or -1 (any other byte). */
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[Ch.Zero + c] = c;
+for (let c = 0; c < 6; c++) HEX[0x41 + c] = HEX[0x61 + c] = 10 + c;
 
-/** The byte spelt by the two hex digits at i. */
-const byteAt = (buf: Buffer, i: number): number => (hexValue(buf[i]!) << 4) | hexValue(buf[i + 1]!);
-
-/** The bytes spelt by the hex digits from–to (an even count, all checked) as base64, with padding. */
-function writeHexAsBase64(buf: Buffer, from: number, to: number, out: JsonOut): void {
+/**
+ * `"<base64>"` of the bytes spelt by the hex digits from–to (an even count), with padding; false,
+ * with nothing written, when a byte there is not a hex digit.
+ */
+function writeHexAsBase64(buf: Buffer, from: number, to: number, out: JsonOut): boolean {
+  const dst = out.room(2 + 4 * Math.ceil((to - from) / 6));
+  let p = out.cursor;
+  dst[p++] = Ch.Quote;
   let i = from;
   for (; i + 6 <= to; i += 6) {
-    const n = (byteAt(buf, i) << 16) | (byteAt(buf, i + 2) << 8) | byteAt(buf, i + 4);
-    out.byte(BASE64[n >>> 18]!);
-    out.byte(BASE64[(n >>> 12) & 63]!);
-    out.byte(BASE64[(n >>> 6) & 63]!);
-    out.byte(BASE64[n & 63]!);
+    const a = (HEX[buf[i]!]! << 4) | HEX[buf[i + 1]!]!;
+    const b = (HEX[buf[i + 2]!]! << 4) | HEX[buf[i + 3]!]!;
+    const c = (HEX[buf[i + 4]!]! << 4) | HEX[buf[i + 5]!]!;
+    // A -1 digit makes its byte negative (sign bits are kept by |).
+    if ((a | b | c) < 0) return false;
+    const n = (a << 16) | (b << 8) | c;
+    dst[p] = BASE64[n >>> 18]!;
+    dst[p + 1] = BASE64[(n >>> 12) & 63]!;
+    dst[p + 2] = BASE64[(n >>> 6) & 63]!;
+    dst[p + 3] = BASE64[n & 63]!;
+    p += 4;
   }
   if (to - i === 4) {
-    const n = (byteAt(buf, i) << 8) | byteAt(buf, i + 2);
-    out.byte(BASE64[n >>> 10]!);
-    out.byte(BASE64[(n >>> 4) & 63]!);
-    out.byte(BASE64[(n << 2) & 63]!);
-    out.byte(0x3d);
+    const a = (HEX[buf[i]!]! << 4) | HEX[buf[i + 1]!]!;
+    const b = (HEX[buf[i + 2]!]! << 4) | HEX[buf[i + 3]!]!;
+    if ((a | b) < 0) return false;
+    const n = (a << 8) | b;
+    dst[p] = BASE64[n >>> 10]!;
+    dst[p + 1] = BASE64[(n >>> 4) & 63]!;
+    dst[p + 2] = BASE64[(n << 2) & 63]!;
+    dst[p + 3] = 0x3d;
+    p += 4;
   } else if (to - i === 2) {
-    const n = byteAt(buf, i);
-    out.byte(BASE64[n >>> 2]!);
-    out.byte(BASE64[(n << 4) & 63]!);
-    out.byte(0x3d);
-    out.byte(0x3d);
+    const n = (HEX[buf[i]!]! << 4) | HEX[buf[i + 1]!]!;
+    if (n < 0) return false;
+    dst[p] = BASE64[n >>> 2]!;
+    dst[p + 1] = BASE64[(n << 4) & 63]!;
+    dst[p + 2] = 0x3d;
+    dst[p + 3] = 0x3d;
+    p += 4;
   }
+  dst[p++] = Ch.Quote;
+  out.advance(p - out.cursor);
+  return true;
 }
 
 /** numeric_out's digits: -?digits[.digits] (NaN and ±Infinity go the string way). */
@@ -118,19 +134,25 @@ function isPlainDateTime(buf: Buffer, from: number): boolean {
   return buf[from + 4] === Ch.Minus && buf[from + 7] === Ch.Minus && buf[from + 10] === Ch.Space && buf[from + 13] === Ch.Colon && buf[from + 16] === Ch.Colon;
 }
 
-const ZEROS = Buffer.from('000000');
-
-/** `"YYYY-MM-DDTHH:MM:SS.ffffff` from "YYYY-MM-DD HH:MM:SS[.f…]" ending at `end`; false when not that shape. */
-function writeDateTime(buf: Buffer, from: number, end: number, out: JsonOut): boolean {
+/**
+ * `"YYYY-MM-DDTHH:MM:SS.ffffff` then `suffix` (`"` or `Z"`: 1 or 2 bytes) from "YYYY-MM-DD
+ * HH:MM:SS[.f…]" ending at `end`; false, with nothing written, when not that shape.
+ */
+function writeDateTime(buf: Buffer, from: number, end: number, out: JsonOut, zulu: boolean): boolean {
   const n = end - from;
   if (n < 19 || n > 26 || !isPlainDateTime(buf, from)) return false;
   if (n !== 19 && (n < 21 || buf[from + 19] !== Ch.Dot)) return false;
-  out.byte(Ch.Quote);
-  out.bytes(buf, from, from + 10);
-  out.byte(Ch.T);
-  out.bytes(buf, from + 11, end);
-  if (n === 19) out.byte(Ch.Dot);
-  out.bytes(ZEROS, 0, n === 19 ? 6 : 26 - n);
+  // Quote, 26 characters, Z and quote.
+  const dst = out.room(29);
+  let p = out.cursor;
+  dst[p++] = Ch.Quote;
+  for (let i = from; i < end; i++) dst[p++] = buf[i]!;
+  dst[p - n + 10] = Ch.T;
+  if (n === 19) dst[p++] = Ch.Dot;
+  for (let k = n === 19 ? 20 : n; k < 26; k++) dst[p++] = Ch.Zero;
+  if (zulu) dst[p++] = Ch.Z;
+  dst[p++] = Ch.Quote;
+  out.advance(p - out.cursor);
   return true;
 }
 
@@ -178,24 +200,17 @@ export function writerFor(kind: ScalarKind, text: ToJson): WriteJson | undefined
       };
     case 'timestamp':
       return (buf, from, to, out) => {
-        if (!isDigit(buf[to - 1]) || !writeDateTime(buf, from, to, out)) return fallback(buf, from, to, out);
-        out.byte(Ch.Quote);
+        if (!isDigit(buf[to - 1]) || !writeDateTime(buf, from, to, out, false)) fallback(buf, from, to, out);
       };
     case 'timestamptz':
       // TimeZone UTC: "…+00" at the end.
       return (buf, from, to, out) => {
-        if (buf[to - 3] !== Ch.Plus || buf[to - 2] !== Ch.Zero || buf[to - 1] !== Ch.Zero || !writeDateTime(buf, from, to - 3, out)) return fallback(buf, from, to, out);
-        out.byte(Ch.Z);
-        out.byte(Ch.Quote);
+        if (buf[to - 3] !== Ch.Plus || buf[to - 2] !== Ch.Zero || buf[to - 1] !== Ch.Zero || !writeDateTime(buf, from, to - 3, out, true)) fallback(buf, from, to, out);
       };
     case 'bytea':
       // bytea_output hex: "\x" and two hex digits per byte, as base64.
       return (buf, from, to, out) => {
-        if ((to - from) % 2 !== 0 || to - from < 2 || buf[from] !== Ch.Backslash || buf[from + 1] !== Ch.LowerX) return fallback(buf, from, to, out);
-        for (let i = from + 2; i < to; i++) if (hexValue(buf[i]!) < 0) return fallback(buf, from, to, out);
-        out.byte(Ch.Quote);
-        writeHexAsBase64(buf, from + 2, to, out);
-        out.byte(Ch.Quote);
+        if ((to - from) % 2 !== 0 || to - from < 2 || buf[from] !== Ch.Backslash || buf[from + 1] !== Ch.LowerX || !writeHexAsBase64(buf, from + 2, to, out)) fallback(buf, from, to, out);
       };
     case 'interval':
       // IntervalStyle iso_8601: "P…" of digits, letters, '.', '-': a JSON string as it is.
