@@ -57,9 +57,7 @@ export const nativeEncoder: EventEncoder = {
 export function writeHead(out: JsonOut, plan: TablePlan, id: string, action: EventAction): void {
   out.ascii('{"id":"');
   out.ascii(id);
-  out.bytes(plan.head);
-  out.ascii(action);
-  out.ascii('","data":');
+  out.bytes(plan.heads[action]);
 }
 
 /** `,"unchangedToast":[…]` when some were left out, then the transaction's tail. */
@@ -170,9 +168,8 @@ export function writeNewRow(out: JsonOut, plan: TablePlan, row: Row | null, old:
         continue;
       }
     }
-    if (!first) out.byte(0x2c /* , */);
+    out.bytes(column.jsonKey, first ? 1 : 0);
     first = false;
-    out.bytes(column.jsonKey);
     if (cell === Cell.Value) writeValue(out, column, source, i);
     else out.ascii('null');
   }
@@ -194,9 +191,8 @@ export function writeOldRow(out: JsonOut, plan: TablePlan, row: Row, keyOnly: bo
     if (cell === Cell.Unchanged || cell === Cell.Absent) continue;
     const placeholder = keyOnly && !column.inIdentity;
     if (placeholder && !everyColumn) continue;
-    if (!first) out.byte(0x2c /* , */);
+    out.bytes(column.jsonKey, first ? 1 : 0);
     first = false;
-    out.bytes(column.jsonKey);
     if (cell === Cell.Value && !placeholder) writeValue(out, column, row, i);
     else out.ascii('null');
   }

@@ -5,6 +5,7 @@
  */
 import type { ActionSet, TableFilter } from './filter.js';
 import type { ColumnDescriptor, TableDescriptor, TableHandle, ToJson, WriteJson } from './change.js';
+import type { EventAction } from './encoder.js';
 import type { SubjectRouter } from './router.js';
 
 /** The schema of the daemon's own objects (DESIGN.md): never published. */
@@ -12,7 +13,7 @@ export const OWN_SCHEMA = 'wal_listener';
 
 export interface ColumnPlan {
   readonly name: string;
-  /** `"name":` as bytes, and as text. */
+  /** `,"name":` as bytes (from offset 1 for a row's first column: `"name":`), and `"name":` as text. */
   readonly jsonKey: Buffer;
   readonly jsonKeyText: string;
   readonly toJson: (value: unknown) => string;
@@ -25,8 +26,8 @@ export interface TablePlan extends TableHandle {
   readonly subject: string;
   /** Actions the filter lets through; null = none (the daemon's own schema is never published). */
   readonly actions: ActionSet;
-  /** `","schema":"…","table":"…","action":"` — placed after the id, as bytes. */
-  readonly head: Buffer;
+  /** Per action, `","schema":"…","table":"…","action":"<action>","data":` — placed after the id, as bytes. */
+  readonly heads: Readonly<Record<EventAction, Buffer>>;
   readonly columns: readonly ColumnPlan[];
   /** Columns that make the row key, in key order; empty = the table name is the key. */
   readonly keyColumns: readonly number[];
@@ -56,7 +57,7 @@ export function planTable(descriptor: TableDescriptor, options: PlanOptions): Ta
     const jsonKeyText = `${JSON.stringify(column.name)}:`;
     return {
       name: column.name,
-      jsonKey: Buffer.from(jsonKeyText),
+      jsonKey: Buffer.from(`,${jsonKeyText}`),
       jsonKeyText,
       toJson: options.pick(column) as (value: unknown) => string,
       writeJson: options.pickWriter(column),
@@ -69,11 +70,18 @@ export function planTable(descriptor: TableDescriptor, options: PlanOptions): Ta
     table,
     subject,
     actions: schema === OWN_SCHEMA ? null : options.filter(schema, table),
-    head: Buffer.from(`","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`),
+    heads: eventHeads(schema, table),
     columns,
     keyColumns: descriptor.keyColumns,
     messageKeyIndex: options.messageKeyFrom ? columns.findIndex((c) => c.name === options.messageKeyFrom) : -1,
     tableKey: `${schema}.${table}`,
     refusal: options.checkSubject(subject),
   };
+}
+
+const ACTIONS: readonly EventAction[] = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SNAPSHOT'];
+
+function eventHeads(schema: string, table: string): Record<EventAction, Buffer> {
+  const prefix = `","schema":${JSON.stringify(schema)},"table":${JSON.stringify(table)},"action":"`;
+  return Object.fromEntries(ACTIONS.map((action) => [action, Buffer.from(`${prefix}${action}","data":`)])) as Record<EventAction, Buffer>;
 }
