@@ -214,11 +214,10 @@ export class Daemon {
         return;
       }
       if (outcome !== 'ended' && isFatal(outcome.error)) {
-        // Confirm what is durable, then stop: nothing after the failing change is confirmed. When
-        // the output itself is gone (stdout's reader), nothing in flight can be acknowledged any
-        // more: no wait.
-        const gone = outcome.error instanceof WalListenerError && outcome.error.code === 'WAL_STDOUT_CLOSED';
-        await this.drain(dispatcher, gone ? 0 : Math.min(config.listener.shutdownTimeout, 5_000));
+        // Confirm what is durable, then stop: nothing after the failing change is confirmed. A
+        // dispatcher stopped by a publisher's fatal error (stdout's reader gone, a setup error)
+        // waits only for the publishes still under way.
+        await this.drain(dispatcher, Math.min(config.listener.shutdownTimeout, 5_000));
         pipeline.close();
         await session?.close().catch(() => {});
         throw outcome.error;

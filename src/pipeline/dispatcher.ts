@@ -128,6 +128,8 @@ export class Dispatcher {
   private wakeRecovery: (() => void) | null = null;
   private deadLetterTail: Promise<void> = Promise.resolve();
   private readonly waiters: { below: number; bytes: number; resolve: () => void }[] = [];
+  /** drained() calls after a stop: they wait only for the publishes still under way. */
+  private quietWaiters: (() => void)[] = [];
 
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
@@ -211,10 +213,21 @@ export class Dispatcher {
     return new Promise((resolve) => this.waiters.push({ below: Math.max(1, below), bytes, resolve }));
   }
 
-  /** Resolves when every message added so far has been acknowledged (or dead-lettered). */
+  /**
+   * Resolves when every message added so far has been acknowledged (or dead-lettered). Once
+   * stopped (a fatal error), nothing more is sent or re-sent: it resolves when the publishes still
+   * under way have settled, since nothing else can be acknowledged any more.
+   */
   drained(): Promise<void> {
+    if (this.stopped) return this.active.size === 0 ? Promise.resolve() : new Promise((resolve) => this.quietWaiters.push(resolve));
     this.flush();
     return this.whenBelow(1);
+  }
+
+  /** After a stop, releases drained() once no publish is under way (its outcome already processed). */
+  private maybeQuiet(): void {
+    if (!this.stopped || this.active.size > 0 || this.quietWaiters.length === 0) return;
+    for (const resolve of this.quietWaiters.splice(0)) resolve();
   }
 
   /** Stops sending and retrying (shutdown, fatal error); publishes in flight may still settle. */
@@ -319,11 +332,13 @@ export class Dispatcher {
         this.pump();
         this.flushDeferred();
         this.maybeRecover();
+        this.maybeQuiet();
       },
       (err: unknown) => {
         this.settle(batch);
         this.failure(batch, err);
         this.flushDeferred();
+        this.maybeQuiet();
       },
     );
   }
@@ -484,6 +499,7 @@ export class Dispatcher {
       }
     } finally {
       this.wakeRecovery = null;
+      this.maybeQuiet();
     }
     if (this.stopped) return;
     const outage = Date.now() - this.outageSince;

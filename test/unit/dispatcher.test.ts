@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PublishError, type WalListenerError } from '../../src/errors.js';
+import { PublishError, WalListenerError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { DeadLetter, DeadLetterStore } from '../../src/pipeline/dead-letters.js';
 import { Dispatcher, type Delivery, type DispatcherOptions } from '../../src/pipeline/dispatcher.js';
@@ -233,6 +233,26 @@ test('dead letters are stored in position order, also when stores are slow', asy
   assert.deepEqual(store.stored.map((l) => l.message.id), ['m1', 'm3', 'm5']);
   assert.equal(d.acked, 6);
   dispatcher.stop();
+});
+
+test('after a fatal error, drained() waits only for the publishes still under way, not for what can no longer be sent', async () => {
+  const { publisher, dispatcher, fatal } = setup();
+  const d = new CountingDelivery();
+  dispatcher.add(testMessage('a1', 'A'), d);
+  dispatcher.add(testMessage('b1', 'B'), d); // batch 1
+  dispatcher.add(testMessage('c1', 'C'), d); // batch 2
+  dispatcher.flush();
+  assert.equal(publisher.calls.length, 2);
+  publisher.calls[0]!.fail(new WalListenerError('WAL_STDOUT_CLOSED', 'gone'));
+  await settle();
+  assert.equal(fatal.length, 1);
+  let drained = false;
+  void dispatcher.drained().then(() => (drained = true));
+  await settle();
+  assert.equal(drained, false, 'batch 2 is still under way');
+  publisher.calls[1]!.ack();
+  await waitFor('drained', () => drained, 2000);
+  assert.equal(d.acked, 1, 'batch 2 acknowledged; batch 1 never');
 });
 
 test('onReject stop: a message the broker refuses stops the pipeline; nothing after it is sent', async () => {
