@@ -10,18 +10,9 @@
  *   node --import tsx bench/encode.ts [--rows 300000] [--rounds 5] [--wide]
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '../src/observability/logger.js';
-import { Dispatcher } from '../src/pipeline/dispatcher.js';
-import { nativeEncoder } from '../src/pipeline/encoder.js';
-import { compileFilter } from '../src/pipeline/filter.js';
-import { Pipeline } from '../src/pipeline/pipeline.js';
-import { compileRouter } from '../src/pipeline/router.js';
-import { decodeFrame, type Lsn } from '../src/sources/postgres/pgoutput.js';
-import { Relations } from '../src/sources/postgres/relations.js';
-import { createValueConverters } from '../src/sources/postgres/values.js';
-import type { SqlClient } from '../src/sources/postgres/sql-client.js';
+import { decodeFrame } from '../src/sources/postgres/pgoutput.js';
 import { eventIdPrefix } from '../src/pipeline/event-id.js';
-import { NARROW_COLUMNS, NullPublisher, insertMessage, narrowTexts, relationMessage, reportRounds, u32, u64, u8, xlog } from './lib/in-process.js';
+import { NARROW_COLUMNS, benchPipeline, insertMessage, narrowTexts, relationMessage, reportRounds, u32, u64, u8, xlog } from './lib/in-process.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '300000' }, rounds: { type: 'string', default: '5' }, wide: { type: 'boolean', default: false } } });
 const ROWS = Number(values.rows);
@@ -46,18 +37,7 @@ function insert(i: number): Buffer {
 const inserts = Array.from({ length: ROWS }, (_, i) => insert(i));
 
 async function round(): Promise<number> {
-  const publisher = new NullPublisher();
-  const dispatcher = new Dispatcher({ publisher, logger: createLogger({ level: 'fatal', fmt: 'json' }), maxInFlight: 4096, ackTimeout: 30_000, deadLetters: null, onFatal: () => {} });
-  const pipeline = new Pipeline<Lsn>({
-    filter: compileFilter({}),
-    router: compileRouter({}, { topic: 'bench', topicPrefix: '' }),
-    encoder: nativeEncoder,
-    messageKeyFrom: '',
-    dispatcher,
-    confirm: () => {},
-  });
-  const converters = createValueConverters({ onProblem: () => {} });
-  const relations = new Relations(pipeline, converters, null as unknown as SqlClient);
+  const { dispatcher, pipeline, relations } = benchPipeline();
   const start = process.cpuUsage();
   const r = decodeFrame(relation);
   if (r.kind === 'xlog' && r.message.tag === 'relation') relations.relation(r.message);

@@ -7,19 +7,9 @@
  *   node --import tsx bench/txn-path.ts [--txns 100000] [--rounds 5] [--per-turn 100]
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '../src/observability/logger.js';
-import { Dispatcher } from '../src/pipeline/dispatcher.js';
-import { nativeEncoder } from '../src/pipeline/encoder.js';
-import { compileFilter } from '../src/pipeline/filter.js';
-import { Pipeline } from '../src/pipeline/pipeline.js';
-import { compileRouter } from '../src/pipeline/router.js';
-import type { Lsn } from '../src/sources/postgres/pgoutput.js';
-import { Relations } from '../src/sources/postgres/relations.js';
 import type { ReplicationConnection } from '../src/sources/postgres/replication.js';
 import { PostgresSession } from '../src/sources/postgres/session.js';
-import type { SqlClient } from '../src/sources/postgres/sql-client.js';
-import { createValueConverters } from '../src/sources/postgres/values.js';
-import { NARROW_COLUMNS, NullPublisher, insertMessage, narrowTexts, relationMessage, reportRounds, u32, u64, u8, xlog } from './lib/in-process.js';
+import { NARROW_COLUMNS, benchPipeline, insertMessage, narrowTexts, relationMessage, reportRounds, u32, u64, u8, xlog } from './lib/in-process.js';
 
 const { values } = parseArgs({ options: { txns: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' }, 'per-turn': { type: 'string', default: '100' } } });
 const TXNS = Number(values.txns);
@@ -40,19 +30,8 @@ for (let i = 0; i < TXNS; i++) {
 const connection = { onNotice: () => {}, sendStatus: () => {}, pause: () => {}, resume: () => {}, close: async () => {} } as unknown as ReplicationConnection;
 
 async function round(): Promise<number> {
-  const logger = createLogger({ level: 'fatal', fmt: 'json' });
-  const dispatcher = new Dispatcher({ publisher: new NullPublisher(), logger, maxInFlight: 4096, ackTimeout: 30_000, deadLetters: null, onFatal: () => {} });
   let session: PostgresSession | null = null;
-  const pipeline = new Pipeline<Lsn>({
-    filter: compileFilter({}),
-    router: compileRouter({}, { topic: 'bench', topicPrefix: '' }),
-    encoder: nativeEncoder,
-    messageKeyFrom: '',
-    dispatcher,
-    confirm: (lsn) => session?.confirm(lsn),
-    confirmEveryMs: 1000,
-  });
-  const relations = new Relations(pipeline, createValueConverters({ onProblem: () => {} }), null as unknown as SqlClient);
+  const { logger, dispatcher, pipeline, relations } = benchPipeline((lsn) => session?.confirm(lsn));
   session = new PostgresSession({ connection, sink: pipeline, relations, logger, heartbeatMs: 10_000, source: 7, startLsn: 0n, errorContext: {} as never });
   const start = process.cpuUsage();
   session.onFrame(relation);

@@ -4,8 +4,18 @@
  * the rounds loop that prints CPU-seconds per 100k.
  */
 import { EventEmitter } from 'node:events';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
+import { Dispatcher } from '../../src/pipeline/dispatcher.js';
+import { nativeEncoder } from '../../src/pipeline/encoder.js';
+import { compileFilter } from '../../src/pipeline/filter.js';
 import type { OutboundMessage } from '../../src/pipeline/message.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { compileRouter } from '../../src/pipeline/router.js';
 import type { Publisher, PublisherEvents } from '../../src/publishers/publisher.js';
+import type { Lsn } from '../../src/sources/postgres/pgoutput.js';
+import { Relations } from '../../src/sources/postgres/relations.js';
+import type { SqlClient } from '../../src/sources/postgres/sql-client.js';
+import { createValueConverters } from '../../src/sources/postgres/values.js';
 
 /** A publisher that acknowledges every batch at once, counting bytes (nothing is written). */
 export class NullPublisher implements Publisher {
@@ -24,6 +34,26 @@ export class NullPublisher implements Publisher {
     return true;
   }
   async close(): Promise<void> {}
+}
+
+/**
+ * The daemon's pipeline as it runs for PostgreSQL (native format, no filter, topic `bench`) over a
+ * NullPublisher, with its relation cache; `confirm` gets the confirmed positions.
+ */
+export function benchPipeline(confirm: (lsn: Lsn) => void = () => {}): { logger: Logger; dispatcher: Dispatcher; pipeline: Pipeline<Lsn>; relations: Relations } {
+  const logger = createLogger({ level: 'fatal', fmt: 'json' });
+  const dispatcher = new Dispatcher({ publisher: new NullPublisher(), logger, maxInFlight: 4096, ackTimeout: 30_000, deadLetters: null, onFatal: () => {} });
+  const pipeline = new Pipeline<Lsn>({
+    filter: compileFilter({}),
+    router: compileRouter({}, { topic: 'bench', topicPrefix: '' }),
+    encoder: nativeEncoder,
+    messageKeyFrom: '',
+    dispatcher,
+    confirm,
+    confirmEveryMs: 1000,
+  });
+  const relations = new Relations(pipeline, createValueConverters({ onProblem: () => {} }), null as unknown as SqlClient);
+  return { logger, dispatcher, pipeline, relations };
 }
 
 /** An XLogData frame ('w', WAL start and end = `lsn`, send time 0) around a pgoutput message. */
