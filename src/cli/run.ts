@@ -14,11 +14,8 @@ import { EXIT_FATAL, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 export async function runDaemon(configPath: string, sourceOptions: SourceOptions = {}): Promise<number> {
   const { config, warnings, ignoredVariables } = readConfig(configPath);
   const log = createLogger(config.logger, undefined, configSecrets(config));
-  for (const warning of warnings) log.warn(warning);
-  if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
-  const origin = config.source.type === 'postgres' ? { slot: config.listener.slotName } : config.source.type === 'pgq' ? { queue: config.pgq?.queue } : { serverId: config.mysql?.serverId };
-  log.info({ version: version(), source: config.source.type, publisher: config.publisher.type, ...origin }, 'wal-listener starting');
-
+  // Before anything is logged: a supervisor that stops the daemon as soon as it says something
+  // (a test, an impatient operator) gets the clean stop, not the default signal death.
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -33,6 +30,10 @@ export async function runDaemon(configPath: string, sourceOptions: SourceOptions
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  for (const warning of warnings) log.warn(warning);
+  if (ignoredVariables.length > 0) log.debug({ variables: ignoredVariables }, 'WAL_ environment variables that name no config key are ignored (e.g. Kubernetes service variables)');
+  const origin = config.source.type === 'postgres' ? { slot: config.listener.slotName } : config.source.type === 'pgq' ? { queue: config.pgq?.queue } : { serverId: config.mysql?.serverId };
+  log.info({ version: version(), source: config.source.type, publisher: config.publisher.type, ...origin }, 'wal-listener starting');
 
   let observability: Observability | undefined;
   installCrashHandlers(log, async () => observability?.stop());
