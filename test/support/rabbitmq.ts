@@ -8,13 +8,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { freePort, waitFor } from './ports.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 
 const run = promisify(execFile);
 
@@ -219,74 +220,14 @@ export async function withMaxMessageSize<T>(bytes: number, open: () => Promise<T
   }
 }
 
-/**
- * A TCP proxy on a free port in front of RabbitMQ, to fake network faults for one client without
- * touching the shared broker: `freeze()` stops forwarding (a hung broker or a black hole),
- * `thaw()` resumes, `cut()` resets every open connection.
- */
-export interface RabbitProxy {
-  readonly port: number;
+/** A TCP proxy (tcp-proxy.ts) in front of RabbitMQ, with the AMQP URL that goes through it. */
+export interface RabbitProxy extends TcpProxy {
   readonly url: string;
-  freeze(): void;
-  thaw(): void;
-  cut(): void;
-  stop(): Promise<void>;
 }
 
 export async function startRabbitProxy(targetPort = 5672): Promise<RabbitProxy> {
-  const sockets = new Set<Socket>();
-  let frozen = false;
-  const pairs = new Set<[Socket, Socket]>();
-  const server = createServer((client) => {
-    const upstream = netConnect(targetPort, '127.0.0.1');
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    for (const s of pair) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
-        pairs.delete(pair);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-    if (frozen) {
-      client.pause();
-      upstream.pause();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    url: `amqp://guest:guest@127.0.0.1:${port}`,
-    freeze() {
-      frozen = true;
-      for (const [a, b] of pairs) {
-        a.unpipe(b);
-        b.unpipe(a);
-        a.pause();
-        b.pause();
-      }
-    },
-    thaw() {
-      frozen = false;
-      for (const [a, b] of pairs) {
-        a.pipe(b);
-        b.pipe(a);
-      }
-    },
-    cut() {
-      for (const s of sockets) s.resetAndDestroy();
-    },
-    async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  const proxy = await startTcpProxy(targetPort);
+  return Object.assign(proxy, { url: `amqp://guest:guest@127.0.0.1:${proxy.port}` });
 }
 
 /** A throwaway CA with a server certificate (localhost, 127.0.0.1) and a client certificate, as PEM files in `dir`. */
