@@ -7,18 +7,13 @@
  */
 
 import { isUtf8 } from 'node:buffer';
+import { escapeScanner } from './escape-scan.js';
 
 const CHUNK_BYTES = 256 * 1024;
 /** Up to this many bytes, a JavaScript loop copies faster than a native call. */
 const SHORT = 48;
 /** Strings at least this long are remembered: written again in the same message, they are copied. */
 const REUSE = 256;
-
-/** 1 for the bytes a JSON string must escape: control characters, quote, backslash. */
-const ESCAPE = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) ESCAPE[c] = 1;
-ESCAPE[0x22] = 1;
-ESCAPE[0x5c] = 1;
 
 const enum Ch {
   Quote = 0x22,
@@ -53,6 +48,7 @@ export class JsonOut {
   private lastTo = 0;
   private lastBegin = 0;
   private lastEnd = 0;
+  private readonly scanner = escapeScanner();
 
   /** Starts a message. */
   begin(): void {
@@ -152,8 +148,10 @@ export class JsonOut {
     let run = from;
     let high = 0;
     if (long) {
-      // Long text: found four bytes at a time, UTF-8 checked once, natively.
-      for (let i = firstEscape(src, from, to); i < to; i = firstEscape(src, i + 1, to)) {
+      // Long text: bytes to escape found in bulk (escape-scan.ts), UTF-8 checked once, natively.
+      const scanner = this.scanner;
+      scanner.reset(src, from, to);
+      for (let i = scanner.next(from); i < to; i = scanner.next(i + 1)) {
         if (i > run) this.bytes(src, run, i);
         const c = src[i]!;
         this.ascii(c === Ch.Quote ? '\\"' : c === Ch.Backslash ? '\\\\' : ESCAPES[c]!);
@@ -197,34 +195,4 @@ export class JsonOut {
     this.start = 0;
     this.pos = partial;
   }
-}
-
-/**
- * Index of the first byte in [from, to) that a JSON string must escape, or `to`. Reads aligned
- * 32-bit words: a word holds such a byte when one of its bytes is below 0x20 or equals `"` or `\`
- * (exact bit tests, so a word without one is skipped whole).
- */
-export function firstEscape(src: Buffer, from: number, to: number): number {
-  let i = from;
-  const base = src.byteOffset;
-  while (i < to && ((base + i) & 3) !== 0) {
-    if (ESCAPE[src[i]!] === 1) return i;
-    i++;
-  }
-  const words = (to - i) >>> 2;
-  if (words > 0) {
-    const w32 = new Uint32Array(src.buffer, base + i, words);
-    for (let k = 0; k < words; k++) {
-      const w = w32[k]!;
-      const q = w ^ 0x22222222;
-      const b = w ^ 0x5c5c5c5c;
-      if ((((w - 0x20202020) & ~w) | ((q - 0x01010101) & ~q) | ((b - 0x01010101) & ~b)) & 0x80808080) {
-        const at = i + 4 * k;
-        for (let j = at; j < at + 4; j++) if (ESCAPE[src[j]!] === 1) return j;
-      }
-    }
-    i += 4 * words;
-  }
-  for (; i < to; i++) if (ESCAPE[src[i]!] === 1) return i;
-  return to;
 }

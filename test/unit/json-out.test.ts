@@ -1,7 +1,9 @@
-/** JsonOut: payload bytes as JSON.stringify would write them, across chunk boundaries. */
+/** JsonOut: payload bytes as JSON.stringify would write them, across chunk boundaries; the escape scans of long strings. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { JsonOut, firstEscape } from '../../src/pipeline/json-out.js';
+import { escapeScanKind, escapeScanner } from '../../src/pipeline/escape-scan.js';
+import { JsonOut } from '../../src/pipeline/json-out.js';
 
 /** Small deterministic PRNG so a failing seed can be replayed. */
 function rng(seed: number): () => number {
@@ -77,26 +79,53 @@ test('a long value written twice in one message (TOAST in data and dataOld) is c
   }
 });
 
-test('firstEscape finds the first byte to escape at any offset and alignment, as a byte-by-byte scan does', () => {
-  const random = rng(11);
-  const naive = (b: Buffer, from: number, to: number): number => {
-    for (let i = from; i < to; i++) if (b[i]! < 0x20 || b[i] === 0x22 || b[i] === 0x5c) return i;
-    return to;
-  };
-  for (let round = 0; round < 3000; round++) {
-    const backing = Buffer.alloc(600);
-    for (let i = 0; i < backing.length; i++) backing[i] = 0x20 + Math.floor(random() * 0xe0);
-    // Sometimes bytes right around the thresholds: 0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d, 0x7f/0x80, 0xff.
-    const specials = [0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff];
-    const count = Math.floor(random() * 4);
-    for (let k = 0; k < count; k++) backing[Math.floor(random() * backing.length)] = specials[Math.floor(random() * specials.length)]!;
-    const view = backing.subarray(Math.floor(random() * 7));
-    const from = Math.floor(random() * 50);
-    const to = from + Math.floor(random() * (view.length - from));
-    for (let at = from; at <= to; ) {
-      const expected = naive(view, at, to);
-      assert.equal(firstEscape(view, at, to), expected, `round ${round}`);
-      at = expected + 1;
-    }
+const naiveEscape = (b: Buffer, from: number, to: number): number => {
+  for (let i = from; i < to; i++) if (b[i]! < 0x20 || b[i] === 0x22 || b[i] === 0x5c) return i;
+  return to;
+};
+
+/** Every position the scanner stops at in view[from, to), as a byte-by-byte scan finds them. */
+function assertScans(kind: 'wasm' | 'words', view: Buffer, from: number, to: number, label: string): void {
+  const scanner = escapeScanner(kind);
+  scanner.reset(view, from, to);
+  for (let at = from; at <= to; ) {
+    const expected = naiveEscape(view, at, to);
+    assert.equal(scanner.next(at), expected, `${kind}, ${label}, from ${at}`);
+    at = expected + 1;
   }
+}
+
+test('this runtime scans long strings with the WebAssembly SIMD scan', () => {
+  assert.equal(escapeScanKind, 'wasm');
+});
+
+for (const kind of ['wasm', 'words'] as const) {
+  test(`the ${kind} escape scan finds every byte to escape at any offset and alignment, as a byte-by-byte scan does`, () => {
+    const random = rng(11);
+    for (let round = 0; round < 3000; round++) {
+      const backing = Buffer.alloc(600);
+      for (let i = 0; i < backing.length; i++) backing[i] = 0x20 + Math.floor(random() * 0xe0);
+      // Sometimes bytes right around the thresholds: 0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d, 0x7f/0x80, 0xff.
+      const specials = [0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff];
+      const count = Math.floor(random() * 4);
+      for (let k = 0; k < count; k++) backing[Math.floor(random() * backing.length)] = specials[Math.floor(random() * specials.length)]!;
+      const view = backing.subarray(Math.floor(random() * 7));
+      const from = Math.floor(random() * 50);
+      const to = from + Math.floor(random() * (view.length - from));
+      assertScans(kind, view, from, to, `round ${round}`);
+    }
+  });
+
+  test(`the ${kind} escape scan crosses 64 KiB windows: bytes to escape on both sides of each boundary, and none at all`, () => {
+    const text = Buffer.alloc(200_000, 0x61);
+    for (const at of [0, 15, 16, 65_535, 65_536, 65_537, 131_071, 131_072, 199_999]) text[at] = [0x22, 0x5c, 0x0a][at % 3]!;
+    assertScans(kind, text, 0, text.length, 'marked');
+    assertScans(kind, text, 3, 150_000, 'marked, inner range');
+    assertScans(kind, Buffer.alloc(140_000, 0x62), 0, 140_000, 'clean');
+  });
+}
+
+test('the WebAssembly bytes in escape-scan-wasm.ts are escape-scan.wat compiled (scripts/build-escape-scan.ts)', async () => {
+  const { escapeScanModule } = await import('../../scripts/build-escape-scan.js');
+  assert.equal(readFileSync(new URL('../../src/pipeline/escape-scan-wasm.ts', import.meta.url), 'utf8'), await escapeScanModule());
 });
