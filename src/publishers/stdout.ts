@@ -83,10 +83,17 @@ export function linesOf(batch: readonly OutboundMessage[]): Buffer[] {
   let run: Buffer | null = null;
   let runStart = 0;
   let runEnd = 0;
+  // A view of the memory the last payload lies in: consecutive payloads share their JsonOut chunk.
+  let memory: ArrayBufferLike | null = null;
+  let bytes: Uint8Array = NEWLINE;
   for (let i = 0; i < batch.length; i++) {
     const payload = payloadBuffer(batch[i]!);
     const end = payload.byteOffset + payload.length;
-    const followed = end < payload.buffer.byteLength && new Uint8Array(payload.buffer, end, 1)[0] === 0x0a;
+    if (payload.buffer !== memory) {
+      memory = payload.buffer;
+      bytes = new Uint8Array(memory);
+    }
+    const followed = end < bytes.length && bytes[end] === 0x0a;
     if (run !== null && followed && payload.buffer === run.buffer && payload.byteOffset === runEnd) {
       runEnd = end + 1;
       continue;
