@@ -94,7 +94,9 @@ function scanModule(): ScanModule | null {
 
 /**
  * The WebAssembly scan: the range is copied into the module's memory a window (64 KiB) at a time,
- * once, and every later `next` scans the copy from where it is asked to.
+ * once, and every later `next` scans the copy from where it is asked to. Scanners share the one
+ * memory, so a range's `next` calls must follow its `reset` without another scanner's `reset` in
+ * between: JsonOut scans a string from start to end in one synchronous loop.
  */
 class WasmScanner implements EscapeScanner {
   private src: Buffer = Buffer.alloc(0);
