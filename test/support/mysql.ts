@@ -230,22 +230,34 @@ export async function binlogEndNow(port = MYSQL_PORT): Promise<{ file: string; o
 }
 
 /**
- * Where the first transaction after the one at `after` that writes `schema.table` starts (its GTID
- * event), read from the server's SHOW BINLOG EVENTS (an oracle independent of our binlog reader);
- * undefined when the binlog file holds none yet.
+ * The first transaction that starts at `from` or later (`startsAfter`: later only) and writes
+ * `schema.table`: where it starts (its GTID event) and where it ends (the end of its commit event),
+ * read from the server's SHOW BINLOG EVENTS (an oracle independent of our binlog reader); undefined
+ * when the binlog file holds none yet.
  */
-export async function nextTransactionOf(after: { file: string; offset: number }, schema: string, table: string, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
-  let from = after.offset;
+export async function transactionOf(from: { file: string; offset: number }, schema: string, table: string, port = MYSQL_PORT, startsAfter = false): Promise<{ file: string; start: number; end: number } | undefined> {
+  let at = from.offset;
   let gtid: number | undefined;
+  let start: number | undefined;
   for (;;) {
-    const events = await query<{ Pos: string; Event_type: string; End_log_pos: string; Info: string }[]>(`SHOW BINLOG EVENTS IN '${after.file}' FROM ${from} LIMIT 5000`, [], port);
+    const events = await query<{ Pos: string; Event_type: string; End_log_pos: string; Info: string }[]>(`SHOW BINLOG EVENTS IN '${from.file}' FROM ${at} LIMIT 5000`, [], port);
     for (const e of events) {
-      if (e.Event_type === 'Gtid' && Number(e.Pos) > after.offset) gtid = Number(e.Pos);
-      if (gtid !== undefined && e.Event_type === 'Table_map' && e.Info.endsWith(`(${schema}.${table})`)) return { file: after.file, offset: gtid };
+      if (start === undefined) {
+        if (e.Event_type === 'Gtid' && (startsAfter ? Number(e.Pos) > from.offset : Number(e.Pos) >= from.offset)) gtid = Number(e.Pos);
+        if (gtid !== undefined && e.Event_type === 'Table_map' && e.Info.endsWith(`(${schema}.${table})`)) start = gtid;
+      } else if (e.Event_type === 'Xid' || (e.Event_type === 'Query' && e.Info === 'COMMIT')) {
+        return { file: from.file, start, end: Number(e.End_log_pos) };
+      }
     }
     if (events.length < 5000) return undefined;
-    from = Number(events[events.length - 1]!.End_log_pos);
+    at = Number(events[events.length - 1]!.End_log_pos);
   }
+}
+
+/** Where the first transaction after the one at `after` that writes `schema.table` starts (transactionOf). */
+export async function nextTransactionOf(after: { file: string; offset: number }, schema: string, table: string, port = MYSQL_PORT): Promise<{ file: string; offset: number } | undefined> {
+  const txn = await transactionOf(after, schema, table, port, true);
+  return txn && { file: txn.file, offset: txn.start };
 }
 
 /**
