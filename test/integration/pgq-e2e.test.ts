@@ -77,7 +77,18 @@ test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments:
     }
     await producers;
     const key = (m: ConsumeMessage) => m.content.toString();
-    const got = await consumeMessages(queue, (all) => new Set(all.map(key)).size === 10_000, 180_000, 2_000);
+    const got = await consumeMessages(queue, (all) => new Set(all.map(key)).size === 10_000, 180_000, 2_000).catch(async (err: Error & { got?: ConsumeMessage[] }) => {
+      // Say what is missing and where PgQ stands, so a failure can be told apart: lost, or still coming.
+      const seen = new Set((err.got ?? []).map((m) => {
+        const body = JSON.parse(key(m)) as { p: number; n: number };
+        return `${body.p}/${body.n}`;
+      }));
+      const missing: string[] = [];
+      for (let p = 0; p < 3; p++) for (let n = 0; n < (p === 0 ? 3334 : 3333); n++) if (!seen.has(`${p}/${n}`)) missing.push(`${p}/${n}`);
+      const info = await consumerInfo(fixture.db, 'jobs').catch((e: Error) => e.message);
+      const retry = (await fixture.db.sql('SELECT count(*)::int AS n FROM pgq.retry_queue').catch(() => ({ rows: [{ n: '?' }] }))).rows[0]?.n;
+      throw new Error(`${err.message}; ${seen.size} distinct events, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); consumer ${JSON.stringify(info)}; retry queue ${String(retry)}; pgqd: ${fixture.ticker.log().slice(-1000)}\n--- daemon ---\n${daemon.stderr().slice(-4000)}`);
+    });
     const ids = new Map<string, Set<string>>();
     for (const m of got) (ids.get(key(m)) ?? ids.set(key(m), new Set()).get(key(m))!).add(String(m.properties.messageId));
     assert.equal(ids.size, 10_000);

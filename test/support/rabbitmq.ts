@@ -82,7 +82,8 @@ export async function consumeMessages(
     await c.channel.prefetch(2_000);
     await new Promise<void>((resolve, reject) => {
       let quiet: NodeJS.Timeout | undefined;
-      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms with ${got.length} messages from ${queue}`)), timeoutMs);
+      // The messages so far go with the error (`got`), for a test to say what is missing.
+      const timer = setTimeout(() => reject(Object.assign(new Error(`timed out after ${timeoutMs} ms with ${got.length} messages from ${queue}`), { got })), timeoutMs);
       c.model.once('close', () => reject(new Error(`consumer connection closed after ${got.length} messages`)));
       void c.channel.consume(queue, (msg) => {
         if (!msg) return;
