@@ -13,7 +13,7 @@ import { startNats } from '../support/nats.js';
 import { consumerInfo, pgqFixture } from '../support/pgq.js';
 import { waitFor } from '../support/ports.js';
 import { startAmqpDump } from '../support/pika.js';
-import { cleanup, consumeMessages, declareBoundQueue, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
+import { cleanup, consumeMessages, declareBoundQueue, queueDepth, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
 
 const fixture = pgqFixture('wl_pgq_e2e', ['test', 'jobs', 'nats_q']);
 
@@ -77,7 +77,16 @@ test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments:
     }
     await producers;
     const key = (m: ConsumeMessage) => m.content.toString();
-    const got = await consumeMessages(queue, (all) => new Set(all.map(key)).size === 10_000, 180_000, 2_000).catch(async (err: Error & { got?: ConsumeMessage[] }) => {
+    // Distinct events counted as messages arrive: a count over every message at each arrival was
+    // quadratic, and with the re-deliveries of 5 kills (about 30,000 messages) it took longer than
+    // the timeout on a busy machine, which read as events missing.
+    const distinct = new Set<string>();
+    let counted = 0;
+    const allEvents = (all: readonly ConsumeMessage[]): boolean => {
+      for (; counted < all.length; counted++) distinct.add(key(all[counted]!));
+      return distinct.size === 10_000;
+    };
+    const got = await consumeMessages(queue, allEvents, 180_000, 2_000).catch(async (err: Error & { got?: ConsumeMessage[] }) => {
       // Say what is missing and where PgQ stands, so a failure can be told apart: lost, or still coming.
       const seen = new Set((err.got ?? []).map((m) => {
         const body = JSON.parse(key(m)) as { p: number; n: number };
@@ -87,7 +96,8 @@ test('10,000 events from 3 producers, kill -9 of the daemon at 5 random moments:
       for (let p = 0; p < 3; p++) for (let n = 0; n < (p === 0 ? 3334 : 3333); n++) if (!seen.has(`${p}/${n}`)) missing.push(`${p}/${n}`);
       const info = await consumerInfo(fixture.db, 'jobs').catch((e: Error) => e.message);
       const retry = (await fixture.db.sql('SELECT count(*)::int AS n FROM pgq.retry_queue').catch(() => ({ rows: [{ n: '?' }] }))).rows[0]?.n;
-      throw new Error(`${err.message}; ${seen.size} distinct events, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); consumer ${JSON.stringify(info)}; retry queue ${String(retry)}; pgqd: ${fixture.ticker.log().slice(-1000)}\n--- daemon ---\n${daemon.stderr().slice(-4000)}`);
+      const depth = await queueDepth(queue).catch((e: Error) => e.message);
+      throw new Error(`${err.message}; ${seen.size} distinct events, ${missing.length} missing (first: ${missing.slice(0, 10).join(', ')}); consumer ${JSON.stringify(info)}; retry queue ${String(retry)}; ${String(depth)} messages still in the queue; pgqd: ${fixture.ticker.log().slice(-1000)}\n--- daemon ---\n${daemon.stderr().slice(-4000)}`);
     });
     const ids = new Map<string, Set<string>>();
     for (const m of got) (ids.get(key(m)) ?? ids.set(key(m), new Set()).get(key(m))!).add(String(m.properties.messageId));
