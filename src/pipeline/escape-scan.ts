@@ -18,7 +18,7 @@ declare const WebAssembly: {
 };
 
 /** 1 for the bytes a JSON string must escape: control characters, quote, backslash. */
-export const ESCAPE = new Uint8Array(256);
+const ESCAPE = new Uint8Array(256);
 for (let c = 0; c < 0x20; c++) ESCAPE[c] = 1;
 ESCAPE[0x22] = 1;
 ESCAPE[0x5c] = 1;
@@ -36,7 +36,7 @@ export interface EscapeScanner {
  * 32-bit words: a word holds such a byte when one of its bytes is below 0x20 or equals `"` or `\`
  * (exact bit tests, so a word without one is skipped whole).
  */
-export function firstEscapeWords(src: Buffer, from: number, to: number): number {
+function firstEscapeWords(src: Buffer, from: number, to: number): number {
   let i = from;
   const base = src.byteOffset;
   while (i < to && ((base + i) & 3) !== 0) {

@@ -85,7 +85,7 @@ export function linesOf(batch: readonly OutboundMessage[]): Buffer[] {
   let runEnd = 0;
   // A view of the memory the last payload lies in: consecutive payloads share their JsonOut chunk.
   let memory: ArrayBufferLike | null = null;
-  let bytes: Uint8Array = NEWLINE;
+  let bytes: Uint8Array = new Uint8Array(0);
   for (let i = 0; i < batch.length; i++) {
     const payload = payloadBuffer(batch[i]!);
     const end = payload.byteOffset + payload.length;
