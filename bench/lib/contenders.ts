@@ -4,6 +4,8 @@
  * comes, `cleanup` always (it ends the processes and connections it started).
  *
  *   floor                   Node, `pg` replication connection, reads CopyData, sends status
+ *   floor-stdout            the floor, also writing each row change's message to stdout as it
+ *                           came (twice for (d)): what reading and writing the bytes cost
  *   pg_recvlogical          PostgreSQL's client, pgoutput to /dev/null, stops at the end LSN
  *   postgres-subscribe      porsager's `postgres`, sql.subscribe, JSON of every row
  *   pg-logical-replication  its PgoutputPlugin, JSON of every row, auto-acknowledge
@@ -46,27 +48,39 @@ export interface Contender {
   cleanup(): Promise<void>;
 }
 
-function peerArgs(ctx: DrainContext, script: string): string[] {
+function peerArgs(ctx: DrainContext, script: string, extra: { echo?: number } = {}): string[] {
   const { env } = ctx;
-  const options = { host: env.cluster.host, port: env.cluster.port, user: env.cluster.user, database: env.db.name, slot: ctx.slot, publication: PUBLICATION, rows: ctx.rows };
+  const options = { host: env.cluster.host, port: env.cluster.port, user: env.cluster.user, database: env.db.name, slot: ctx.slot, publication: PUBLICATION, rows: ctx.rows, ...extra };
   return [join(ctx.peerDir, script), JSON.stringify(options)];
 }
 
 const walsenderOf = (line: string): number => Number(line.split(' ')[1]);
 
-/** A peer process that starts streaming from the bench's slot as soon as it runs. */
+/**
+ * A peer process that starts streaming from the bench's slot as soon as it runs. `echo`: the
+ * floor writing to stdout (floor-stdout), read here as the daemon's stdout is (its bench lines come
+ * on stderr then).
+ */
 class StreamingPeer implements Contender {
   readonly usesSlot = true;
   private child: LineChild | undefined;
 
-  constructor(readonly name: string, private readonly script: string) {}
+  constructor(readonly name: string, private readonly script: string, private readonly echo = false) {}
 
   async drain(ctx: DrainContext): Promise<DrainFigures> {
-    const child = (this.child = new LineChild(process.execPath, peerArgs(ctx, this.script)));
+    let stdoutBytes = 0;
+    const extra = this.echo ? { echo: ctx.workload.echoCopies } : {};
+    const onStdout = this.echo ? { onStdout: (chunk: Buffer) => void (stdoutBytes += chunk.length) } : {};
+    const child = (this.child = new LineChild(process.execPath, peerArgs(ctx, this.script, extra), onStdout));
     const walsender = walsenderOf((await child.waitLine(/^ready \d+$/, 30_000, 'ready line')).text);
     const window = new Window((await child.waitLine(/^streaming$/, 30_000, 'streaming line')).at, child.pid);
     const done = await child.waitLine(/^done /, ctx.timeoutMs, `done (${ctx.rows} rows)`);
-    return window.end(done.at, walsender);
+    const figures = window.end(done.at, walsender);
+    if (this.echo) {
+      const written = Number(done.text.split(' ')[2]);
+      figures.notes.push(`wrote ${Math.round(written / ctx.rows).toLocaleString('en-US')} bytes per row to stdout (the bench read ${stdoutBytes.toLocaleString('en-US')} of ${written.toLocaleString('en-US')} by then)`);
+    }
+    return figures;
   }
 
   async cleanup(): Promise<void> {
@@ -171,6 +185,8 @@ export function createPeerContender(name: PeerContenderName): Contender {
   switch (name) {
     case 'floor':
       return new StreamingPeer('floor', 'floor.js');
+    case 'floor-stdout':
+      return new StreamingPeer('floor-stdout', 'floor.js', true);
     case 'pg_recvlogical':
       return new RecvLogical();
     case 'postgres-subscribe':

@@ -27,17 +27,21 @@ interface Sink {
   /** performance.now() when the last of `rows` messages was seen (default: count() every 20 ms). */
   arrived?(rows: number, timeoutMs: number): Promise<number>;
   remove(): Promise<void>;
+  /** A note on what arrived (stdout: bytes per row, to set beside floor-stdout's). */
+  note?(rows: number): string;
 }
 
 function stdoutSink(tag: string): Sink {
   const NEWLINE = 0x0a;
   let lines = 0;
+  let bytes = 0;
   let wanted = Infinity;
   let onAll: ((at: number) => void) | undefined;
   const all = new Promise<number>((resolve) => (onAll = resolve));
   return {
     publisher: { type: 'stdout', topic: `bench_${tag}` },
     onStdout(chunk) {
+      bytes += chunk.length;
       for (let at = chunk.indexOf(NEWLINE); at !== -1; at = chunk.indexOf(NEWLINE, at + 1)) lines++;
       if (lines >= wanted) onAll?.(performance.now());
     },
@@ -52,6 +56,7 @@ function stdoutSink(tag: string): Sink {
       ]).finally(() => clearTimeout(timer));
     },
     remove: async () => {},
+    note: (rows) => `wrote ${Math.round(bytes / rows).toLocaleString('en-US')} bytes per row to stdout`,
   };
 }
 
@@ -120,6 +125,7 @@ class DaemonContender implements Contender {
     // More than expected would mean duplicates (or a backlog other than the one written).
     const count = await sink.count();
     if (count !== ctx.rows) figures.notes.push(`${count} messages at the end, expected ${ctx.rows}`);
+    if (sink.note) figures.notes.push(sink.note(ctx.rows));
     return figures;
   }
 

@@ -18,6 +18,12 @@ export interface WorkloadSpec {
   setup(table: string, rows: number): string[];
   /** The backlog every contender drains. */
   backlog(table: string, rows: number): string[];
+  /**
+   * How many times floor-stdout writes each row change's message: about as many bytes as the
+   * daemon's event of it holds (1; 2 for (d), whose events carry the TOASTed text in `data` and in
+   * `dataOld`).
+   */
+  echoCopies: number;
   /** Checks that the setup is what the workload claims (e.g. that values really are TOASTed). */
   verify?(client: pg.Client, table: string, rows: number): Promise<void>;
 }
@@ -41,6 +47,7 @@ export const bigTxn: WorkloadSpec = {
   name: 'big-txn',
   description: 'one 300,000-row transaction, 6 columns (bigserial, text, int, numeric, jsonb, timestamptz)',
   rows: 300_000,
+  echoCopies: 1,
   txns: () => 1,
   setup: (table) => [sixColumns(table)],
   backlog: (table, rows) => [`INSERT INTO ${table} ${sixColumnRow('g')} FROM generate_series(1, ${rows}) AS g`],
@@ -51,6 +58,7 @@ export const smallTxns: WorkloadSpec = {
   name: 'small-txns',
   description: '30,000 single-row transactions, same 6-column table',
   rows: 30_000,
+  echoCopies: 1,
   txns: (rows) => rows,
   setup: (table) => [
     sixColumns(table),
@@ -70,6 +78,7 @@ export const wideRows: WorkloadSpec = {
   name: 'wide-rows',
   description: 'one 100,000-row transaction, 20 columns of mixed types',
   rows: 100_000,
+  echoCopies: 1,
   txns: () => 1,
   setup: (table) => [`CREATE TABLE ${table} (
     id bigserial PRIMARY KEY,
@@ -96,6 +105,7 @@ export const toastUpdates: WorkloadSpec = {
   name: 'toast-updates',
   description: '20,000 UPDATEs (one statement) of rows with a 4 KB out-of-line text, REPLICA IDENTITY FULL',
   rows: 20_000,
+  echoCopies: 2,
   txns: () => 1,
   setup: (table, rows) => [
     `CREATE TABLE ${table} (id bigserial PRIMARY KEY, n int NOT NULL, body text NOT NULL)`,

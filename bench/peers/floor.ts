@@ -3,9 +3,16 @@
  * connection (as the daemon opens it), START_REPLICATION with pgoutput, and per CopyData message
  * only a look at its type byte to count row changes; standby status on request, every 10 s and at
  * the end. No decoding, no JSON.
+ *
+ * With `echo` (the floor-stdout contender): also writes each row change's message, as received,
+ * `echo` times and a line break to stdout, the way the daemon's stdout publisher writes (corked
+ * writes of the Buffers as they are, no copy), once per turn of the event loop; `done` waits for
+ * the last write. The least a consumer that writes about as many bytes as it reads can spend. Its
+ * bench lines go to stderr then. It does not pause the stream when the pipe is full: the bench
+ * reads its stdout as it reads the daemon's.
  */
 import pg from 'pg';
-import { fail, readOptions, say } from './protocol.js';
+import { fail, readOptions, say as sayOnStdout } from './protocol.js';
 
 interface RawConnection {
   on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): void;
@@ -21,6 +28,8 @@ const DELETE = 0x44;
 const PG_EPOCH_MS = 946_684_800_000;
 
 const options = readOptions();
+const echo = options.echo ?? 0;
+const say = echo > 0 ? (line: string): void => void process.stderr.write(`${line}\n`) : sayOnStdout;
 const client = new pg.Client({ host: options.host, port: options.port, user: options.user, database: options.database, replication: 'database' } as pg.ClientConfig);
 client.on('error', fail);
 await client.connect();
@@ -30,6 +39,36 @@ const raw = (client as unknown as { connection: RawConnection }).connection;
 let high = 0;
 let low = 0;
 let rows = 0;
+
+const NEWLINE = Buffer.from('\n');
+/** Row change messages not yet written (echo only). */
+let pending: Buffer[] = [];
+let written = 0;
+
+/** Writes what is pending (corked: one writev); `then` runs once it is handed to the OS. */
+function flush(then?: () => void): void {
+  const parts = pending;
+  pending = [];
+  if (parts.length === 0) {
+    then?.();
+    return;
+  }
+  const out = process.stdout;
+  out.cork();
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    for (let k = 0; k < echo; k++) out.write(part);
+    if (then && i === parts.length - 1) out.write(NEWLINE, () => then());
+    else out.write(NEWLINE);
+    written += echo * part.length + 1;
+  }
+  out.uncork();
+}
+
+function echoed(chunk: Buffer): void {
+  if (pending.length === 0) setImmediate(flush);
+  pending.push(chunk);
+}
 
 function sendStatus(): void {
   const status = Buffer.alloc(34);
@@ -47,10 +86,12 @@ raw.on('copyData', ({ chunk }) => {
     high = chunk.readUInt32BE(1);
     low = chunk.readUInt32BE(5);
     const type = chunk[25];
-    if ((type === INSERT || type === UPDATE || type === DELETE) && ++rows === options.rows) {
-      sendStatus();
-      say(`done ${rows} 0`);
-    }
+    if (type !== INSERT && type !== UPDATE && type !== DELETE) return;
+    if (echo > 0) echoed(chunk);
+    if (++rows !== options.rows) return;
+    sendStatus();
+    if (echo > 0) flush(() => say(`done ${rows} ${written}`));
+    else say(`done ${rows} 0`);
   } else if (chunk[0] === KEEPALIVE && chunk[17] === 1) {
     sendStatus();
   }

@@ -18,6 +18,11 @@ export interface PeerOptions {
   publication: string;
   /** Row changes in the backlog: the peer says `done` when it has seen this many. */
   rows: number;
+  /**
+   * The floor only (floor-stdout): write each row change's message to stdout this many times, then
+   * a line break (0 or absent: write nothing).
+   */
+  echo?: number;
 }
 
 export function readOptions(): PeerOptions {

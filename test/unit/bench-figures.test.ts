@@ -82,7 +82,8 @@ test('selectRun: workloads by letter or name, contenders by name or prefix, the 
   assert.deepEqual(selectRun('a,daemon-nats').contenders, ['floor', 'daemon-nats']);
   assert.deepEqual(selectRun('a,daemon-nats').workloads.map((w) => w.key), ['a']);
   assert.deepEqual(selectRun('toast-updates,daemon').contenders, ['floor', 'daemon-stdout', 'daemon-nats', 'daemon-rabbitmq']);
-  assert.equal(selectRun('c').contenders.length, 7);
+  assert.equal(selectRun('c').contenders.length, 8);
+  assert.deepEqual(selectRun('d,floor-stdout').contenders, ['floor', 'floor-stdout']);
   assert.equal(selectRun(undefined).workloads.length, 4);
   assert.throws(() => selectRun('a,nonsense'), /unknown nonsense/);
 });
@@ -90,7 +91,7 @@ test('selectRun: workloads by letter or name, contenders by name or prefix, the 
 test('selectRun with a baseline: each daemon contender chosen brings its baseline twin', () => {
   assert.deepEqual(selectRun('a,daemon-nats', true).contenders, ['floor', 'daemon-nats', 'baseline-nats']);
   assert.deepEqual(selectRun('baseline-stdout', true).contenders, ['floor', 'baseline-stdout']);
-  assert.equal(selectRun(undefined, true).contenders.length, 10);
+  assert.equal(selectRun(undefined, true).contenders.length, 11);
   assert.equal(selectRun(undefined, false).contenders.some((c) => c.startsWith('baseline-')), false);
 });
 
