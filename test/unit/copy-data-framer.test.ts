@@ -41,16 +41,25 @@ function stream(seed: number): { messages: { type: string; body: Buffer }[]; byt
   return { messages, bytes: Buffer.concat(messages.map((m) => message(m.type, m.body))) };
 }
 
-/** Feeds `bytes` in reads of random sizes (1 byte up to `max`); returns what each side got. */
-function run(bytes: Buffer, seed: number, max: number, copyData = true): { frames: Buffer[]; pg: Buffer } {
+/**
+ * Feeds `bytes` in reads of random sizes (1 byte up to `max`); returns what each side got. With
+ * `reused`, every read arrives in the same buffer, which is overwritten once push returns (as the
+ * replication socket's reused read buffer is by the next read).
+ */
+function run(bytes: Buffer, seed: number, max: number, copyData = true, reused = false): { frames: Buffer[]; pg: Buffer } {
   const next = random(seed);
   const frames: Buffer[] = [];
   const pg: Buffer[] = [];
   const framer = new CopyDataFramer((b) => pg.push(Buffer.from(b)));
   if (copyData) framer.onCopyData = (b, start, end) => frames.push(Buffer.from(b.subarray(start, end)));
+  const scratch = Buffer.alloc(max);
   for (let pos = 0; pos < bytes.length; ) {
-    const n = 1 + Math.floor(next() * max);
-    framer.push(bytes.subarray(pos, pos + n));
+    const n = Math.min(1 + Math.floor(next() * max), bytes.length - pos);
+    if (reused) {
+      bytes.copy(scratch, 0, pos, pos + n);
+      framer.push(scratch.subarray(0, n));
+      scratch.fill(0xee);
+    } else framer.push(bytes.subarray(pos, pos + n));
     pos += n;
   }
   return { frames, pg: Buffer.concat(pg) };
@@ -63,6 +72,20 @@ test('CopyData bodies go to the callback and every other message to pg, whole an
     const expectedPg = Buffer.concat(messages.filter((m) => m.type !== 'd').map((m) => message(m.type, m.body)));
     for (const max of [1, 3, 7, 64, 1500, 65_536, 200_000]) {
       const { frames, pg } = run(bytes, seed * 1000 + max, max);
+      assert.equal(frames.length, expectedFrames.length, `seed ${seed}, reads up to ${max}`);
+      frames.forEach((f, i) => assert.ok(f.equals(expectedFrames[i]!), `seed ${seed}, reads up to ${max}: frame ${i}`));
+      assert.ok(pg.equals(expectedPg), `seed ${seed}, reads up to ${max}: pg's bytes`);
+    }
+  }
+});
+
+test('reads into one reused buffer: nothing of a read is used after push returns (split headers and long messages are copied)', () => {
+  for (const seed of [21, 22, 23]) {
+    const { messages, bytes } = stream(seed);
+    const expectedFrames = messages.filter((m) => m.type === 'd').map((m) => m.body);
+    const expectedPg = Buffer.concat(messages.filter((m) => m.type !== 'd').map((m) => message(m.type, m.body)));
+    for (const max of [1, 3, 7, 1500, 65_536]) {
+      const { frames, pg } = run(bytes, seed * 1000 + max, max, true, true);
       assert.equal(frames.length, expectedFrames.length, `seed ${seed}, reads up to ${max}`);
       frames.forEach((f, i) => assert.ok(f.equals(expectedFrames[i]!), `seed ${seed}, reads up to ${max}: frame ${i}`));
       assert.ok(pg.equals(expectedPg), `seed ${seed}, reads up to ${max}: pg's bytes`);

@@ -10,6 +10,7 @@
  * whole and in order, so pg runs the command as before.
  * Protocol: https://www.postgresql.org/docs/current/protocol-replication.html
  */
+import { Socket } from 'node:net';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../../config/schema.js';
 import { WalListenerError } from '../../errors.js';
@@ -157,22 +158,68 @@ export class CopyDataFramer {
  * client is connected, or null when pg's internals were not as expected: then pg parses
  * everything, as without the framer.
  */
-function installFramer(client: pg.Client): () => CopyDataFramer | null {
+function installFramer(client: pg.Client, reads: ReusedReads | null): () => CopyDataFramer | null {
   const connection = (client as unknown as { connection?: HookableConnection }).connection;
   const attach = connection?.attachListeners;
-  if (connection === undefined || typeof attach !== 'function') return () => null;
+  if (connection === undefined || typeof attach !== 'function') {
+    reads?.deliverTo(null);
+    return () => null;
+  }
   let framer: CopyDataFramer | null = null;
   connection.attachListeners = function (this: HookableConnection, stream: NodeJS.ReadableStream) {
     attach.call(this, stream);
     const listeners = stream.listeners('data');
-    if (framer !== null || listeners.length !== 1) return;
+    if (framer !== null || listeners.length !== 1) {
+      reads?.deliverTo(null);
+      return;
+    }
     const pgListener = listeners[0] as (bytes: Buffer) => void;
-    const installed = new CopyDataFramer(pgListener);
+    // Bytes read into the reused buffer are overwritten by the next read: pg gets its own copy.
+    const installed = new CopyDataFramer(reads ? (bytes) => pgListener(Buffer.from(bytes)) : pgListener);
     stream.removeListener('data', pgListener);
     stream.on('data', (chunk: Buffer) => installed.push(chunk));
+    reads?.deliverTo(installed);
     framer = installed;
   };
   return () => framer;
+}
+
+/** Bytes per read of the replication socket (Node's own reads take up to 64 KiB too). */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * The replication socket reads into one buffer, reused for every read (net.Socket's `onread`),
+ * instead of a new 64 KiB buffer per read: on a catch-up of large rows that was most of the
+ * memory allocated and freed per row. This holds because nothing keeps a reference to the bytes
+ * of a read after it was handled (pgoutput.ts: "a tuple is valid until the next read"): the framer
+ * copies what it keeps across reads and what it gives pg, the session copies frames it cannot
+ * handle yet (its backlog), and values are written into the events' own buffers or copied.
+ * With `sslMode: disable` (the default) only: over TLS the socket's bytes are not the messages,
+ * and Node reads them (with `prefer`, a server without TLS gets a plain connection read that way too).
+ */
+class ReusedReads {
+  private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
+  private made: Socket | null = null;
+  /** The framer, once pg attached its listener; null when there is none (pg was not as expected). */
+  private target: CopyDataFramer | null = null;
+
+  /** The socket for pg (its `stream` option); pg attaches its listener before the first read. */
+  socket(): Socket {
+    // `onread` is a net.Socket constructor option (Node ≥ 12.2) that @types/node leaves out.
+    const options = { onread: { buffer: this.buffer, callback: (n: number) => this.read(n) } };
+    return (this.made = new Socket(options as ConstructorParameters<typeof Socket>[0]));
+  }
+
+  deliverTo(framer: CopyDataFramer | null): void {
+    this.target = framer;
+  }
+
+  private read(n: number): void {
+    const bytes = this.buffer.subarray(0, n);
+    // Without a framer, pg's own 'data' listener reads, from a copy (its parser keeps what it has not parsed).
+    if (this.target !== null) this.target.push(bytes);
+    else this.made?.emit('data', Buffer.from(bytes));
+  }
 }
 
 export class ReplicationConnection {
@@ -182,14 +229,19 @@ export class ReplicationConnection {
     private readonly client: pg.Client,
     /** Null when pg's parser reads the stream (its internals were not as expected). */
     private readonly framer: CopyDataFramer | null,
+    /** Whether the socket reads into one reused buffer (ReusedReads). */
+    readonly reusedReadBuffer: boolean,
   ) {}
 
   static async open(db: DatabaseConfig): Promise<ReplicationConnection> {
     let framer: () => CopyDataFramer | null = () => null;
-    const client = await connectClient(db, { replication: 'database', options: REPLICATION_SESSION_OPTIONS } as Partial<pg.ClientConfig>, (created) => {
-      framer = installFramer(created);
+    const reads = db.sslMode === 'disable' ? new ReusedReads() : null;
+    const extra = { replication: 'database', options: REPLICATION_SESSION_OPTIONS, ...(reads ? { stream: () => reads.socket() } : {}) };
+    const client = await connectClient(db, extra as Partial<pg.ClientConfig>, (created) => {
+      framer = installFramer(created, reads);
     });
-    const connection = new ReplicationConnection(client, framer());
+    const installed = framer();
+    const connection = new ReplicationConnection(client, installed, reads !== null && installed !== null);
     // An error after the stream ended (or during it) is reported through the stream's promise;
     // without a listener pg would throw it as an unhandled 'error' event.
     client.on('error', () => {});

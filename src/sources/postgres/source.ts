@@ -195,7 +195,7 @@ export class PostgresSource implements Source<Lsn> {
         session.release(initial.handed);
         initial.acknowledged.then(() => backfiller?.start(), () => {});
       } else backfiller?.start();
-      log.info({ slot: slotName, systemId: identity.systemId, from: slot.confirmedFlush }, 'replication streaming');
+      log.info({ slot: slotName, systemId: identity.systemId, from: slot.confirmedFlush, reusedReadBuffer: connection.reusedReadBuffer }, 'replication streaming');
       return session;
     } catch (err) {
       await connection?.close();
