@@ -161,22 +161,18 @@ export class CopyDataFramer {
 function installFramer(client: pg.Client, reads: ReusedReads | null): () => CopyDataFramer | null {
   const connection = (client as unknown as { connection?: HookableConnection }).connection;
   const attach = connection?.attachListeners;
-  if (connection === undefined || typeof attach !== 'function') {
-    reads?.deliverTo(null);
-    return () => null;
-  }
+  if (connection === undefined || typeof attach !== 'function') return () => null;
   let framer: CopyDataFramer | null = null;
   connection.attachListeners = function (this: HookableConnection, stream: NodeJS.ReadableStream) {
     attach.call(this, stream);
     const listeners = stream.listeners('data');
-    if (framer !== null || listeners.length !== 1) {
-      reads?.deliverTo(null);
-      return;
-    }
+    if (framer !== null || listeners.length !== 1) return;
     const pgListener = listeners[0] as (bytes: Buffer) => void;
     // Bytes read into the reused buffer are overwritten by the next read: pg gets its own copy.
     const installed = new CopyDataFramer(reads ? (bytes) => pgListener(Buffer.from(bytes)) : pgListener);
     stream.removeListener('data', pgListener);
+    // With reused reads no 'data' comes (ReusedReads hands each read over); the listener keeps the
+    // stream flowing, so its 'end' still reaches pg.
     stream.on('data', (chunk: Buffer) => installed.push(chunk));
     reads?.deliverTo(installed);
     framer = installed;
@@ -200,7 +196,7 @@ const READ_BYTES = 64 * 1024;
 class ReusedReads {
   private readonly buffer = Buffer.allocUnsafe(READ_BYTES);
   private made: Socket | null = null;
-  /** The framer, once pg attached its listener; null when there is none (pg was not as expected). */
+  /** The framer, once pg attached its listener; null until then, and for good when pg was not as expected. */
   private target: CopyDataFramer | null = null;
 
   /** The socket for pg (its `stream` option); pg attaches its listener before the first read. */
