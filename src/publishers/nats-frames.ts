@@ -12,6 +12,7 @@
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
+import { PIECE_BYTES, SparePiece } from './spare-piece.js';
 
 /** What is used of nats-core's ProtocolHandler (`nc.protocol`, stable across 3.x). */
 export interface NatsProtocol {
@@ -41,8 +42,6 @@ interface DirectSocket {
 /** Outcome of writing a batch: sent, or message `index` cannot be sent (nothing was sent). */
 export type FramesResult = { sent: true } | { sent: false; index: number; reason: string };
 
-/** Bytes per write handed to the client (larger batches go out in several writes, in order). */
-const PIECE_BYTES = 256 * 1024;
 const HEADER_START = Buffer.from('NATS/1.0\r\nNats-Msg-Id: ', 'latin1');
 const CRLF2 = 0x0d0a0d0a;
 /** `HPUB ` + ` ` ×3 + two 10-digit numbers + CRLF, then the trailing CRLF. */
@@ -58,11 +57,7 @@ const DIRECT_PAYLOAD_BYTES = 2048;
 export class NatsFrameWriter {
   /** Subject → its UTF-8 bytes (subjects repeat: one per table). */
   private readonly subjects = new Map<string, Buffer | null>();
-  /**
-   * A piece buffer the socket no longer holds (written out synchronously), reused for the next
-   * piece: fresh 256 KB buffers per batch are garbage V8 collects only after tens of MB (RSS).
-   */
-  private spare: Buffer | null = null;
+  private readonly pieces = new SparePiece();
 
   constructor(private readonly protocol: NatsProtocol) {}
 
@@ -115,9 +110,7 @@ export class NatsFrameWriter {
       let size = sizes[i]!;
       let end = i + 1;
       while (end < n && size + sizes[end]! <= PIECE_BYTES) size += sizes[end++]!;
-      let piece = this.spare;
-      this.spare = null;
-      if (piece === null || piece.length < size) piece = Buffer.allocUnsafe(Math.max(size, PIECE_BYTES));
+      const piece = this.pieces.take(size);
       let pos = 0;
       for (; i < end; i++) pos = writeFrame(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payloads[i]!);
       bytes += pos;
@@ -125,7 +118,7 @@ export class NatsFrameWriter {
       // a piece queued behind another is joined to it by another copy (DataBuffer.pack).
       this.protocol.sendCommand(piece.subarray(0, pos));
       this.protocol.flushPending();
-      if (piece.length === PIECE_BYTES && this.writtenOut()) this.spare = piece;
+      this.pieces.giveBack(piece, this.writtenOut());
     }
     this.protocol.outMsgs += n;
     this.protocol.outBytes += bytes;
@@ -172,9 +165,7 @@ export class NatsFrameWriter {
         uncopied += payloadBytes;
       } else copied += size;
     }
-    let piece = this.spare;
-    this.spare = null;
-    if (piece === null || piece.length < copied) piece = Buffer.allocUnsafe(Math.max(copied, PIECE_BYTES));
+    const piece = this.pieces.take(copied);
     let pos = 0;
     let start = 0;
     socket.cork();
@@ -198,7 +189,7 @@ export class NatsFrameWriter {
     }
     this.protocol.outMsgs += n;
     this.protocol.outBytes += pos + uncopied;
-    if (piece.length === PIECE_BYTES && this.writtenOut()) this.spare = piece;
+    this.pieces.giveBack(piece, this.writtenOut());
   }
 
   /** True when nothing is queued and the socket holds nothing: the last piece was copied to the kernel. */

@@ -4,9 +4,13 @@
  * dispatcher (src/pipeline/dispatcher.ts).
  *
  * Messages: see rabbitmq-message.ts (exchange, persistent, messageId = event id, headers). The
- * exchange `<topic>` is declared durable, of `exchangeKind`, at every connect. A batch resolves
- * once the broker confirmed (acked) each of its messages; a nack (a queue with x-overflow
- * reject-publish that is full, an internal broker error) rejects it retryable.
+ * exchange `<topic>` is declared durable, of `exchangeKind`, at every connect. A batch is written
+ * as basic.publish frames straight to the connection's socket, all of it or none
+ * (rabbitmq-frames.ts); amqplib still opens the connection and the channel, reads every frame the
+ * broker sends, and sends everything else. Its messages take the next delivery tags (the broker
+ * numbers publishes on the channel from 1), and the channel's 'ack' and 'nack' events answer
+ * them. A batch resolves once the broker confirmed (acked) each of its messages; a nack (a queue
+ * with x-overflow reject-publish that is full, an internal broker error) rejects it retryable.
  *
  * Connection: one connection with one ConfirmChannel, a "link". connect() opens one when there is
  * none, and reports `restored` when it replaces a lost one. A link dies when the broker or the
@@ -27,8 +31,11 @@
  * channel_max, frame_max and heartbeat), so maxPayloadBytes() is Infinity and an oversized message
  * is found by the 406 above, after it was sent.
  *
+ * Flow control: a batch is written whole, whatever the socket still holds. The dispatcher bounds
+ * what is in flight (`listener.maxInFlight` messages, 8 MiB of payloads), so that is what the
+ * socket can hold while the broker reads slowly or blocks publishing (an alarm).
+ *
  * What stays here that looks like timing, and why:
- *  - a write waits for the channel's 'drain' when amqplib's buffer is full (broker flow control);
  *  - AMQP heartbeats (rabbitmq-address.ts): amqplib's timer, the only way to notice a broker that
  *    stops answering without closing the socket;
  *  - amqplib's socket timeout bounds connect() (TCP and AMQP handshake), `publisher.ackTimeout`;
@@ -43,14 +50,14 @@
  * verified against the URL's host name.
  */
 import { EventEmitter } from 'node:events';
-import { connect as amqpConnect, IllegalOperationError, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { PublisherConfig } from '../config/schema.js';
 import { describeError, PublishError, WalListenerError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { describeMessage, payloadBuffer, payloadBytes } from '../pipeline/message.js';
+import { describeMessage, payloadBytes } from '../pipeline/message.js';
 import type { OutboundMessage, Publisher, PublisherEvents } from './publisher.js';
 import { parseRabbitAddress, socketOptions, withHeartbeat, type RabbitTarget } from './rabbitmq-address.js';
-import { exchangeOf, publishOptions } from './rabbitmq-message.js';
+import { AmqpFrameWriter, type AmqpSocket } from './rabbitmq-frames.js';
 
 export { parseRabbitAddress, type RabbitTarget } from './rabbitmq-address.js';
 
@@ -61,16 +68,23 @@ const BASIC_CLASS = 60;
 const BASIC_PUBLISH = 40;
 const SIZE_REASON = /message size (\d+) is larger than/;
 const EXCHANGE_REASON = /exchange '((?:[^'\\]|\\.)*)'/;
-const NACKED = 'message nacked';
 const CLOSE_GRACE_MS = 2_000;
+const ACKED = 1;
+const NACKED = 2;
 
 /** A publish() call waiting for its confirms. */
 interface Pending {
   readonly batch: readonly OutboundMessage[];
-  /** 1 for each message the broker confirmed. */
+  /** Per message: 0 while the broker has not answered, ACKED or NACKED. */
   readonly confirmed: Uint8Array;
-  /** Messages handed to the channel so far. */
+  /** Messages written to the channel: all of them, or none. */
   written: number;
+  /** The delivery tag of its first message (the others follow it). */
+  firstTag: number;
+  /** Messages the broker answered (acked or nacked). */
+  answered: number;
+  /** The first message not covered by a `multiple` answer yet. */
+  covered: number;
   remaining: number;
   settled: boolean;
   readonly resolve: () => void;
@@ -85,6 +99,11 @@ interface Culprit {
   readonly index: number | undefined;
 }
 
+/** What is used of amqplib's internals: the connection's socket and frame size, the channel's number. */
+interface AmqplibInternals {
+  connection?: { stream?: Partial<AmqpSocket>; frameMax?: unknown; sentSinceLastCheck?: unknown };
+}
+
 /** One connection and its confirm channel, with the batches waiting on it. */
 class Link {
   readonly pending = new Set<Pending>();
@@ -95,7 +114,12 @@ class Link {
   open = false;
   /** A server-side channel close caused by a basic.publish. */
   private refusal: AmqpError | undefined;
-  private drainWaiters: Array<() => void> = [];
+  private frames: AmqpFrameWriter | undefined;
+  private socket: AmqpSocket | undefined;
+  /** Written batches not fully answered yet, in delivery-tag order (the broker's confirms name tags). */
+  private readonly unanswered: Pending[] = [];
+  /** The delivery tag of the next message: the broker counts publishes on the channel from 1. */
+  private nextTag = 1;
 
   constructor(
     readonly model: ChannelModel,
@@ -113,6 +137,10 @@ class Link {
     });
   }
 
+  /**
+   * Takes the confirm channel: its confirms come as the channel's 'ack' and 'nack' events, and
+   * messages are written as frames straight to the connection's socket (rabbitmq-frames.ts).
+   */
   attach(channel: ConfirmChannel): void {
     this.channel = channel;
     channel.on('error', (err: AmqpError) => {
@@ -122,46 +150,82 @@ class Link {
     // When the connection closes, amqplib closes the channel first and emits the connection's
     // 'close' (which carries the broker's reason) right after: let that reason win.
     channel.on('close', () => queueMicrotask(() => this.fail(new Error('channel closed'))));
-    channel.on('drain', () => this.wakeWriters());
+    channel.on('ack', (fields: { deliveryTag: number; multiple: boolean }) => this.answer(fields.deliveryTag, fields.multiple, ACKED));
+    channel.on('nack', (fields: { deliveryTag: number; multiple: boolean }) => this.answer(fields.deliveryTag, fields.multiple, NACKED));
+    const connection = (this.model as unknown as AmqplibInternals).connection;
+    const socket = connection?.stream;
+    const number = (channel as unknown as { ch?: unknown }).ch;
+    const frameMax = connection?.frameMax;
+    if (typeof socket?.write !== 'function' || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function' || typeof number !== 'number' || typeof frameMax !== 'number' || !(frameMax > 8)) {
+      throw new WalListenerError('WAL_INTERNAL', "amqplib's connection has no socket, frame size or channel number where this version of wal-listener expects them (an unsupported amqplib version)");
+    }
+    this.socket = socket as AmqpSocket;
+    this.frames = new AmqpFrameWriter(this.socket, number, frameMax, this.owner.topic);
   }
 
   get usable(): boolean {
     return this.open && this.failure === undefined && !this.blocked;
   }
 
-  /** Writes a batch's messages, waiting for 'drain' when amqplib's write buffer is full. */
-  async write(entry: Pending, topic: string): Promise<void> {
-    const channel = this.channel!;
-    const batch = entry.batch;
-    for (let i = 0; i < batch.length; i++) {
-      if (entry.settled || this.failure) return;
-      const message = batch[i]!;
-      let room: boolean;
-      try {
-        room = channel.publish(exchangeOf(message, topic), message.subject, payloadBuffer(message), publishOptions(message), (err: unknown) => this.confirm(entry, i, err));
-      } catch (err) {
-        if (err instanceof IllegalOperationError) this.fail(err); // the channel closed under us
-        // amqplib refuses the message itself (headers over 64 KiB, a property of the wrong type): it can never be sent.
-        else this.settle(entry, new PublishError(`cannot publish the message for ${describeMessage(message)} (id ${message.id}): ${describeError(err)}`, false, { cause: err, rejected: i }));
-        return;
-      }
-      entry.written = i + 1;
-      if (!room) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    }
-  }
-
-  /** amqplib's per-message confirm callback. */
-  private confirm(entry: Pending, index: number, err: unknown): void {
-    if (entry.settled) return;
-    if (err) {
-      // 'channel closed' errors come with the link's failure, which settles every batch with its reason.
-      if (err instanceof Error && err.message === NACKED) {
-        this.settle(entry, new PublishError(`RabbitMQ nacked the message for ${describeMessage(entry.batch[index])} (a queue refused it, e.g. full with x-overflow reject-publish, or an internal broker error)`, true));
-      }
+  /**
+   * Writes a batch's messages, all or none. The socket keeps what the broker does not take yet:
+   * the dispatcher bounds what is in flight (messages and bytes).
+   */
+  write(entry: Pending): void {
+    if (entry.settled || this.failure) return;
+    const socket = this.socket!;
+    if (socket.destroyed || !socket.writable) {
+      this.fail(new Error('connection closed'));
       return;
     }
-    entry.confirmed[index] = 1;
-    if (--entry.remaining === 0) this.settle(entry, null);
+    const result = this.frames!.write(entry.batch);
+    if (!result.sent) {
+      const message = entry.batch[result.index];
+      // amqplib would refuse it the same way (a name or property too long, headers over 64 KiB): it can never be sent.
+      this.settle(entry, new PublishError(`cannot publish the message for ${describeMessage(message)} (id ${message?.id}): ${result.reason}`, false, { rejected: result.index }));
+      return;
+    }
+    entry.firstTag = this.nextTag;
+    entry.written = entry.batch.length;
+    this.nextTag += entry.written;
+    this.unanswered.push(entry);
+    // amqplib sends a heartbeat only when nothing else was sent since its last check.
+    const connection = (this.model as unknown as AmqplibInternals).connection;
+    if (connection !== undefined && typeof connection.sentSinceLastCheck === 'boolean') connection.sentSinceLastCheck = true;
+  }
+
+  /** The broker's ack or nack of delivery tag `tag` (and, with `multiple`, of every one before it). */
+  private answer(tag: number, multiple: boolean, how: number): void {
+    const list = this.unanswered;
+    for (let k = 0; k < list.length; k++) {
+      const entry = list[k]!;
+      const first = entry.firstTag;
+      if (first > tag) break;
+      const last = first + entry.written - 1;
+      if (!multiple) {
+        if (tag <= last) {
+          this.answerOne(entry, tag - first, how);
+          break;
+        }
+        continue;
+      }
+      const upTo = Math.min(last, tag) - first;
+      for (let i = entry.covered; i <= upTo; i++) this.answerOne(entry, i, how);
+      entry.covered = Math.max(entry.covered, upTo + 1);
+    }
+    let done = 0;
+    while (done < list.length && list[done]!.answered === list[done]!.written) done++;
+    if (done > 0) list.splice(0, done);
+  }
+
+  private answerOne(entry: Pending, index: number, how: number): void {
+    if (entry.confirmed[index] !== 0) return;
+    entry.confirmed[index] = how;
+    entry.answered++;
+    if (entry.settled) return;
+    if (how === NACKED) {
+      this.settle(entry, new PublishError(`RabbitMQ nacked the message for ${describeMessage(entry.batch[index])} (a queue refused it, e.g. full with x-overflow reject-publish, or an internal broker error)`, true));
+    } else if (--entry.remaining === 0) this.settle(entry, null);
   }
 
   settle(entry: Pending, err: unknown): void {
@@ -173,12 +237,6 @@ class Link {
     else entry.reject(err);
   }
 
-  private wakeWriters(): void {
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
   /**
    * The link is dead (the first reason wins): every batch waiting on it rejects, the culprit of a
    * refusal first, the connection is closed, and the publisher reports the loss.
@@ -186,7 +244,6 @@ class Link {
   fail(reason: Error): void {
     if (this.failure) return;
     this.failure = reason;
-    this.wakeWriters();
     const culprit = this.culprit();
     for (const entry of [...this.pending]) this.settle(entry, this.errorFor(entry, culprit));
     this.model.close().catch(() => undefined); // already closed, or the broker may not answer: nothing to wait for
@@ -364,6 +421,9 @@ export class RabbitMqPublisher implements Publisher {
         batch,
         confirmed: new Uint8Array(batch.length),
         written: 0,
+        firstTag: 0,
+        answered: 0,
+        covered: 0,
         remaining: batch.length,
         settled: false,
         resolve,
@@ -373,7 +433,7 @@ export class RabbitMqPublisher implements Publisher {
       };
       signal.addEventListener('abort', entry.onAbort, { once: true });
       link.pending.add(entry);
-      void link.write(entry, this.topic);
+      link.write(entry);
     });
   }
 
