@@ -74,6 +74,7 @@ test('change events and routed messages: the same bytes as amqplib writes, body 
     change(6, 50, { headers: { trace: 'x1', 'ünï': 'çödé' }, keyHeader: true, key: 'order-6' }),
     change(7, 5000, { exchange: 'orders', properties: { contentType: 'text/plain', type: 'created', priority: 3, headers: { n: 42, f: 1.5, ok: true, nested: { a: [1, 'b'] } } } }),
     change(8, 10),
+    change(9, 10, { id: 'événement-9', lsn: 'binlog.000001:4 (ü)', schema: 'shop', table: 'orders' }),
   ];
   for (const [channel, frameMax] of [
     [1, 131072],
