@@ -203,10 +203,13 @@ describe('rabbitmq publisher', () => {
     await publisher.connect();
     assert.equal(publisher.healthy(), true);
     const queue = await boundQueue(exchange);
-    // 1,200-row transactions in 1,200-message batches: one batch overfills amqplib's channel
-    // buffer, so writing it has to wait for 'drain'.
+    // 1,200-row transactions in 1,200-message batches: a batch is far more than the socket's
+    // high-water mark and than one 256 KB write buffer. Every 100th row's events carry 300 KB of
+    // multi-byte text: payloads over the negotiated frame size (128 KiB) go out as several body
+    // frames, and payloads of 2 KB and more as the socket's own chunks, uncopied.
     const { dispatcher, failures } = dispatcherFor(publisher, { maxBatch: 1_200 });
-    const transactions = workload(exchange, 1_200, 4);
+    const big = (m: OutboundMessage, i: number): OutboundMessage => (i % 100 === 0 ? { ...m, payload: JSON.stringify({ ...JSON.parse(m.payload as string), pad: `é${i}`.repeat(100_000) }) } : m);
+    const transactions = workload(exchange, 1_200, 4).map((txn) => txn.map(big));
     const records = dispatch(dispatcher, transactions);
     await dispatcher.drained();
     dispatcher.stop();
