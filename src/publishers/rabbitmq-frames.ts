@@ -106,12 +106,12 @@ function textOf(value: string): Text {
 }
 
 export class AmqpFrameWriter {
-  /** Names (exchanges, routing keys, tables, actions) as shortstr-checked bytes: they repeat, one per table. */
+  /** Exchange names and routing keys as bytes: they repeat (a routing key per table). */
   private readonly names = new Map<string, Buffer>();
   /** The last table and LSN written (a batch is mostly one transaction, often one table). */
   private lastSchema = '';
   private lastTable = '';
-  private lastTableText: Text = '';
+  private lastTableText: Text | null = null;
   private lastLsn = '';
   private lastLsnText: Text = '';
   private readonly pieces = new SparePiece();
@@ -194,7 +194,7 @@ export class AmqpFrameWriter {
     }
     const id = textOf(message.id);
     if (id.length > 255) return `the message id is longer than 255 bytes`;
-    if (message.schema !== this.lastSchema || message.table !== this.lastTable) {
+    if (this.lastTableText === null || message.schema !== this.lastSchema || message.table !== this.lastTable) {
       this.lastSchema = message.schema;
       this.lastTable = message.table;
       this.lastTableText = textOf(`${message.schema}.${message.table}`);
