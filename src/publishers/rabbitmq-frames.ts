@@ -95,6 +95,8 @@ interface Head {
   table: Text | null;
   lsn: Text | null;
   action: Text | null;
+  /** Bytes of a change event's properties after the flags (0 for a routed message). */
+  properties: number;
 }
 
 /** Text to write: an ASCII string as it is (its length is its byte count), any other as its UTF-8 bytes. */
@@ -179,15 +181,16 @@ export class AmqpFrameWriter {
 
   /** A message's exchange, routing key and properties as bytes, or why amqplib would refuse it. */
   private head(message: OutboundMessage, size: number): Head | string {
-    const exchange = this.shortstr(exchangeOf(message, this.topic));
-    if (exchange === null) return `the exchange name ${JSON.stringify(exchangeOf(message, this.topic))} is longer than 255 bytes`;
+    const exchangeName = exchangeOf(message, this.topic);
+    const exchange = this.shortstr(exchangeName);
+    if (exchange === null) return `the exchange name ${JSON.stringify(exchangeName)} is longer than 255 bytes`;
     const routingKey = this.shortstr(message.subject);
     if (routingKey === null) return `the routing key ${JSON.stringify(message.subject)} is longer than 255 bytes`;
     if (isRouted(message)) {
       try {
         const { publishArgs, encodeProperties } = this.encoders;
-        const header = encodeProperties(this.channel, size, publishArgs(exchangeOf(message, this.topic), message.subject, publishOptions(message)));
-        return { exchange, routingKey, header, id: null, table: null, lsn: null, action: null };
+        const header = encodeProperties(this.channel, size, publishArgs(exchangeName, message.subject, publishOptions(message)));
+        return { exchange, routingKey, header, id: null, table: null, lsn: null, action: null, properties: 0 };
       } catch (err) {
         return err instanceof Error ? err.message : String(err);
       }
@@ -203,20 +206,19 @@ export class AmqpFrameWriter {
       this.lastLsn = message.lsn;
       this.lastLsnText = textOf(message.lsn);
     }
-    return { exchange, routingKey, header: null, id, table: this.lastTableText, lsn: this.lastLsnText, action: textOf(message.action) };
+    const table = this.lastTableText;
+    const lsn = this.lastLsnText;
+    const action = textOf(message.action);
+    const headers = 4 + HEADER_LSN.length + 4 + lsn.length + HEADER_TABLE.length + 4 + table.length + HEADER_ACTION.length + 4 + action.length;
+    const properties = 1 + CONTENT_TYPE.length + headers + 1 + 1 + id.length;
+    return { exchange, routingKey, header: null, id, table, lsn, action, properties };
   }
 
   /** Bytes of the method and content header frames. */
   private headBytes(head: Head): number {
     const method = FRAME_OVERHEAD + 9 + head.exchange.length + head.routingKey.length;
     if (head.header !== null) return method + head.header.length;
-    return method + FRAME_OVERHEAD + 14 + this.changeEventProperties(head);
-  }
-
-  /** Bytes of a change event's properties (after the flags). */
-  private changeEventProperties(head: Head): number {
-    const table = 4 + HEADER_LSN.length + 4 + head.lsn!.length + HEADER_TABLE.length + 4 + head.table!.length + HEADER_ACTION.length + 4 + head.action!.length;
-    return 1 + CONTENT_TYPE.length + table + 1 + 1 + head.id!.length;
+    return method + FRAME_OVERHEAD + 14 + head.properties;
   }
 
   private bodyFrames(bytes: number): number {
@@ -239,7 +241,7 @@ export class AmqpFrameWriter {
     if (head.header !== null) return pos + head.header.copy(buf, pos);
     buf[pos] = FRAME_HEADER;
     buf.writeUInt16BE(channel, pos + 1);
-    buf.writeUInt32BE(14 + this.changeEventProperties(head), pos + 3);
+    buf.writeUInt32BE(14 + head.properties, pos + 3);
     buf.writeUInt32BE(BASIC_HEADER, pos + 7);
     // Body size, 64 bits: payloads are far below 2^32.
     buf.writeUInt32BE(Math.floor(size / 0x1_0000_0000), pos + 11);

@@ -99,9 +99,11 @@ interface Culprit {
   readonly index: number | undefined;
 }
 
-/** What is used of amqplib's internals: the connection's socket and frame size, the channel's number. */
-interface AmqplibInternals {
-  connection?: { stream?: Partial<AmqpSocket>; frameMax?: unknown; sentSinceLastCheck?: unknown };
+/** What is used of amqplib's connection internals: its socket, frame size and heartbeat flag. */
+interface AmqplibConnection {
+  stream?: Partial<AmqpSocket>;
+  frameMax?: unknown;
+  sentSinceLastCheck?: unknown;
 }
 
 /** One connection and its confirm channel, with the batches waiting on it. */
@@ -116,6 +118,8 @@ class Link {
   private refusal: AmqpError | undefined;
   private frames: AmqpFrameWriter | undefined;
   private socket: AmqpSocket | undefined;
+  /** amqplib's connection, to tell its heartbeat timer that something was sent. */
+  private connection: AmqplibConnection | undefined;
   /** Written batches not fully answered yet, in delivery-tag order (the broker's confirms name tags). */
   private readonly unanswered: Pending[] = [];
   /** The delivery tag of the next message: the broker counts publishes on the channel from 1. */
@@ -152,7 +156,7 @@ class Link {
     channel.on('close', () => queueMicrotask(() => this.fail(new Error('channel closed'))));
     channel.on('ack', (fields: { deliveryTag: number; multiple: boolean }) => this.answer(fields.deliveryTag, fields.multiple, ACKED));
     channel.on('nack', (fields: { deliveryTag: number; multiple: boolean }) => this.answer(fields.deliveryTag, fields.multiple, NACKED));
-    const connection = (this.model as unknown as AmqplibInternals).connection;
+    const connection = (this.model as unknown as { connection?: AmqplibConnection }).connection;
     const socket = connection?.stream;
     const number = (channel as unknown as { ch?: unknown }).ch;
     const frameMax = connection?.frameMax;
@@ -160,6 +164,7 @@ class Link {
       throw new WalListenerError('WAL_INTERNAL', "amqplib's connection has no socket, frame size or channel number where this version of wal-listener expects them (an unsupported amqplib version)");
     }
     this.socket = socket as AmqpSocket;
+    this.connection = connection;
     this.frames = new AmqpFrameWriter(this.socket, number, frameMax, this.owner.topic);
   }
 
@@ -190,8 +195,8 @@ class Link {
     this.nextTag += entry.written;
     this.unanswered.push(entry);
     // amqplib sends a heartbeat only when nothing else was sent since its last check.
-    const connection = (this.model as unknown as AmqplibInternals).connection;
-    if (connection !== undefined && typeof connection.sentSinceLastCheck === 'boolean') connection.sentSinceLastCheck = true;
+    const connection = this.connection!;
+    if (typeof connection.sentSinceLastCheck === 'boolean') connection.sentSinceLastCheck = true;
   }
 
   /** The broker's ack or nack of delivery tag `tag` (and, with `multiple`, of every one before it). */
