@@ -30,6 +30,19 @@ export function readCpu(pid: number | 'self'): ProcCpu | undefined {
   }
 }
 
+/**
+ * utime + stime of a process's main thread alone (/proc/<pid>/task/<pid>/stat), seconds; undefined
+ * when it is gone. The rest of the process's own CPU is its other threads': for Node, V8's
+ * background compilers and garbage-collector helpers and libuv's thread pool.
+ */
+export function mainThreadCpu(pid: number): number | undefined {
+  try {
+    return parseStatCpu(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')).own;
+  } catch {
+    return undefined;
+  }
+}
+
 /** utime + stime + cutime + cstime: the process and its waited-for children, seconds. */
 export function totalCpu(pid: number | 'self'): number | undefined {
   const cpu = readCpu(pid);

@@ -17,6 +17,8 @@ export interface SummaryRow {
   /** Median over rounds of this contender's rows/s divided by the floor's in the same round. */
   ratio?: number;
   cpuPer100k?: number;
+  /** CPU of the contender's threads other than its main one (V8's background compiler and GC helpers). */
+  otherThreadsPer100k?: number;
   walsenderPer100k?: number;
   brokerPer100k?: number;
   peakRssMb?: number;
@@ -42,6 +44,9 @@ export function summarise(measurements: readonly Measurement[], workloads: reado
         rowsPerSecond: median(ok.map((m) => m.rowsPerSecond)),
         ratio: median(ok.map((m) => (m.rowsPerSecond === undefined ? undefined : m.rowsPerSecond / (floorRate(m.round) ?? NaN)))),
         cpuPer100k: median(ok.map((m) => per100k(m.cpuSeconds, m.rows))),
+        otherThreadsPer100k: median(
+          ok.map((m) => per100k(m.cpuSeconds === undefined || m.mainThreadCpuSeconds === undefined ? undefined : m.cpuSeconds - m.mainThreadCpuSeconds, m.rows)),
+        ),
         walsenderPer100k: median(ok.map((m) => per100k(m.walsenderCpuSeconds, m.rows))),
         brokerPer100k: median(ok.map((m) => per100k(m.brokerCpuSeconds, m.rows))),
         peakRssMb: median(ok.map((m) => m.peakRssMb)),
@@ -83,7 +88,7 @@ export function targetVerdict(row: SummaryRow): string | undefined {
 }
 
 export function formatTable(rows: readonly SummaryRow[], workloads: readonly WorkloadSpec[], title: string): string {
-  const header = ['workload', 'contender', 'rows/s', '× floor', 'CPU-s/100k', 'walsender CPU-s/100k', 'broker CPU-s/100k', 'peak RSS MB', 'issue 12 target'];
+  const header = ['workload', 'contender', 'rows/s', '× floor', 'CPU-s/100k', 'of which other threads', 'walsender CPU-s/100k', 'broker CPU-s/100k', 'peak RSS MB', 'issue 12 target'];
   const name = (key: string): string => {
     const w = workloads.find((x) => x.key === key);
     return w ? `(${w.key}) ${w.name}` : key;
@@ -94,6 +99,7 @@ export function formatTable(rows: readonly SummaryRow[], workloads: readonly Wor
     int(r.rowsPerSecond),
     dec(r.ratio),
     dec(r.cpuPer100k),
+    dec(r.otherThreadsPer100k),
     dec(r.walsenderPer100k),
     dec(r.brokerPer100k),
     int(r.peakRssMb),

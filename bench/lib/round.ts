@@ -135,7 +135,8 @@ function describe(m: Measurement): string {
   const per100k = (v: number | undefined): string => (v === undefined ? '-' : ((v / m.rows) * 1e5).toFixed(2));
   return (
     `${Math.round(m.rowsPerSecond ?? 0).toLocaleString('en-US').padStart(9)} rows/s in ${m.seconds?.toFixed(2)} s, ` +
-    `CPU/100k ${per100k(m.cpuSeconds)}, walsender ${per100k(m.walsenderCpuSeconds)}` +
+    `CPU/100k ${per100k(m.cpuSeconds)}` +
+    `${m.mainThreadCpuSeconds !== undefined && m.cpuSeconds !== undefined ? ` (other threads ${per100k(m.cpuSeconds - m.mainThreadCpuSeconds)})` : ''}, walsender ${per100k(m.walsenderCpuSeconds)}` +
     `${m.brokerCpuSeconds !== undefined ? `, broker ${per100k(m.brokerCpuSeconds)}` : ''}, peak RSS ${m.peakRssMb?.toFixed(0) ?? '-'} MB` +
     `${m.spilledMb ? `, slot spilled ${m.spilledMb.toFixed(0)} MB` : ''}, load ${m.loadAverage?.toFixed(1) ?? '-'}`
   );

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { roundOrder, selectRun } from '../../bench/lib/plan.js';
-import { CLOCK_TICKS, parseState, parseStatCpu } from '../../bench/lib/proc.js';
+import { CLOCK_TICKS, mainThreadCpu, parseState, parseStatCpu, readCpu } from '../../bench/lib/proc.js';
 import { formatTable, summarise, targetVerdict, type SummaryRow } from '../../bench/lib/report.js';
 import type { Measurement } from '../../bench/lib/round.js';
 import { median } from '../../bench/lib/stats.js';
@@ -17,6 +17,16 @@ test('parseStatCpu reads utime+stime and cutime+cstime after a command name with
   assert.deepEqual(parseStatCpu(stat), { own: 4, children: 2.5 });
   assert.equal(parseState(stat), 'S');
   assert.equal(parseState('7 (postgres) T 1 7 7 0 -1'), 'T');
+});
+
+test('mainThreadCpu reads the main thread alone: never more than the whole process, and it grows with work on the main thread', () => {
+  const before = mainThreadCpu(process.pid)!;
+  const until = performance.now() + 60;
+  while (performance.now() < until); // 60 ms of work on this thread (the tick is 10 ms)
+  const main = mainThreadCpu(process.pid)!;
+  assert.ok(main > before, `main thread CPU ${before} → ${main}`);
+  assert.ok(main <= readCpu(process.pid)!.own);
+  assert.equal(mainThreadCpu(2 ** 22 + 1), undefined);
 });
 
 test('median ignores missing and non-finite values and averages the middle pair', () => {
@@ -37,9 +47,9 @@ test('summarise: the ratio is taken against the floor of the same round, then th
       measurement('floor', 2, 50_000, 0.8),
       measurement('floor', 3, 100_000, 0.8),
       // 0.5, 0.8 and 0.6 of the floor of their own round (median 0.6); the medians of the raw rates would say 0.5.
-      measurement('daemon-nats', 1, 50_000, 1.0, { walsenderCpuSeconds: 0.6, peakRssMb: 120 }),
-      measurement('daemon-nats', 2, 40_000, 2.0, { walsenderCpuSeconds: 0.8, peakRssMb: 140 }),
-      measurement('daemon-nats', 3, 60_000, 1.2, { walsenderCpuSeconds: 0.7, peakRssMb: 100 }),
+      measurement('daemon-nats', 1, 50_000, 1.0, { mainThreadCpuSeconds: 0.9, walsenderCpuSeconds: 0.6, peakRssMb: 120 }),
+      measurement('daemon-nats', 2, 40_000, 2.0, { mainThreadCpuSeconds: 1.6, walsenderCpuSeconds: 0.8, peakRssMb: 140 }),
+      measurement('daemon-nats', 3, 60_000, 1.2, { mainThreadCpuSeconds: 1.0, walsenderCpuSeconds: 0.7, peakRssMb: 100 }),
       { ...measurement('daemon-stdout', 1, 0, 0), rowsPerSecond: undefined, cpuSeconds: undefined, error: 'timed out' },
     ],
     ['a'],
@@ -50,6 +60,9 @@ test('summarise: the ratio is taken against the floor of the same round, then th
   assert.equal(nats.rowsPerSecond, 50_000);
   assert.equal(nats.cpuPer100k, 0.6); // median CPU 1.2 s over 200,000 rows
   assert.equal(nats.walsenderPer100k, 0.35);
+  // Other threads: 0.1, 0.4 and 0.2 s (median 0.2 s over 200,000 rows); the floor's rounds have no main-thread figure.
+  assert.ok(Math.abs(nats.otherThreadsPer100k! - 0.1) < 1e-9);
+  assert.equal(rows.find((r) => r.contender === 'floor')!.otherThreadsPer100k, undefined);
   assert.equal(nats.peakRssMb, 120);
   assert.equal(rows.find((r) => r.contender === 'floor')!.ratio, 1);
   const stdout = rows.find((r) => r.contender === 'daemon-stdout')!;
@@ -75,6 +88,7 @@ test('formatTable prints one markdown row per summary row, with missing figures 
   const lines = table.split('\n');
   assert.equal(lines[0], 'title');
   assert.equal(lines.length, 5);
+  assert.match(lines[2]!, /\| CPU-s\/100k \| of which other threads \| walsender CPU-s\/100k \|/);
   assert.match(lines[4]!, /^\| \(b\) small-txns \| pg_recvlogical \(2\/3 rounds\) \| +12,346 \| +1\.23 \| +0\.50 \| +- \|/);
 });
 
