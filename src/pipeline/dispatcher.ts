@@ -39,7 +39,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Publisher } from '../publishers/publisher.js';
 import { Backoff, sleep } from './backoff.js';
 import type { DeadLetterStore } from './dead-letters.js';
-import { describeMessage, payloadBytes, type OutboundMessage } from './message.js';
+import { DEFAULT_MAX_IN_FLIGHT_BYTES, describeMessage, payloadBytes, type OutboundMessage } from './message.js';
 import type { PipelineObserver } from './observer.js';
 
 /** Where acknowledgements of a transaction's messages go (the checkpointer's record of it). */
@@ -118,6 +118,8 @@ export class Dispatcher {
   /** Keys of the batches in flight, with counts (not kept for a publisher that writes in order, see Publisher.inOrder). */
   private readonly keys = new Map<string, number>();
   private readonly keyed: boolean;
+  /** Publisher.releasesPayloads: acknowledged change events' chunks may be written over. */
+  private readonly releasesPayloads: boolean;
   private failed: Batch[] = [];
   private recovering = false;
   private outageSince = 0;
@@ -134,10 +136,11 @@ export class Dispatcher {
   constructor(private readonly options: DispatcherOptions) {
     this.publisher = options.publisher;
     this.keyed = options.publisher.inOrder !== true;
+    this.releasesPayloads = options.publisher.releasesPayloads === true;
     this.log = options.logger;
     this.observer = options.observer ?? {};
     this.maxInFlight = options.maxInFlight;
-    this.maxInFlightBytes = options.maxInFlightBytes ?? 8 * 1024 * 1024;
+    this.maxInFlightBytes = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
     this.maxBatch = options.maxBatch ?? Math.max(1, Math.min(1024, options.maxInFlight >> 2));
     this.retryBackoff = new Backoff(options.retry ?? { initialMs: 100, maxMs: 30_000 });
     this.reconnectBackoff = new Backoff(options.reconnect ?? { initialMs: 250, maxMs: 2_000 });
@@ -379,6 +382,8 @@ export class Dispatcher {
     const messages = batch.messages;
     for (let i = 0; i < messages.length; i++) this.outstandingBytes -= messages[i]!.payload.length;
     this.observer.acked?.(batch.messages);
+    // After the observers (the live console copies what it sends): nothing reads these payloads now.
+    if (this.releasesPayloads) release(messages);
     this.wake();
   }
 
@@ -653,4 +658,15 @@ function deliveryAt(batch: Batch, index: number): Delivery {
     if (index < seen) return batch.deliveries[i]!;
   }
   throw new Error(`dispatcher: message ${index} is outside its batch`);
+}
+
+/** Releases each message's payload lease once (json-out.ts): a message is acknowledged only once, and the lease is cleared. */
+function release(messages: readonly OutboundMessage[]): void {
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!;
+    const lease = message.lease;
+    if (lease == null) continue;
+    message.lease = null;
+    lease.release();
+  }
 }

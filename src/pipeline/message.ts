@@ -2,6 +2,7 @@
  * A message ready for a broker: built once per change (or routed message) by the pipeline,
  * handed to the publisher in batches. Publishers only read it.
  */
+import type { PayloadLease } from './json-out.js';
 
 export interface OutboundMessage {
   /** Event id (UUID), stable across redeliveries: the broker's dedup id. */
@@ -33,7 +34,15 @@ export interface OutboundMessage {
   readonly properties: Readonly<Record<string, unknown>> | null;
   /** RabbitMQ exchange of a routed message, when not `publisher.topic`; null otherwise. */
   readonly exchange: string | null;
+  /**
+   * A change event's chunk account (json-out.ts): the dispatcher releases it, and sets this to
+   * null, once the message is acknowledged by a publisher that allows it (Publisher.releasesPayloads).
+   */
+  lease?: PayloadLease | null;
 }
+
+/** Payload bytes the dispatcher lets out unacknowledged, by default (DispatcherOptions.maxInFlightBytes). */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 /** Bytes of a payload (the size brokers limit). */
 export function payloadBytes(message: OutboundMessage): number {

@@ -202,6 +202,7 @@ export class Pipeline<P> implements ChangeSink<P> {
       subject: plan.subject,
       key: this.encoder.key(plan, keyRow, action),
       payload: out.end(),
+      lease: out.lease,
       lsn: txn.info.position,
       schema: plan.schema,
       table: plan.table,

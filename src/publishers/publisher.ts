@@ -30,6 +30,16 @@ export interface Publisher {
    * or is refused leave it unset.
    */
   readonly inOrder?: boolean;
+  /**
+   * True when, once publish() has resolved, none of that batch's payload bytes will be read again,
+   * by the publisher or by anything it handed them to, nor any payload bytes it was given before:
+   * it writes payloads to one byte stream in order and resolves only after that stream took them
+   * (stdout) or the broker received and acknowledged them. The dispatcher then releases each
+   * acknowledged change event's payload, and its memory is written over by later events
+   * (json-out.ts). Leave it unset when a client library keeps payloads it was given (batching,
+   * its own retries, a buffer kept across reconnects).
+   */
+  readonly releasesPayloads?: boolean;
   /** Connection state changes (see PublisherEvents). */
   readonly events: EventEmitter<PublisherEvents>;
   /**

@@ -16,6 +16,11 @@ export class StdoutPublisher implements Publisher {
   readonly kind = 'stdout';
   /** Node writes a stream's chunks in order, and a failed write destroys the stream (every later write fails). */
   readonly inOrder = true;
+  /**
+   * A batch settles in the callback of its last write, and Node writes a stream's chunks in order:
+   * by then every payload byte handed to the stream before has gone to the OS too.
+   */
+  readonly releasesPayloads = true;
   readonly events = new EventEmitter<PublisherEvents>();
   private closed = false;
   /** Set when the reader went away (EPIPE): nothing can be written any more. */

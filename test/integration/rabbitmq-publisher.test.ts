@@ -18,7 +18,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { configSchema, type PublisherConfig } from '../../src/config/schema.js';
 import { PublishError, WalListenerError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { DeadLetter, DeadLetterStore } from '../../src/pipeline/dead-letters.js';
+import { MemoryDeadLetters } from '../support/dispatch.js';
 import { Dispatcher, type DispatcherOptions } from '../../src/pipeline/dispatcher.js';
 import { parseRabbitAddress, RabbitMqPublisher } from '../../src/publishers/rabbitmq.js';
 import type { OutboundMessage } from '../../src/publishers/publisher.js';
@@ -184,17 +184,6 @@ function consumeAll(queue: string, sent: readonly OutboundMessage[], timeoutMs =
     for (; read < got.length; read++) ids.add(got[read]!.properties.messageId as string);
     return ids.size >= sent.length;
   }, timeoutMs, 500);
-}
-
-class MemoryDeadLetters implements DeadLetterStore {
-  readonly stored: DeadLetter[] = [];
-  async store(letters: readonly DeadLetter[]): Promise<void> {
-    this.stored.push(...letters);
-  }
-  async list(): Promise<never[]> {
-    return [];
-  }
-  async remove(): Promise<void> {}
 }
 
 describe('rabbitmq publisher', () => {

@@ -27,6 +27,8 @@ export class FakePublisher implements Publisher {
   limit = Infinity;
   /** Settle new publishes at once: ack, or fail with this error. */
   auto: 'ack' | PublishError | null = null;
+  /** Publisher.releasesPayloads, as a test sets it. */
+  releasesPayloads = false;
 
   async connect(): Promise<void> {
     this.connects++;
