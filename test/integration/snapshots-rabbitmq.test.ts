@@ -97,7 +97,9 @@ test('--where limits the rows read', async () => {
 });
 
 test('a second backfill of the same table queues behind the first; a cancelled backfill stops and says so', async () => {
-  const first = await request('public.queue_t', '--chunk', '100');
+  // Chunks of 10: 4,000 of them, far longer than the two CLI calls below take, so the cancel lands mid-run
+  // (with chunks of 100 a loaded CI machine once finished all 40,000 rows before the cancel).
+  const first = await request('public.queue_t', '--chunk', '10');
   const second = await request('public.queue_t', '--where', 'id <= 500');
   await waitFor('first backfill running', async () => Number((await row(first)).rows) > 0, 30_000, 100);
   const status = await runCli(['backfill', '-c', configPath, '--status']);

@@ -219,7 +219,9 @@ export class Backfiller implements StreamWatch {
       if (chunk.final) {
         await finishBackfill(client.query.bind(client), request.id, 'done');
         const done = await readBackfill(client.query.bind(client), request.id);
-        this.log.info({ backfill: request.id, table, rows: done?.rows, kind: request.kind }, 'backfill done');
+        // Cancelled (or removed) while its last chunk was in flight: every row went out, but the row says so, and so does the log.
+        if (done?.status === 'done') this.log.info({ backfill: request.id, table, rows: done.rows, kind: request.kind }, 'backfill done');
+        else this.log.info({ backfill: request.id, table, rows: done?.rows ?? chunk.published, status: done?.status ?? 'removed', lastChunk: true }, 'backfill cancelled');
       }
       chunk.acked.resolve();
     }).catch((err: unknown) => {
