@@ -276,9 +276,11 @@ describe('rabbitmq publisher', () => {
       records.push(...dispatch(dispatcher, [txn]));
       if ((closes.length === 0 && acked() >= 10) || (closes.length === 1 && closed === 1 && acked() >= 40)) closes.push(close());
       if (closes.length > closed) {
-        // While rabbitmqctl closes the connection, keep batches in flight, so that the close fails
-        // some (the broker confirms a batch within a millisecond or two).
-        await dispatcher.whenBelow(8);
+        // While rabbitmqctl closes the connection, keep the publisher busy, so that the close fails
+        // some batches: the broker confirms a batch within a millisecond or two, so with only a few
+        // in flight (whenBelow(8), as before) both closes once landed while nothing was. With up to
+        // 64 messages out, batches of held keys queue behind those in flight and go as they settle.
+        await dispatcher.whenBelow(64);
       } else {
         await dispatcher.whenBelow(64);
         await delay(2);
