@@ -380,10 +380,14 @@ export class Dispatcher {
     for (let i = 0; i < deliveries.length; i++) deliveries[i]!.ack(counts[i]!);
     this.outstanding -= batch.messages.length;
     const messages = batch.messages;
-    for (let i = 0; i < messages.length; i++) this.outstandingBytes -= messages[i]!.payload.length;
-    this.observer.acked?.(batch.messages);
+    this.observer.acked?.(messages);
     // After the observers (the live console copies what it sends): nothing reads these payloads now.
-    if (this.releasesPayloads) release(messages);
+    const releases = this.releasesPayloads;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      this.outstandingBytes -= message.payload.length;
+      if (releases) release(message);
+    }
     this.wake();
   }
 
@@ -660,13 +664,10 @@ function deliveryAt(batch: Batch, index: number): Delivery {
   throw new Error(`dispatcher: message ${index} is outside its batch`);
 }
 
-/** Releases each message's payload lease once (json-out.ts): a message is acknowledged only once, and the lease is cleared. */
-function release(messages: readonly OutboundMessage[]): void {
-  for (let i = 0; i < messages.length; i++) {
-    const message = messages[i]!;
-    const lease = message.lease;
-    if (lease == null) continue;
-    message.lease = null;
-    lease.release();
-  }
+/** Releases a message's payload lease once (json-out.ts): a message is acknowledged only once, and the lease is cleared. */
+function release(message: OutboundMessage): void {
+  const lease = message.lease;
+  if (lease == null) return;
+  message.lease = null;
+  lease.release();
 }
