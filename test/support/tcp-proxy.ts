@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on a free port in front of a server, to fake network faults for one client without
- * touching a shared server: `freeze()` stops forwarding (a hung server or a black hole), `thaw()`
- * resumes, `cut()` resets every open connection, `down()` closes the port as a server that died
+ * touching a shared server: `freeze()` stops forwarding (a black hole), `mute()` stops only what
+ * the server sends (a hung server: it still receives the client's bytes, heartbeats included, so
+ * only the client can notice), `thaw()` resumes, `cut()` resets every open connection, `down()` closes the port as a server that died
  * does (connections reset, new ones refused) and `up()` opens the same port again, forwarding to
  * `targetPort` or a new one (a server that came back on the same address).
  */
@@ -10,6 +11,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 export interface TcpProxy {
   readonly port: number;
   freeze(): void;
+  mute(): void;
   thaw(): void;
   cut(): void;
   down(): Promise<void>;
@@ -20,7 +22,16 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
-  let frozen = false;
+  /** What is held: nothing, both directions (freeze), or what the server sends (mute). */
+  let held: 'nothing' | 'both' | 'fromServer' = 'nothing';
+  const hold = (client: Socket, upstream: Socket): void => {
+    if (held === 'nothing') return;
+    upstream.unpipe(client);
+    upstream.pause();
+    if (held === 'fromServer') return;
+    client.unpipe(upstream);
+    client.pause();
+  };
   let target = targetPort;
   const listen = async (port: number): Promise<Server> => {
     const server = createServer((client) => {
@@ -39,10 +50,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       }
       client.pipe(upstream);
       upstream.pipe(client);
-      if (frozen) {
-        client.pause();
-        upstream.pause();
-      }
+      hold(client, upstream);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -58,24 +66,24 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     for (const s of sockets) s.resetAndDestroy();
     if (closing) await new Promise((resolve) => closing.close(resolve));
   };
+  function thaw(): void {
+    if (held === 'nothing') return;
+    for (const [client, upstream] of pairs) {
+      upstream.pipe(client);
+      if (held === 'both') client.pipe(upstream);
+    }
+    held = 'nothing';
+  }
+  function holdAll(what: 'both' | 'fromServer'): void {
+    thaw();
+    held = what;
+    for (const [client, upstream] of pairs) hold(client, upstream);
+  }
   return {
     port,
-    freeze() {
-      frozen = true;
-      for (const [a, b] of pairs) {
-        a.unpipe(b);
-        b.unpipe(a);
-        a.pause();
-        b.pause();
-      }
-    },
-    thaw() {
-      frozen = false;
-      for (const [a, b] of pairs) {
-        a.pipe(b);
-        b.pipe(a);
-      }
-    },
+    freeze: () => holdAll('both'),
+    mute: () => holdAll('fromServer'),
+    thaw,
     cut() {
       for (const s of sockets) s.resetAndDestroy();
     },
