@@ -35,7 +35,7 @@ after(async () => {
 
 async function model(stream: string, table: string): Promise<TableModel> {
   const m = new TableModel();
-  for (const message of await readStream(nc, stream)) m.apply(message.json, table);
+  for (const message of await readStream(nc, stream)) m.apply(message.json, table, message.seq);
   return m;
 }
 

@@ -32,8 +32,16 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 }
 
-async function adminQuery(text: string, params: unknown[] = [], port = PG_PORT, host = PG_HOST): Promise<pg.QueryResult> {
-  const client = new pg.Client({ host, port, user: PG_USER, password: PG_PASSWORD, database: 'postgres' });
+/** Where a test database lives: the machine's server (or the suite's, test/run.mjs pg18) unless a test names its own. */
+export interface TestServer {
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string | undefined;
+}
+
+async function adminQuery(text: string, params: unknown[] = [], server: TestServer = {}): Promise<pg.QueryResult> {
+  const client = new pg.Client({ host: server.host ?? PG_HOST, port: server.port ?? PG_PORT, user: server.user ?? PG_USER, password: server.user === undefined ? PG_PASSWORD : server.password, database: 'postgres' });
   await client.connect();
   try {
     return await client.query(text, params);
@@ -42,14 +50,17 @@ async function adminQuery(text: string, params: unknown[] = [], port = PG_PORT, 
   }
 }
 
-export async function createTestDatabase(prefix = 'wl', opts: { host?: string; port?: number; /** CREATE DATABASE options, e.g. "ENCODING SQL_ASCII …" */ with?: string } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(prefix = 'wl', opts: TestServer & { /** CREATE DATABASE options, e.g. "ENCODING SQL_ASCII …" */ with?: string } = {}): Promise<TestDatabase> {
   const host = opts.host ?? PG_HOST;
   const port = opts.port ?? PG_PORT;
+  const user = opts.user ?? PG_USER;
+  const password = opts.user === undefined ? PG_PASSWORD : opts.password;
+  const server: TestServer = { host, port, user, password };
   const name = uniqueName(prefix);
-  await adminQuery(`CREATE DATABASE ${name}${opts.with ? ` ${opts.with}` : ''}`, [], port, host);
+  await adminQuery(`CREATE DATABASE ${name}${opts.with ? ` ${opts.with}` : ''}`, [], server);
   let slots = 0;
   const client = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ host, port, user: PG_USER, password: PG_PASSWORD, database: name });
+    const c = new pg.Client({ host, port, user, password, database: name });
     await c.connect();
     return c;
   };
@@ -57,8 +68,8 @@ export async function createTestDatabase(prefix = 'wl', opts: { host?: string; p
     name,
     host,
     port,
-    user: PG_USER,
-    password: PG_PASSWORD,
+    user,
+    password,
     slotName: (tag = 's') => `${name}_${tag}${++slots}`.slice(0, 63),
     client,
     async sql(text, params) {
@@ -70,21 +81,21 @@ export async function createTestDatabase(prefix = 'wl', opts: { host?: string; p
       }
     },
     async confirmedFlush(slot) {
-      const r = await adminQuery('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot], port, host);
+      const r = await adminQuery('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot], server);
       return (r.rows[0]?.lsn as string | undefined) ?? null;
     },
     async drop() {
       // Terminate walsenders still using our slots, then drop slots and the database.
       for (let attempt = 0; attempt < 20; attempt++) {
-        await adminQuery('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [name], port, host);
+        await adminQuery('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [name], server);
         try {
-          await adminQuery('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [name], port, host);
+          await adminQuery('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [name], server);
           break;
         } catch {
           await new Promise((r) => setTimeout(r, 250));
         }
       }
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, [], port, host);
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, [], server);
     },
   };
   return db;

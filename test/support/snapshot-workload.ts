@@ -18,13 +18,17 @@ export interface Writers {
   stop(): Promise<void>;
 }
 
-/** `n` writers, each a loop of small transactions: update, delete or insert of a random id in 1..maxId*1.1. */
-export async function startWriters(db: TestDatabase, table: string, n: number, maxId: number): Promise<Writers> {
+/**
+ * `n` writers, each a loop of small transactions: update, delete or insert of a random id in
+ * 1..maxId*1.1. `session`: SQL each writer runs first on its connection (e.g. a setting).
+ */
+export async function startWriters(db: TestDatabase, table: string, n: number, maxId: number, session?: string): Promise<Writers> {
   let stopped = false;
   let count = 0;
   const loops: Promise<void>[] = [];
   for (let w = 0; w < n; w++) {
     const client = await db.client();
+    if (session !== undefined) await client.query(session);
     loops.push((async () => {
       try {
         while (!stopped) {
@@ -66,12 +70,23 @@ export async function waitConfirmed(db: TestDatabase, slot: string, timeoutMs = 
 export class TableModel {
   readonly rows = new Map<string, string>();
   readonly actions: Record<string, number> = {};
+  /** Per key, what the consumer applied (for a failure's message): position, action, v, note, lsn. */
+  private readonly history = new Map<string, string[]>();
+  private applied = 0;
 
-  apply(event: Record<string, unknown>, table: string): void {
+  /** Applies one event; `position` (e.g. the stream sequence) goes into the key's history. */
+  apply(event: Record<string, unknown>, table: string, position: number = this.applied): void {
+    this.applied++;
     if (event.table !== table) return;
     const action = String(event.action);
     this.actions[action] = (this.actions[action] ?? 0) + 1;
     const data = event.data as Record<string, unknown>;
+    const row = (action === 'DELETE' ? event.dataOld : data) as Record<string, unknown> | undefined;
+    if (row?.id !== undefined) {
+      const seen = this.history.get(String(row.id)) ?? [];
+      seen.push(`#${position} ${action} v=${String(row.v)} note=${String(row.note)} lsn=${String(event.lsn)} xid=${String(event.xid)}`);
+      this.history.set(String(row.id), seen);
+    }
     if (action === 'DELETE') this.rows.delete(String((event.dataOld as Record<string, unknown>).id));
     else if (action === 'SNAPSHOT' || action === 'INSERT' || action === 'UPDATE') this.rows.set(String(data.id), JSON.stringify(data));
     else if (action === 'TRUNCATE') this.rows.clear();
@@ -87,6 +102,7 @@ export class TableModel {
     assert.deepEqual(
       { missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5).map((k) => [this.rows.get(k), expected.get(k)]), counts: [missing.length, extra.length, differ.length] },
       { missing: [], extra: [], differ: [], counts: [0, 0, 0] },
+      `what the consumer applied to the first rows that are wrong:\n${[...missing, ...extra, ...differ].slice(0, 5).map((k) => `${k}: ${(this.history.get(k) ?? ['nothing']).join(' | ')}`).join('\n')}`,
     );
   }
 }

@@ -9,10 +9,14 @@
  *
  * The stream meets the watermarks in commit order. Between them, every change of the table removes
  * its key from the chunk (the change is at least as new as the row read). The chunk is read in a
- * REPEATABLE READ snapshot whose in-progress xids are kept: a transaction written to the WAL just
- * before the low watermark but not yet visible to the read (a commit becomes visible slightly after
- * its WAL record) removes its keys too. At the high watermark the
- * rows left are published as SNAPSHOT events inside the watermark's transaction, through the same
+ * REPEATABLE READ snapshot whose in-progress xids are kept: a transaction written to the WAL before
+ * the low watermark but not yet visible to the read (a commit becomes visible slightly after its WAL
+ * record, and much later when commits wait for a synchronous standby) removes its keys too. The
+ * stream may have passed such a transaction before the chunk was set up (or in an earlier chunk's
+ * window), so while a request runs every change of its table is kept by xid until a chunk's read
+ * has seen that transaction. Transactions the stream began before the request started are known
+ * by xid only (the last BEGUN_KEPT of them): if one is invisible to a read, that chunk is read
+ * again. At the high watermark the rows left are published as SNAPSHOT events inside the watermark's transaction, through the same
  * in-flight window as live changes (the stream waits while the window is full). When that
  * transaction is acknowledged (with everything before it), the chunk's last key is stored: a
  * daemon killed at any point goes on from the last acknowledged chunk. Watermarks of an earlier
@@ -37,6 +41,11 @@ import { checkPublished, invisible, keyText, keyValues, readChunkInSnapshot, rea
 
 /** Prefix of the watermark messages (pg_logical_emit_message). */
 export const WATERMARK_PREFIX = 'wal-listener-watermark';
+
+/** How many of the stream's latest transactions are remembered by xid (a power of two). */
+export const BEGUN_KEPT = 4096;
+/** Before a chunk is read again because a transaction was not yet visible to the read: doubling from the first to the last. */
+const REREAD_DELAYS_MS = { first: 100, last: 5_000 };
 
 export interface BackfillerOptions {
   database: DatabaseConfig;
@@ -87,15 +96,10 @@ interface Chunk {
   readonly request: BackfillRequest;
   readonly target: SnapshotRows;
   readonly token: string;
-  /**
-   * armed: set up, the stream has not reached the low watermark (changes are recorded with their
-   * xid: one may be invisible to the chunk read); open: between the watermarks; closed: past the high one.
-   */
+  /** armed: set up, the stream has not reached the low watermark; open: between the watermarks; closed: past the high one. */
   phase: 'armed' | 'open' | 'closed';
   /** Keys changed in the window. */
   readonly seen: Set<string>;
-  /** Keys changed before the low watermark, by xid (TRUNCATE as TRUNCATED). */
-  readonly early: Map<number, string[]>;
   /** The snapshot the chunk was read in. */
   horizon: SnapshotHorizon | null;
   truncated: boolean;
@@ -103,21 +107,42 @@ interface Chunk {
   lastKey: string[] | null;
   final: boolean;
   published: number;
+  /** The read may have missed a transaction the stream passed before the request started: read the chunk again. */
+  reread: boolean;
   /** Resolved when the stream handed the rows over (at the high watermark). */
   readonly handed: Deferred;
   /** Resolved when the watermark's transaction was acknowledged and the progress stored. */
   readonly acked: Deferred;
 }
 
+/** The table of the running request, and its changes that some chunk read may not have seen yet. */
+interface Recording {
+  readonly relid: number;
+  readonly keyIndexes: readonly number[];
+  /**
+   * Keys changed, by xid (TRUNCATE as TRUNCATED), until a chunk's read saw the transaction: a
+   * commit can stay invisible to reads past the window it was streamed in (a synchronous standby).
+   */
+  readonly changed: Map<number, string[]>;
+  /** The count of transactions begun in the stream when recording started. */
+  readonly since: number;
+  /** Whether every transaction begun before `since` was visible to a chunk's read. */
+  settled: boolean;
+}
+
 class Closed extends Error {}
 
-/** In Chunk.early: the table was truncated. */
+/** In Recording.changed: the table was truncated. */
 const TRUNCATED = '\0truncate';
 
 export class Backfiller implements StreamWatch {
   private client: Promise<pg.Client> | null = null;
   private progressClient: Promise<pg.Client> | null = null;
   private chunk: Chunk | null = null;
+  private recording: Recording | null = null;
+  /** The xids of the latest BEGUN_KEPT transactions begun in the stream (a ring), and how many began. */
+  private readonly begunXids = new Uint32Array(BEGUN_KEPT);
+  private begunCount = 0;
   /** The chunk whose rows were handed over in the transaction being read; its commit carries the callback. */
   private committingChunk: Chunk | null = null;
   private closed = false;
@@ -134,7 +159,11 @@ export class Backfiller implements StreamWatch {
   }
 
   get watching(): boolean {
-    return this.chunk !== null && this.chunk.phase !== 'closed';
+    return this.recording !== null;
+  }
+
+  begun(xid: number): void {
+    this.begunXids[this.begunCount++ & (BEGUN_KEPT - 1)] = xid;
   }
 
   /** Starts running requests (after the initial snapshot, if any). */
@@ -143,20 +172,21 @@ export class Backfiller implements StreamWatch {
   }
 
   change(xid: number, relationId: number, row: Tuple | null, old: Tuple | null): void {
-    const chunk = this.chunk!;
-    if (relationId !== chunk.target.table.relid) return;
-    const keys = chunk.target.table.keyIndexes;
-    if (chunk.phase === 'armed') {
-      let early = chunk.early.get(xid);
-      if (early === undefined) chunk.early.set(xid, (early = []));
-      if (row === null && old === null) early.push(TRUNCATED);
-      if (row !== null) early.push(keyText(row, keys));
-      if (old !== null) early.push(keyText(old, keys));
-      return;
+    const recording = this.recording!;
+    if (relationId !== recording.relid) return;
+    const keys = recording.keyIndexes;
+    let changed = recording.changed.get(xid);
+    if (changed === undefined) recording.changed.set(xid, (changed = []));
+    const from = changed.length;
+    if (row === null && old === null) changed.push(TRUNCATED);
+    if (row !== null) changed.push(keyText(row, keys));
+    if (old !== null) changed.push(keyText(old, keys));
+    const chunk = this.chunk;
+    if (chunk === null || chunk.phase !== 'open') return;
+    for (let i = from; i < changed.length; i++) {
+      if (changed[i] === TRUNCATED) chunk.truncated = true;
+      else chunk.seen.add(changed[i]!);
     }
-    if (row === null && old === null) chunk.truncated = true;
-    if (row !== null) chunk.seen.add(keyText(row, keys));
-    if (old !== null) chunk.seen.add(keyText(old, keys));
   }
 
   message(txn: TransactionHandle | null, message: LogicalMessage): Promise<void> | undefined {
@@ -175,18 +205,45 @@ export class Backfiller implements StreamWatch {
     }
     if (mark.mark !== 'high') return undefined;
     chunk.phase = 'closed';
-    // Changes before the low watermark that the read did not see win too.
-    for (const [xid, keys] of chunk.early) {
-      if (!invisible(chunk.horizon!, xid)) continue;
+    const horizon = chunk.horizon!;
+    const recording = this.recording!;
+    // Changes the read did not see win too (the window's are in `seen` already). One the read saw, every later read sees.
+    for (const [xid, keys] of recording.changed) {
+      if (!invisible(horizon, xid)) {
+        recording.changed.delete(xid);
+        continue;
+      }
       for (const key of keys) {
         if (key === TRUNCATED) chunk.truncated = true;
         else chunk.seen.add(key);
       }
     }
+    if (!recording.settled) {
+      const missed = this.invisibleBeforeRecording(recording, horizon);
+      if (missed !== undefined) {
+        // Its changes before the request started are unknown: nothing of this chunk is published, and it is read again.
+        chunk.reread = true;
+        chunk.final = false;
+        chunk.lastKey = null;
+        this.log.debug({ backfill: chunk.request.id, xid: missed }, 'backfill chunk read again: a transaction the stream passed was not yet visible to the read');
+        chunk.handed.resolve();
+        return undefined;
+      }
+      recording.settled = true;
+    }
     const rows = chunk.truncated ? [] : chunk.rows.filter((row) => !chunk.seen.has(keyText(row, chunk.target.table.keyIndexes)));
     chunk.published = rows.length;
     this.committingChunk = chunk;
     return publishRows(this.options.sink, txn, chunk.target, rows).then(() => chunk.handed.resolve());
+  }
+
+  /** A transaction begun in the stream before `recording` started (of those still remembered) that the read did not see. */
+  private invisibleBeforeRecording(recording: Recording, horizon: SnapshotHorizon): number | undefined {
+    for (let k = Math.max(0, recording.since - BEGUN_KEPT, this.begunCount - BEGUN_KEPT); k < recording.since; k++) {
+      const xid = this.begunXids[k & (BEGUN_KEPT - 1)]!;
+      if (invisible(horizon, xid)) return xid;
+    }
+    return undefined;
   }
 
   committing(): (() => void) | undefined {
@@ -277,9 +334,14 @@ export class Backfiller implements StreamWatch {
           continue;
         }
         this.options.observer?.backfillInProgress?.(1);
-        await this.backfill(request);
+        try {
+          await this.backfill(request);
+        } finally {
+          this.recording = null;
+        }
       } catch (err) {
         this.chunk = null;
+        this.recording = null;
         if (this.closed || err instanceof Closed) return;
         this.log.warn({ err: describeError(err) }, 'backfill interrupted; retrying');
         this.client?.then((c) => c.end()).catch(() => {});
@@ -304,6 +366,7 @@ export class Backfiller implements StreamWatch {
       return;
     }
     const handle = await this.options.relations.detached(relationOf(table), table.keyIndexes.map((i) => table.columns[i]!.name));
+    this.recording = { relid: table.relid, keyIndexes: table.keyIndexes, changed: new Map(), since: this.begunCount, settled: false };
     const target: SnapshotRows = { table, handle, idScope: `${this.options.source}/${request.id}` };
     await markRunning(query, request.id);
     this.log.info({ backfill: request.id, table: name, kind: request.kind, where: request.where ?? undefined, chunk: request.chunkSize, from: request.lastKey ?? undefined }, request.status === 'running' ? 'backfill resumed' : 'backfill started');
@@ -311,6 +374,7 @@ export class Backfiller implements StreamWatch {
     let rows = request.rows;
     const startedAt = Date.now();
     let lastLog = startedAt;
+    let rereads = 0;
     for (;;) {
       if (this.closed) throw new Closed();
       const now = await readBackfill(query, request.id);
@@ -319,8 +383,8 @@ export class Backfiller implements StreamWatch {
         return;
       }
       const chunk: Chunk = {
-        request, target, token: randomUUID(), phase: 'armed', seen: new Set(), early: new Map(), horizon: null, truncated: false,
-        rows: [], lastKey, final: false, published: 0, handed: new Deferred(), acked: new Deferred(),
+        request, target, token: randomUUID(), phase: 'armed', seen: new Set(), horizon: null, truncated: false,
+        rows: [], lastKey, final: false, published: 0, reread: false, handed: new Deferred(), acked: new Deferred(),
       };
       this.chunk = chunk;
       await this.watermark(client, chunk, 'low');
@@ -337,10 +401,19 @@ export class Backfiller implements StreamWatch {
       }
       chunk.final = chunk.rows.length < request.chunkSize;
       const last = chunk.rows.at(-1);
-      if (last) lastKey = chunk.lastKey = keyValues(last, table.keyIndexes);
+      if (last) chunk.lastKey = keyValues(last, table.keyIndexes);
       await this.watermark(client, chunk, 'high');
       await chunk.handed.promise;
       this.chunk = null;
+      if (chunk.reread) {
+        rereads++;
+        // Minutes only when a commit waits that long, e.g. for a synchronous standby that is down.
+        if (rereads === 20) this.log.warn({ backfill: request.id, table: name, rereads }, 'backfill waiting: a transaction in the WAL is still not visible to other sessions (a commit waiting for a synchronous standby?); its chunk is read again until it is');
+        await this.sleep(Math.min(REREAD_DELAYS_MS.first * 2 ** (rereads - 1), REREAD_DELAYS_MS.last));
+        continue;
+      }
+      rereads = 0;
+      lastKey = chunk.lastKey;
       rows += chunk.published;
       if (Date.now() - lastLog >= 60_000) {
         lastLog = Date.now();

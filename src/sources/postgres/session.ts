@@ -21,12 +21,14 @@ import type { Relations } from './relations.js';
 import type { ReplicationConnection } from './replication.js';
 
 /**
- * Sees the stream on behalf of a snapshot (backfiller.ts): row changes while a watermark window is
- * open, logical messages (the watermarks), and each commit.
+ * Sees the stream on behalf of a snapshot (backfiller.ts): each transaction's start, row changes
+ * while a backfill runs, logical messages (the watermarks), and each commit.
  */
 export interface StreamWatch {
-  /** True while row changes must be shown to `change` (a watermark window is open). */
+  /** True while row changes must be shown to `change` (a backfill runs). */
   readonly watching: boolean;
+  /** A transaction starts in the stream (every one; the server sends committed transactions only). */
+  begun(xid: number): void;
   /** A row change of transaction `xid` (row and old both null: the table was truncated). */
   change(xid: number, relationId: number, row: Tuple | null, old: Tuple | null): void;
   /** A logical message; a returned promise holds the stream until it settles (snapshot rows being handed over). */
@@ -301,6 +303,7 @@ export class PostgresSession implements SourceSession<Lsn> {
     this.txnFinalHi = finalHi;
     this.txnFinalLo = finalLo;
     this.txnXid = xid;
+    this.options.watch?.begun(xid);
   }
 
   private commit(commitHi: number, commitLo: number, endLsn: Lsn): void {
