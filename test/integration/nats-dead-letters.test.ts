@@ -138,6 +138,10 @@ async function deadLetterCase(o: { table: string; topic: string; size: number; b
   assert.deepEqual([message.schema, message.table, message.action, letter.broker, event.data.id, event.id], ['public', table, 'INSERT', 'nats', 2, message.id]);
   assert.equal(event.data.body.length, size, 'stored whole');
   assert.match(letter.reason, o.reason);
+  // Stored without the memory it lay in (the chunk's lease): a few hundred bytes of fields.
+  const row = (await db.sql<{ lease: boolean; bytes: number }>("SELECT message ? 'lease' AS lease, octet_length(message::text) AS bytes FROM wal_listener.dead_letters")).rows[0]!;
+  assert.equal(row.lease, false);
+  assert.ok(row.bytes < 2_000, `message fields of ${row.bytes} bytes`);
   assert.ok(daemon.logs().some((r) => r.code === 'WAL_PUBLISH_REJECTED' && r.level === 'error' && r.id === message.id), 'an error log names the rejected event');
   const metrics = (await httpGet(promPort, '/metrics')).body;
   assert.equal(metricValue(metrics, 'problematic_events_total', { kind: 'rejected' }), 1);

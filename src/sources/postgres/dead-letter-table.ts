@@ -39,9 +39,9 @@ export async function ensureDeadLetterTable(query: Query): Promise<void> {
   await query(DEAD_LETTERS_DDL);
 }
 
-/** The message's fields but its payload (stored as bytea beside it). */
+/** The message's fields but its payload (stored as bytea beside it) and its chunk's lease (memory of this process). */
 function messageJson(message: OutboundMessage): string {
-  const { payload: _payload, ...rest } = message;
+  const { payload: _payload, lease: _lease, ...rest } = message;
   return JSON.stringify(rest);
 }
 
@@ -80,8 +80,14 @@ export async function listDeadLetters(query: Query, source: string, options: { i
     storedAt: row.stored_at,
     broker: row.broker,
     reason: row.reason,
-    message: { ...row.message, payload: row.payload },
+    message: { ...withoutLease(row.message), payload: row.payload },
   }));
+}
+
+/** Rows stored by 0bc25b3 until this was fixed carry the lease, with its chunk, as JSON: it is dropped. */
+function withoutLease(message: Omit<OutboundMessage, 'payload'>): Omit<OutboundMessage, 'payload'> {
+  const { lease: _lease, ...rest } = message;
+  return rest;
 }
 
 export async function removeDeadLetters(query: Query, source: string, storeIds: readonly string[]): Promise<void> {
