@@ -8,7 +8,10 @@
  * with everything else it sends (SUB, PING), so reconnect buffering works as for `publish()`.
  * A batch with large payloads (TOASTed rows: 8 KB events) goes, while connected and nothing else
  * is queued, straight to the socket in one corked writev with its payloads as chunks of their
- * own: they are not copied again.
+ * own: they are not copied again. Each such payload holds its chunk (PayloadLease.hold) until the
+ * socket's write callback, which Node calls once the bytes went to the kernel or the socket was
+ * destroyed: an acknowledged event's chunk is reused (json-out.ts) only after every socket it was
+ * handed to, a replaced connection's included, is done with it. Everything else is copied.
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
@@ -36,7 +39,7 @@ interface DirectSocket {
   destroyed?: boolean;
   cork?(): void;
   uncork?(): void;
-  write?(chunk: Uint8Array): boolean;
+  write?(chunk: Uint8Array, done?: () => void): boolean;
 }
 
 /** Outcome of writing a batch: sent, or message `index` cannot be sent (nothing was sent). */
@@ -176,9 +179,15 @@ export class NatsFrameWriter {
           pos = writeFrame(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payload);
           continue;
         }
-        pos = writeHead(piece, pos, subjects[i]!, replyBytes, batch[i]!.id, general[i]!, payload.length);
+        const message = batch[i]!;
+        pos = writeHead(piece, pos, subjects[i]!, replyBytes, message.id, general[i]!, payload.length);
         socket.write(piece.subarray(start, pos));
-        socket.write(payload);
+        const lease = message.lease;
+        if (lease == null) socket.write(payload);
+        else {
+          lease.hold();
+          socket.write(payload, lease.releaser);
+        }
         start = pos;
         piece[pos++] = 0x0d;
         piece[pos++] = 0x0a;

@@ -38,6 +38,8 @@ const NANOS_PER_MS = 1_000_000;
 const FRAME_OVERHEAD = 256;
 
 export class NatsPublisher implements Publisher {
+  /** Payloads are copied into frames, or held until the socket wrote them (nats-frames.ts), or held for good (the client's publish()). */
+  readonly releasesPayloads = true;
   readonly kind = 'nats';
   readonly events = new EventEmitter<PublisherEvents>();
   private nc: NatsConnection | null = null;
@@ -267,6 +269,8 @@ export class NatsPublisher implements Publisher {
       try {
         for (; i < batch.length; i++) {
           const message = batch[i]!;
+          // nats-core keeps the payload queued (across a reconnect, too): its chunk is never reused.
+          message.lease?.hold();
           // Buffer.from takes small strings from Node's pool: cheaper than nats-core's TextEncoder.
           nc.publish(message.subject, payloadBuffer(message), { headers: headersOf(message), reply });
         }

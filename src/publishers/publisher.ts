@@ -32,12 +32,13 @@ export interface Publisher {
   readonly inOrder?: boolean;
   /**
    * True when, once publish() has resolved, none of that batch's payload bytes will be read again,
-   * by the publisher or by anything it handed them to, nor any payload bytes it was given before:
-   * it writes payloads to one byte stream in order and resolves only after that stream took them
-   * (stdout) or the broker received and acknowledged them. The dispatcher then releases each
-   * acknowledged change event's payload, and its memory is written over by later events
-   * (json-out.ts). Leave it unset when a client library keeps payloads it was given (batching,
-   * its own retries, a buffer kept across reconnects).
+   * by the publisher or by anything it handed them to, nor any payload bytes it was given before,
+   * except under a hold on the message's lease (`message.lease.hold()`, released when the reader
+   * is done; a hold never released keeps the bytes for good): stdout writes payloads to one stream
+   * in order and resolves after the stream took them; NATS copies them or holds them until its
+   * socket wrote them. The dispatcher then releases each acknowledged change event's payload, and
+   * its memory is written over by later events (json-out.ts). Leave it unset when a client library
+   * keeps payloads it was given (batching, its own retries, a buffer kept across reconnects).
    */
   readonly releasesPayloads?: boolean;
   /** Connection state changes (see PublisherEvents). */

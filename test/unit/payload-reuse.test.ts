@@ -3,9 +3,12 @@
  * message ended in it was released and the writer has left it; the dispatcher releases a message
  * only once it is acknowledged, only for a publisher that allows it (Publisher.releasesPayloads),
  * and never a refused or dead-lettered one. Through the real stdout publisher into a reader that
- * takes its time, every byte written must be the event's.
+ * takes its time, and through NATS frames into a socket that holds them, every byte written must
+ * be the event's.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
 import { Writable } from 'node:stream';
 import { PublishError, type WalListenerError } from '../../src/errors.js';
@@ -14,6 +17,7 @@ import type { DeadLetterStore } from '../../src/pipeline/dead-letters.js';
 import { Dispatcher, type Delivery } from '../../src/pipeline/dispatcher.js';
 import { JsonOut } from '../../src/pipeline/json-out.js';
 import type { OutboundMessage } from '../../src/pipeline/message.js';
+import { NatsFrameWriter, type NatsProtocol } from '../../src/publishers/nats-frames.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
 import { StdoutPublisher } from '../../src/publishers/stdout.js';
 import { MemoryDeadLetters } from '../support/dispatch.js';
@@ -204,4 +208,108 @@ test('through the stdout publisher into a reader that takes its time, every even
   for (let i = 0; i < expected.length; i++) assert.equal(lines[i], expected[i], `event ${i}`);
   assert.ok(switches > 20, `${switches} chunks written`);
   assert.ok(chunks.size < switches / 2, `${chunks.size} distinct chunks for ${switches} chunk changes: chunks were reused`);
+});
+
+/**
+ * NATS frames written straight to the socket (nats-frames.ts): a real TCP connection to a server
+ * that does not read yet, so the payloads wait in the socket. The protocol object is a stand-in
+ * for nats-core's ProtocolHandler (the fields the writer reads); the socket is real.
+ */
+async function socketPair(): Promise<{ client: Socket; server: Socket; stop(): void }> {
+  let accepted: (s: Socket) => void;
+  const serverSide = new Promise<Socket>((resolve) => (accepted = resolve));
+  const listener = createServer((s) => {
+    s.pause();
+    accepted(s);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const client = connect((listener.address() as AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  const server = await serverSide;
+  return { client, server, stop: () => (client.destroy(), server.destroy(), listener.close()) };
+}
+
+function protocolOn(socket: Socket): NatsProtocol {
+  return {
+    sendCommand: () => assert.fail('frames with large payloads go to the socket directly here'),
+    flushPending: () => undefined,
+    outMsgs: 0,
+    outBytes: 0,
+    outbound: { size: () => 0 },
+    transport: { socket, isClosed: false, done: false },
+    connected: true,
+    infoReceived: true,
+  };
+}
+
+/** Events of 3 KB (handed to the socket as they are) until one lands in a second chunk: the first chunk's events, and that one. */
+function chunkOfLargeEvents(out: JsonOut, from: number): { inChunk: OutboundMessage[]; next: OutboundMessage } {
+  const inChunk = [event(out, from, `{"n":${from},"pad":"${'q'.repeat(3000)}"}`)];
+  for (let i = from + 1; ; i++) {
+    const m = event(out, i, `{"n":${i},"pad":"${'q'.repeat(3000)}"}`);
+    if (m.lease !== inChunk[0]!.lease) return { inChunk, next: m };
+    inChunk.push(m);
+  }
+}
+
+/** Writes and releases events until one lands in `chunk` (true) or `max` events did not (false). */
+function reusesChunk(out: JsonOut, chunk: ArrayBufferLike, max: number): boolean {
+  for (let n = 0; n < max; n++) {
+    const m = event(out, 100_000 + n);
+    m.lease!.release();
+    if (bufferOf(m) === chunk) return true;
+  }
+  return false;
+}
+
+test('NATS: a payload handed to the socket holds its chunk until the socket wrote it, also after the acknowledgement; every byte sent is the event', async () => {
+  const { client, server, stop } = await socketPair();
+  try {
+    // Fill the connection's kernel buffers so that the frames wait in the socket.
+    client.write(Buffer.alloc(32 * 1024 * 1024, 0x2e));
+    const out = new JsonOut();
+    const { inChunk } = chunkOfLargeEvents(out, 0);
+    const chunkA = bufferOf(inChunk[0]!);
+    const expected = inChunk.map((m) => Buffer.from(m.payload as Buffer));
+    const written = new NatsFrameWriter(protocolOn(client)).write(inChunk, '_INBOX.t.1', Infinity);
+    assert.deepEqual(written, { sent: true });
+    assert.ok(client.writableLength > 0, 'the frames wait in the socket');
+    // Acknowledged (as the dispatcher releases them), and the writer has left chunk A.
+    for (const m of inChunk) m.lease!.release();
+    assert.equal(reusesChunk(out, chunkA, 3000), false, 'chunk A is not written over while the socket holds its payloads');
+    // The server reads everything: the frames carry the events' bytes, and chunk A is free.
+    const received: Buffer[] = [];
+    server.on('data', (d: Buffer) => received.push(d));
+    server.resume();
+    await waitFor('the socket wrote everything', () => client.writableLength === 0, 10_000, 10);
+    await waitFor('every byte received', () => received.reduce((n, d) => n + d.length, 0) >= 32 * 1024 * 1024 + expected.reduce((n, e) => n + e.length, 0), 10_000, 10);
+    const frames = Buffer.concat(received).subarray(32 * 1024 * 1024).toString('latin1');
+    let at = 0;
+    for (const [i, payload] of expected.entries()) {
+      at = frames.indexOf(`\r\n\r\n${payload.toString('latin1')}\r\n`, at);
+      assert.ok(at >= 0, `event ${i}'s payload is in the frames, whole, in order`);
+    }
+    assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket wrote it');
+  } finally {
+    stop();
+  }
+});
+
+test('NATS: a socket destroyed with payloads still in it lets their chunk go (its write callbacks run)', async () => {
+  const { client, stop } = await socketPair();
+  try {
+    client.write(Buffer.alloc(32 * 1024 * 1024, 0x2e));
+    const out = new JsonOut();
+    const { inChunk } = chunkOfLargeEvents(out, 0);
+    const chunkA = bufferOf(inChunk[0]!);
+    new NatsFrameWriter(protocolOn(client)).write(inChunk, '_INBOX.t.1', Infinity);
+    for (const m of inChunk) m.lease!.release();
+    assert.equal(reusesChunk(out, chunkA, 3000), false);
+    client.on('error', () => undefined);
+    client.destroy();
+    await once(client, 'close');
+    assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket is gone');
+  } finally {
+    stop();
+  }
 });
