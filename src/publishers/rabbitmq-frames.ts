@@ -8,7 +8,9 @@
  * fourth, queues that in the channel's stream and copies it out again into one socket write per
  * turn. On a catch-up that was 65% of the daemon's CPU (profile: the header table encoder alone
  * 17%) and most of its garbage. Here a batch costs one buffer, reused once the socket has taken
- * it, and one corked writev; payloads of 2 KB and more are chunks of their own, not copied.
+ * it, and one corked writev; payloads of 2 KB and more are chunks of their own, not copied, each
+ * holding its chunk (PayloadLease.hold) until that write's callback: an acknowledged event's
+ * chunk is reused (json-out.ts) only once no socket, a replaced connection's included, still has it.
  *
  * Change events (the hot path) have their properties written here: contentType, the headers `lsn`,
  * `table` and `action` as long strings, deliveryMode 2 and messageId, the bytes amqplib writes for
@@ -33,7 +35,7 @@ export interface AmqpSocket {
   readonly destroyed: boolean;
   cork(): void;
   uncork(): void;
-  write(chunk: Uint8Array): boolean;
+  write(chunk: Uint8Array, done?: () => void): boolean;
 }
 
 /** Outcome of writing a batch: sent, or message `index` cannot be sent (nothing was sent). */
@@ -157,6 +159,7 @@ export class AmqpFrameWriter {
         const payload = payloads[i]!;
         pos = this.writeHead(piece, pos, heads[i]!, payload.length);
         const direct = payload.length >= DIRECT_PAYLOAD_BYTES;
+        const lease = direct ? batch[i]!.lease : undefined;
         for (let from = 0; from < payload.length; from += maxBody) {
           const to = Math.min(from + maxBody, payload.length);
           piece[pos] = FRAME_BODY;
@@ -165,7 +168,11 @@ export class AmqpFrameWriter {
           pos += 7;
           if (direct) {
             socket.write(piece.subarray(start, pos));
-            socket.write(payload.subarray(from, to));
+            if (lease == null) socket.write(payload.subarray(from, to));
+            else {
+              lease.hold();
+              socket.write(payload.subarray(from, to), lease.releaser);
+            }
             start = pos;
           } else pos += payload.copy(piece, pos, from, to);
           piece[pos++] = FRAME_END;

@@ -327,6 +327,8 @@ function refusalText(err: AmqpError): string {
 }
 
 export class RabbitMqPublisher implements Publisher {
+  /** Payloads are copied into frames or held until the socket wrote them (rabbitmq-frames.ts). */
+  readonly releasesPayloads = true;
   readonly kind = 'rabbitmq';
   readonly events = new EventEmitter<PublisherEvents>();
   readonly topic: string;

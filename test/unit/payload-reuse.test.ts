@@ -3,8 +3,8 @@
  * message ended in it was released and the writer has left it; the dispatcher releases a message
  * only once it is acknowledged, only for a publisher that allows it (Publisher.releasesPayloads),
  * and never a refused or dead-lettered one. Through the real stdout publisher into a reader that
- * takes its time, and through NATS frames into a socket that holds them, every byte written must
- * be the event's.
+ * takes its time, and through NATS and RabbitMQ frames into a socket that holds them, every
+ * byte written must be the event's.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -19,6 +19,7 @@ import { JsonOut } from '../../src/pipeline/json-out.js';
 import type { OutboundMessage } from '../../src/pipeline/message.js';
 import { NatsFrameWriter, type NatsProtocol } from '../../src/publishers/nats-frames.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
+import { AmqpFrameWriter } from '../../src/publishers/rabbitmq-frames.js';
 import { StdoutPublisher } from '../../src/publishers/stdout.js';
 import { MemoryDeadLetters } from '../support/dispatch.js';
 import { FakePublisher, testMessage } from '../support/fake-publisher.js';
@@ -211,9 +212,10 @@ test('through the stdout publisher into a reader that takes its time, every even
 });
 
 /**
- * NATS frames written straight to the socket (nats-frames.ts): a real TCP connection to a server
- * that does not read yet, so the payloads wait in the socket. The protocol object is a stand-in
- * for nats-core's ProtocolHandler (the fields the writer reads); the socket is real.
+ * Frames written straight to the socket (nats-frames.ts, rabbitmq-frames.ts): a real TCP
+ * connection to a server that does not read yet, so the payloads wait in the socket. For NATS the
+ * protocol object is a stand-in for nats-core's ProtocolHandler (the fields the writer reads);
+ * the socket is real.
  */
 async function socketPair(): Promise<{ client: Socket; server: Socket; stop(): void }> {
   let accepted: (s: Socket) => void;
@@ -242,12 +244,18 @@ function protocolOn(socket: Socket): NatsProtocol {
   };
 }
 
-/** Events of 3 KB (handed to the socket as they are) until one lands in a second chunk: the first chunk's events, and that one. */
-function chunkOfLargeEvents(out: JsonOut, from: number): { inChunk: OutboundMessage[]; next: OutboundMessage } {
-  const inChunk = [event(out, from, `{"n":${from},"pad":"${'q'.repeat(3000)}"}`)];
-  for (let i = from + 1; ; i++) {
+/** The frame writers that hand large payloads to their socket as they are. */
+const FRAME_WRITERS: [string, (socket: Socket, batch: OutboundMessage[]) => unknown][] = [
+  ['NATS', (socket, batch) => new NatsFrameWriter(protocolOn(socket)).write(batch, '_INBOX.t.1', Infinity)],
+  ['RabbitMQ', (socket, batch) => new AmqpFrameWriter(socket, 1, 131072, 'wl').write(batch)],
+];
+
+/** Events of 3 KB (handed to the socket as they are) until one lands in a second chunk: the first chunk's events. */
+function chunkOfLargeEvents(out: JsonOut): OutboundMessage[] {
+  const inChunk: OutboundMessage[] = [];
+  for (let i = 0; ; i++) {
     const m = event(out, i, `{"n":${i},"pad":"${'q'.repeat(3000)}"}`);
-    if (m.lease !== inChunk[0]!.lease) return { inChunk, next: m };
+    if (inChunk.length > 0 && m.lease !== inChunk[0]!.lease) return inChunk;
     inChunk.push(m);
   }
 }
@@ -262,54 +270,57 @@ function reusesChunk(out: JsonOut, chunk: ArrayBufferLike, max: number): boolean
   return false;
 }
 
-test('NATS: a payload handed to the socket holds its chunk until the socket wrote it, also after the acknowledgement; every byte sent is the event', async () => {
-  const { client, server, stop } = await socketPair();
-  try {
-    // Fill the connection's kernel buffers so that the frames wait in the socket.
-    client.write(Buffer.alloc(32 * 1024 * 1024, 0x2e));
-    const out = new JsonOut();
-    const { inChunk } = chunkOfLargeEvents(out, 0);
-    const chunkA = bufferOf(inChunk[0]!);
-    const expected = inChunk.map((m) => Buffer.from(m.payload as Buffer));
-    const written = new NatsFrameWriter(protocolOn(client)).write(inChunk, '_INBOX.t.1', Infinity);
-    assert.deepEqual(written, { sent: true });
-    assert.ok(client.writableLength > 0, 'the frames wait in the socket');
-    // Acknowledged (as the dispatcher releases them), and the writer has left chunk A.
-    for (const m of inChunk) m.lease!.release();
-    assert.equal(reusesChunk(out, chunkA, 3000), false, 'chunk A is not written over while the socket holds its payloads');
-    // The server reads everything: the frames carry the events' bytes, and chunk A is free.
-    const received: Buffer[] = [];
-    server.on('data', (d: Buffer) => received.push(d));
-    server.resume();
-    await waitFor('the socket wrote everything', () => client.writableLength === 0, 10_000, 10);
-    await waitFor('every byte received', () => received.reduce((n, d) => n + d.length, 0) >= 32 * 1024 * 1024 + expected.reduce((n, e) => n + e.length, 0), 10_000, 10);
-    const frames = Buffer.concat(received).subarray(32 * 1024 * 1024).toString('latin1');
-    let at = 0;
-    for (const [i, payload] of expected.entries()) {
-      at = frames.indexOf(`\r\n\r\n${payload.toString('latin1')}\r\n`, at);
-      assert.ok(at >= 0, `event ${i}'s payload is in the frames, whole, in order`);
-    }
-    assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket wrote it');
-  } finally {
-    stop();
-  }
-});
+/** What fills the connection's kernel buffers, so that frames written after it wait in the socket. */
+const FILLER = 32 * 1024 * 1024;
 
-test('NATS: a socket destroyed with payloads still in it lets their chunk go (its write callbacks run)', async () => {
-  const { client, stop } = await socketPair();
-  try {
-    client.write(Buffer.alloc(32 * 1024 * 1024, 0x2e));
-    const out = new JsonOut();
-    const { inChunk } = chunkOfLargeEvents(out, 0);
-    const chunkA = bufferOf(inChunk[0]!);
-    new NatsFrameWriter(protocolOn(client)).write(inChunk, '_INBOX.t.1', Infinity);
-    for (const m of inChunk) m.lease!.release();
-    assert.equal(reusesChunk(out, chunkA, 3000), false);
-    client.on('error', () => undefined);
-    client.destroy();
-    await once(client, 'close');
-    assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket is gone');
-  } finally {
-    stop();
-  }
-});
+for (const [name, writeFrames] of FRAME_WRITERS) {
+  test(`${name}: a payload handed to the socket holds its chunk until the socket wrote it, also after the acknowledgement; every byte sent is the event`, async () => {
+    const { client, server, stop } = await socketPair();
+    try {
+      client.write(Buffer.alloc(FILLER, 0x2e));
+      const out = new JsonOut();
+      const inChunk = chunkOfLargeEvents(out);
+      const chunkA = bufferOf(inChunk[0]!);
+      const expected = inChunk.map((m) => Buffer.from(m.payload as Buffer));
+      assert.deepEqual(writeFrames(client, inChunk), { sent: true });
+      assert.ok(client.writableLength > 0, 'the frames wait in the socket');
+      // Acknowledged (as the dispatcher releases them), and the writer has left chunk A.
+      for (const m of inChunk) m.lease!.release();
+      assert.equal(reusesChunk(out, chunkA, 3000), false, 'chunk A is not written over while the socket holds its payloads');
+      // The server reads everything: the frames carry the events' bytes, and chunk A is free.
+      const received: Buffer[] = [];
+      server.on('data', (d: Buffer) => received.push(d));
+      server.resume();
+      await waitFor('the socket wrote everything', () => client.writableLength === 0, 10_000, 10);
+      await waitFor('every byte received', () => received.reduce((n, d) => n + d.length, 0) >= FILLER + expected.reduce((n, e) => n + e.length, 0), 10_000, 10);
+      const frames = Buffer.concat(received).subarray(FILLER);
+      let at = 0;
+      for (const [i, payload] of expected.entries()) {
+        at = frames.indexOf(payload, at);
+        assert.ok(at >= 0, `event ${i}'s payload is in the frames, whole, in order`);
+      }
+      assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket wrote it');
+    } finally {
+      stop();
+    }
+  });
+
+  test(`${name}: a socket destroyed with payloads still in it lets their chunk go (its write callbacks run)`, async () => {
+    const { client, stop } = await socketPair();
+    try {
+      client.write(Buffer.alloc(FILLER, 0x2e));
+      const out = new JsonOut();
+      const inChunk = chunkOfLargeEvents(out);
+      const chunkA = bufferOf(inChunk[0]!);
+      writeFrames(client, inChunk);
+      for (const m of inChunk) m.lease!.release();
+      assert.equal(reusesChunk(out, chunkA, 3000), false);
+      client.on('error', () => undefined);
+      client.destroy();
+      await once(client, 'close');
+      assert.equal(reusesChunk(out, chunkA, 3000), true, 'chunk A is written over once the socket is gone');
+    } finally {
+      stop();
+    }
+  });
+}
