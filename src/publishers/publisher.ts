@@ -36,9 +36,10 @@ export interface Publisher {
    * except under a hold on the message's lease (`message.lease.hold()`, released when the reader
    * is done; a hold never released keeps the bytes for good): stdout writes payloads to one stream
    * in order and resolves after the stream took them; NATS and RabbitMQ copy them or hold them
-   * until their socket wrote them. The dispatcher then releases each acknowledged change event's payload, and
-   * its memory is written over by later events (json-out.ts). Leave it unset when a client library
-   * keeps payloads it was given (batching, its own retries, a buffer kept across reconnects).
+   * until their socket wrote them. The dispatcher then releases each acknowledged change event's
+   * payload, and its memory is written over by later events (json-out.ts). Leave it unset when a
+   * client library keeps payloads it was given (batching, its own retries, a buffer kept across
+   * reconnects).
    */
   readonly releasesPayloads?: boolean;
   /** Connection state changes (see PublisherEvents). */

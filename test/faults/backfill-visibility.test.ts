@@ -7,8 +7,9 @@
  * Here the gap is made long on purpose, for real: an embedded PostgreSQL 18 has a synchronous
  * standby (pg_recvlogical on a slot of its own, application_name `lagger`, reporting every second)
  * that the writers' commits wait for. A writer's transaction is written, streamed to the daemon
- * and published, and stays invisible to the backfill's reads for about a second. Everything else
- * in the database commits locally (`synchronous_commit = local`), the daemon's backfill included.
+ * and published, and stays invisible to the backfill's reads for about a second, and for as long
+ * as a test keeps the lagger stopped (SIGSTOP). Everything else in the database commits locally
+ * (`synchronous_commit = local`), the daemon's backfill included.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
