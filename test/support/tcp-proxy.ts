@@ -2,9 +2,10 @@
  * A TCP proxy on a free port in front of a server, to fake network faults for one client without
  * touching a shared server: `freeze()` stops forwarding (a black hole), `mute()` stops only what
  * the server sends (a hung server: it still receives the client's bytes, heartbeats included, so
- * only the client can notice), `thaw()` resumes, `cut()` resets every open connection, `down()` closes the port as a server that died
- * does (connections reset, new ones refused) and `up()` opens the same port again, forwarding to
- * `targetPort` or a new one (a server that came back on the same address).
+ * only the client can notice), `thaw()` resumes, `cut()` resets every open connection, `down()`
+ * closes the port as a server that died does (connections reset, new ones refused) and `up()`
+ * opens the same port again, forwarding to `targetPort` or a new one (a server that came back on
+ * the same address).
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
