@@ -8,14 +8,12 @@
  * with everything else it sends (SUB, PING), so reconnect buffering works as for `publish()`.
  * A batch with large payloads (TOASTed rows: 8 KB events) goes, while connected and nothing else
  * is queued, straight to the socket in one corked writev with its payloads as chunks of their
- * own: they are not copied again. Each such payload holds its chunk (PayloadLease.hold) until the
- * socket's write callback, which Node calls once the bytes went to the kernel or the socket was
- * destroyed: an acknowledged event's chunk is reused (json-out.ts) only after every socket it was
- * handed to, a replaced connection's included, is done with it. Everything else is copied.
+ * own: they are not copied again, and each holds its chunk until the socket wrote it
+ * (spare-piece.ts writeHeld). Everything else is copied.
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
-import { PIECE_BYTES, SparePiece } from './spare-piece.js';
+import { PIECE_BYTES, SparePiece, writeHeld } from './spare-piece.js';
 
 /** What is used of nats-core's ProtocolHandler (`nc.protocol`, stable across 3.x). */
 export interface NatsProtocol {
@@ -182,12 +180,7 @@ export class NatsFrameWriter {
         const message = batch[i]!;
         pos = writeHead(piece, pos, subjects[i]!, replyBytes, message.id, general[i]!, payload.length);
         socket.write(piece.subarray(start, pos));
-        const lease = message.lease;
-        if (lease == null) socket.write(payload);
-        else {
-          lease.hold();
-          socket.write(payload, lease.releaser);
-        }
+        writeHeld(socket, payload, message.lease);
         start = pos;
         piece[pos++] = 0x0d;
         piece[pos++] = 0x0a;

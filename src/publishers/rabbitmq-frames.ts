@@ -9,8 +9,7 @@
  * turn. On a catch-up that was 65% of the daemon's CPU (profile: the header table encoder alone
  * 17%) and most of its garbage. Here a batch costs one buffer, reused once the socket has taken
  * it, and one corked writev; payloads of 2 KB and more are chunks of their own, not copied, each
- * holding its chunk (PayloadLease.hold) until that write's callback: an acknowledged event's
- * chunk is reused (json-out.ts) only once no socket, a replaced connection's included, still has it.
+ * holding its chunk until the socket wrote it (spare-piece.ts writeHeld).
  *
  * Change events (the hot path) have their properties written here: contentType, the headers `lsn`,
  * `table` and `action` as long strings, deliveryMode 2 and messageId, the bytes amqplib writes for
@@ -26,7 +25,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { payloadBuffer, type OutboundMessage } from '../pipeline/message.js';
 import { exchangeOf, isRouted, publishOptions } from './rabbitmq-message.js';
-import { SparePiece } from './spare-piece.js';
+import { SparePiece, writeHeld } from './spare-piece.js';
 
 /** What is used of the connection's net.Socket / TLSSocket. */
 export interface AmqpSocket {
@@ -168,11 +167,7 @@ export class AmqpFrameWriter {
           pos += 7;
           if (direct) {
             socket.write(piece.subarray(start, pos));
-            if (lease == null) socket.write(payload.subarray(from, to));
-            else {
-              lease.hold();
-              socket.write(payload.subarray(from, to), lease.releaser);
-            }
+            writeHeld(socket, payload.subarray(from, to), lease);
             start = pos;
           } else pos += payload.copy(piece, pos, from, to);
           piece[pos++] = FRAME_END;

@@ -18,11 +18,11 @@ import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
-import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
+import { databaseSection, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { createRowsTable, startWriters, TableModel, waitConfirmed, type Writers } from '../support/snapshot-workload.js';
+import { backfillRow, createRowsTable, requestBackfill, startWriters, TableModel, waitConfirmed, type Writers } from '../support/snapshot-workload.js';
 
 const ROWS = 2_000;
 let server: EmbeddedServer;
@@ -101,19 +101,13 @@ async function streamTable(table: string): Promise<{ config: Record<string, unkn
 }
 
 /** Requests a backfill of `table` in chunks of 20; returns its id. */
-async function requestBackfill(config: Record<string, unknown>, table: string): Promise<string> {
-  const requested = await runCli(['backfill', '-c', writeConfig(config), `public.${table}`, '--chunk', '20']);
-  assert.equal(requested.code, 0, requested.stderr);
-  return new RegExp(`backfill (\\d+) of public\\.${table} requested`).exec(requested.stdout)![1]!;
-}
+const requestChunksOf20 = (config: Record<string, unknown>, table: string): Promise<string> => requestBackfill(writeConfig(config), `public.${table}`, '--chunk', '20');
 
-const backfillStatus = async (id: string): Promise<string | undefined> =>
-  (await db.sql<{ status: string }>('SELECT status FROM wal_listener.backfills WHERE id = $1', [id])).rows[0]?.status;
+const backfillStatus = async (id: string): Promise<string | undefined> => (await backfillRow(db, id))?.status;
 const backfillDone = async (id: string): Promise<void> => {
   await waitFor('backfill done', async () => (await backfillStatus(id)) === 'done', 60_000, 100);
 };
-const backfillRows = async (id: string): Promise<number> =>
-  Number((await db.sql<{ rows: string }>('SELECT rows::text FROM wal_listener.backfills WHERE id = $1', [id])).rows[0]?.rows ?? 0);
+const backfillRows = async (id: string): Promise<number> => Number((await backfillRow(db, id))?.rows ?? 0);
 
 /** Once everything written is confirmed: the consumer, applying the stream in order, has exactly the table. */
 async function assertConsumerHasTable(table: string, slot: string, topic: string): Promise<void> {
@@ -130,7 +124,7 @@ test('rows changed by transactions still invisible to later chunks\' reads are n
   const writers = await startWriters(db, 'vis_t', 16, ROWS, 'SET synchronous_commit = on');
   try {
     await waitFor('the writers committing', () => writers.count() >= 16, 10_000, 50);
-    const id = await requestBackfill(config, 'vis_t');
+    const id = await requestChunksOf20(config, 'vis_t');
     await waitFor('backfill under way', async () => (await backfillRows(id)) >= 100, 30_000, 50);
     // The writers' last transactions are streamed (many inside one chunk's window) and stay invisible
     // while the backfill goes on over the rows they changed; no later change hides an old row.
@@ -152,7 +146,7 @@ test('a backfill that starts while transactions the stream already passed are in
     await holdLastWrites(writers, async () => {
       await delay(300);
       await waitConfirmed(db, slot); // the daemon has passed the writers' last transactions
-      id = await requestBackfill(config, 'first_t');
+      id = await requestChunksOf20(config, 'first_t');
       await waitFor('backfill running', async () => (await backfillStatus(id)) === 'running', 30_000, 50);
       await delay(1_000); // the first chunk is read, and read again, while they are invisible
     });

@@ -12,7 +12,7 @@ import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess }
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { createRowsTable, startWriters, TableModel, waitConfirmed } from '../support/snapshot-workload.js';
+import { backfillRow as backfillRowOf, createRowsTable, requestBackfill, startWriters, TableModel, waitConfirmed, type BackfillRow } from '../support/snapshot-workload.js';
 
 let db: TestDatabase;
 let nats: NatsServer;
@@ -39,8 +39,7 @@ async function model(stream: string, table: string): Promise<TableModel> {
   return m;
 }
 
-const backfillRow = async (id: string): Promise<{ status: string; rows: string; kind: string }> =>
-  (await db.sql<{ status: string; rows: string; kind: string }>('SELECT status, rows::text, kind FROM wal_listener.backfills WHERE id = $1', [id])).rows[0]!;
+const backfillRow = async (id: string): Promise<BackfillRow> => (await backfillRowOf(db, id))!;
 
 test('initial snapshot: 50,000 rows and 4 writers during it; the consumer ends with exactly the table', async () => {
   await createRowsTable(db, 'initial_t', ROWS);
@@ -111,9 +110,7 @@ test('backfill while streaming, with 4 writers and kill -9 of the daemon twice: 
   const writers = await startWriters(db, 'bf_t', 4, ROWS);
   let id = '';
   try {
-    const requested = await runCli(['backfill', '-c', writeConfig(config), 'public.bf_t', '--chunk', '1000']);
-    assert.equal(requested.code, 0, requested.stderr);
-    id = /backfill (\d+) of public\.bf_t requested/.exec(requested.stdout)![1]!;
+    id = await requestBackfill(writeConfig(config), 'public.bf_t', '--chunk', '1000');
     for (const step of [1, 2]) {
       const before = Number((await backfillRow(id)).rows);
       await waitFor(`backfill progress past ${before} rows`, async () => Number((await backfillRow(id)).rows) > before + 2000, 60_000, 100);

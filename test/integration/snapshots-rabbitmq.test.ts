@@ -13,7 +13,7 @@ import { databaseSection, runCli, startDaemon, writeConfig, type DaemonProcess }
 import { waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { cleanup, declareBoundQueue, QueueReader, RABBIT_URL, uniqueName } from '../support/rabbitmq.js';
-import { createRowsTable, startWriters, TableModel, waitConfirmed } from '../support/snapshot-workload.js';
+import { backfillRow, createRowsTable, requestBackfill, startWriters, TableModel, waitConfirmed, type BackfillRow } from '../support/snapshot-workload.js';
 
 let db: TestDatabase;
 let daemon: DaemonProcess | undefined;
@@ -60,14 +60,8 @@ async function settled(): Promise<void> {
   }
 }
 
-const request = async (...args: string[]): Promise<string> => {
-  const result = await runCli(['backfill', '-c', configPath, ...args]);
-  assert.equal(result.code, 0, result.stderr);
-  return /backfill (\d+) of/.exec(result.stdout)![1]!;
-};
-
-const row = async (id: string) =>
-  (await db.sql<{ status: string; rows: string; started_at: Date | null; finished_at: Date | null }>('SELECT status, rows::text, started_at, finished_at FROM wal_listener.backfills WHERE id = $1', [id])).rows[0]!;
+const request = (...args: string[]): Promise<string> => requestBackfill(configPath, ...args);
+const row = async (id: string): Promise<BackfillRow> => (await backfillRow(db, id))!;
 
 test('a backfill while 4 writers run: the consumer applying the queue in order ends with exactly the table', async () => {
   const writers = await startWriters(db, 'rb_t', 4, 20_000);

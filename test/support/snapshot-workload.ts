@@ -5,6 +5,7 @@
  * and compares the result with the table, row by row.
  */
 import assert from 'node:assert/strict';
+import { runCli } from './daemon.js';
 import type { TestDatabase } from './postgres.js';
 
 export async function createRowsTable(db: TestDatabase, table: string, rows: number): Promise<void> {
@@ -52,6 +53,26 @@ export async function startWriters(db: TestDatabase, table: string, n: number, m
       await Promise.all(loops);
     },
   };
+}
+
+/** Requests a backfill through the CLI (`args` after `backfill -c <configPath>`: table and options); returns its id. */
+export async function requestBackfill(configPath: string, ...args: string[]): Promise<string> {
+  const requested = await runCli(['backfill', '-c', configPath, ...args]);
+  assert.equal(requested.code, 0, requested.stderr);
+  return /backfill (\d+) of \S+ requested/.exec(requested.stdout)![1]!;
+}
+
+/** A request's row in wal_listener.backfills (`rows` as text: a bigint). */
+export interface BackfillRow {
+  status: string;
+  rows: string;
+  kind: string;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export async function backfillRow(db: TestDatabase, id: string): Promise<BackfillRow | undefined> {
+  return (await db.sql<BackfillRow>('SELECT status, rows::text, kind, started_at, finished_at FROM wal_listener.backfills WHERE id = $1', [id])).rows[0];
 }
 
 /** Waits until the slot confirmed every WAL position written until now (everything published and acknowledged). */

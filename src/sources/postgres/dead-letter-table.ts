@@ -84,7 +84,7 @@ export async function listDeadLetters(query: Query, source: string, options: { i
   }));
 }
 
-/** Rows stored by 0bc25b3 until this was fixed carry the lease, with its chunk, as JSON: it is dropped. */
+/** Rows stored since 0bc25b3 and before 348ed7b carry the lease, with its chunk, as JSON: it is dropped. */
 function withoutLease(message: Omit<OutboundMessage, 'payload'>): Omit<OutboundMessage, 'payload'> {
   const { lease: _lease, ...rest } = message;
   return rest;
