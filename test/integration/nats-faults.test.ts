@@ -12,7 +12,7 @@ import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, streamCount, type NatsServer } from '../support/nats.js';
-import { assertStopWhileDown, firstErrorLog, loggedOutageMs, publisherReconnects, ReadyWatcher, reportOutage, whenCount } from '../support/outage.js';
+import { assertStopWhileDown, firstErrorLog, loggedOutageMs, publisherReconnects, ReadyWatcher, reportOutage, whenCount, writeDuringOutage } from '../support/outage.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 
@@ -207,8 +207,7 @@ test('SIGTERM while nats-server is down: exit 0 within listener.shutdownTimeout,
   await waitFor('the first changes in the stream', async () => (await streamCount(nc, topic)) >= 10, 30_000);
   await waitFor('the first changes confirmed', async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0') >= acknowledged, 15_000);
   await nats.kill();
-  const beforeOutage = await currentLsn();
-  await db.sql('INSERT INTO parted SELECT generate_series(11, 20)');
+  const beforeOutage = await writeDuringOutage(db, 'INSERT INTO parted SELECT generate_series(11, 20)');
   await daemon.waitForLog('publish failed; holding newer messages and re-sending in order', 10_000);
 
   await assertStopWhileDown(daemon, { broker: 'nats', promPort, shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });

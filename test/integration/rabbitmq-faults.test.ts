@@ -17,7 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ConsumeMessage } from 'amqplib';
 import { parseLsn } from '../../src/sources/postgres/pgoutput.js';
 import { databaseSection, startDaemon, type DaemonProcess } from '../support/daemon.js';
-import { assertStopWhileDown, firstErrorLog, loggedOutageMs, publisherReconnects, ReadyWatcher, reportOutage, whenCount } from '../support/outage.js';
+import { assertStopWhileDown, firstErrorLog, loggedOutageMs, publisherReconnects, ReadyWatcher, reportOutage, whenCount, writeDuringOutage } from '../support/outage.js';
 import { freePort, waitFor } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import {
@@ -321,8 +321,7 @@ describe('RabbitMQ faults through the daemon', () => {
       await whenCount('the first changes', async () => reader.ids.size, 10, 30_000);
       await waitFor('the first changes confirmed', async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0') >= acknowledged, 15_000);
       await node.stop();
-      const beforeOutage = await currentLsn();
-      await db.sql(`INSERT INTO ${table} SELECT g, 0 FROM generate_series(11, 20) g`);
+      const beforeOutage = await writeDuringOutage(db, `INSERT INTO ${table} SELECT g, 0 FROM generate_series(11, 20) g`);
       await daemon.waitForLog('publish failed; holding newer messages and re-sending in order', 10_000);
 
       await assertStopWhileDown(daemon, { broker: 'rabbitmq', promPort, shutdownMs: 4_000, confirmed: async () => parseLsn((await db.confirmedFlush(slot)) ?? '0/0'), acknowledged, beforeOutage });

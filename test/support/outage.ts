@@ -140,6 +140,26 @@ export function reportOutage(times: MeasuredTimes): OutageFigures {
 }
 
 /**
+ * Writes the outage's rows (`sql`, one transaction) and returns the WAL position just before its
+ * commit. The daemon may confirm, with nothing in flight, the position up to which the server has
+ * read the WAL, and that passes the rows' own records (and other databases' WAL) before their
+ * commit is decoded: a bound read before the INSERT was stricter than the guarantee. Confirming
+ * past this one would pass the commit of rows not yet published.
+ */
+export async function writeDuringOutage(db: TestDatabase, sql: string): Promise<bigint> {
+  const client = await db.client();
+  try {
+    await client.query('BEGIN');
+    await client.query(sql);
+    const lsn = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+    await client.query('COMMIT');
+    return parseLsn(lsn);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
  * SIGTERM while the broker is down (issue 9 item 7): the daemon exits 0 within `shutdownMs`, says
  * that in-flight messages were not acknowledged, and has confirmed what was acknowledged before
  * the outage (`acknowledged`) and nothing committed after it began (`beforeOutage`). Prints the time.
