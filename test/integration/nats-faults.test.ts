@@ -123,8 +123,9 @@ test('nats-server killed and restarted mid-stream: /ready 503, an error log, cau
 
     const lost = Date.now();
     await nats.kill();
-    const beforeOutage = await currentLsn();
-    for (let i = 101; i <= 300; i++) await db.sql('INSERT INTO ledger VALUES ($1, $1)', [i]);
+    // The bound is read inside the outage's first transaction, before its commit (see writeDuringOutage).
+    const beforeOutage = await writeDuringOutage(db, 'INSERT INTO ledger VALUES (101, 101)');
+    for (let i = 102; i <= 300; i++) await db.sql('INSERT INTO ledger VALUES ($1, $1)', [i]);
     // While the broker is down, several heartbeats (1s) pass: the confirmed LSN must stay behind
     // every commit made during the outage.
     for (let i = 0; i < 6; i++) {

@@ -219,9 +219,10 @@ describe('RabbitMQ faults through the daemon', () => {
       const stopping = node.stop();
       const lost = await probeClosed;
       await stopping;
-      const beforeOutage = await currentLsn();
+      // The bound is read inside the outage's first transaction, before its commit (see writeDuringOutage).
+      const beforeOutage = await writeDuringOutage(db, `INSERT INTO ${table} VALUES (101, 0)`);
       const client = await db.client();
-      for (let id = 101; id <= 300; id++) await client.query(`INSERT INTO ${table} VALUES ($1, 0)`, [id]);
+      for (let id = 102; id <= 300; id++) await client.query(`INSERT INTO ${table} VALUES ($1, 0)`, [id]);
       await client.end();
       const confirmed = await db.confirmedFlush(slot);
       assert.ok(confirmed !== null && parseLsn(confirmed) <= beforeOutage, `nothing of the outage confirmed (${confirmed})`);
