@@ -18,6 +18,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../scripts/embedded-postgres.js';
+import { KEYS_KEPT } from '../../src/sources/postgres/backfiller.js';
 import { databaseSection, startDaemon, writeConfig, type DaemonProcess } from '../support/daemon.js';
 import { readStream, startNats, type NatsServer } from '../support/nats.js';
 import { waitFor } from '../support/ports.js';
@@ -86,9 +87,9 @@ async function holdLastWrites(writers: Writers, meanwhile: () => Promise<void>):
   }
 }
 
-/** A table of ROWS rows and a daemon streaming it to NATS. */
-async function streamTable(table: string): Promise<{ config: Record<string, unknown>; slot: string; topic: string }> {
-  await createRowsTable(db, table, ROWS);
+/** A table of `rows` rows and a daemon streaming it to NATS. */
+async function streamTable(table: string, rows = ROWS): Promise<{ config: Record<string, unknown>; slot: string; topic: string }> {
+  await createRowsTable(db, table, rows);
   const slot = db.slotName(table);
   const topic = `wl_bfvis_${table}`;
   const config = {
@@ -100,8 +101,8 @@ async function streamTable(table: string): Promise<{ config: Record<string, unkn
   return { config, slot, topic };
 }
 
-/** Requests a backfill of `table` in chunks of 20; returns its id. */
-const requestChunksOf20 = (config: Record<string, unknown>, table: string): Promise<string> => requestBackfill(writeConfig(config), `public.${table}`, '--chunk', '20');
+/** Requests a backfill of `table` in chunks of `size` (20 unless told); returns its id. */
+const requestChunks = (config: Record<string, unknown>, table: string, size = 20): Promise<string> => requestBackfill(writeConfig(config), `public.${table}`, '--chunk', String(size));
 
 const backfillStatus = async (id: string): Promise<string | undefined> => (await backfillRow(db, id))?.status;
 const backfillDone = async (id: string): Promise<void> => {
@@ -124,7 +125,7 @@ test('rows changed by transactions still invisible to later chunks\' reads are n
   const writers = await startWriters(db, 'vis_t', 16, ROWS, 'SET synchronous_commit = on');
   try {
     await waitFor('the writers committing', () => writers.count() >= 16, 10_000, 50);
-    const id = await requestChunksOf20(config, 'vis_t');
+    const id = await requestChunks(config, 'vis_t');
     await waitFor('backfill under way', async () => (await backfillRows(id)) >= 100, 30_000, 50);
     // The writers' last transactions are streamed (many inside one chunk's window) and stay invisible
     // while the backfill goes on over the rows they changed; no later change hides an old row.
@@ -146,7 +147,7 @@ test('a backfill that starts while transactions the stream already passed are in
     await holdLastWrites(writers, async () => {
       await delay(300);
       await waitConfirmed(db, slot); // the daemon has passed the writers' last transactions
-      id = await requestChunksOf20(config, 'first_t');
+      id = await requestChunks(config, 'first_t');
       await waitFor('backfill running', async () => (await backfillStatus(id)) === 'running', 30_000, 50);
       await delay(1_000); // the first chunk is read, and read again, while they are invisible
     });
@@ -156,3 +157,27 @@ test('a backfill that starts while transactions the stream already passed are in
   }
   await assertConsumerHasTable('first_t', slot, topic);
 });
+
+test('a transaction changing more rows than the backfill keeps keys for, still invisible to reads, has their chunks read again', async () => {
+  const rows = KEYS_KEPT + 2_000;
+  const { config, slot, topic } = await streamTable('large_t', rows);
+  const id = await requestChunks(config, 'large_t', 200);
+  await waitFor('backfill under way', async () => (await backfillRows(id)) >= 400, 30_000, 50);
+  // One UPDATE of every row, committed while the lagger is stopped: streamed (more keys than are
+  // kept, so it is known by xid only) and invisible to the chunks read meanwhile.
+  lagger!.kill('SIGSTOP');
+  const client = await db.client();
+  let update: Promise<unknown> | undefined;
+  try {
+    update = client.query('SET synchronous_commit = on; UPDATE large_t SET v = v + 1');
+    await daemon!.waitForLog('backfill: more changed rows of the table than the backfill keeps keys for; their transactions are kept by xid, and a chunk read before one is visible is read again', 30_000);
+    await delay(1_500); // chunks read, and read again, while it is invisible
+  } finally {
+    thawLagger();
+    await update;
+    await client.end();
+  }
+  await backfillDone(id);
+  await assertConsumerHasTable('large_t', slot, topic);
+});
+

@@ -15,8 +15,8 @@
  * stream may have passed such a transaction before the chunk was set up (or in an earlier chunk's
  * window), so while a request runs every change of its table is kept by xid until a chunk's read
  * has seen that transaction. Transactions the stream began before the request started are known
- * by xid only (the last BEGUN_KEPT of them): if one is invisible to a read, that chunk is read
- * again. At the high watermark the rows left are published as SNAPSHOT events inside the
+ * by xid only (the last BEGUN_KEPT of them), and so is a transaction once the keys kept would
+ * pass KEYS_KEPT (a large UPDATE, say): if one is invisible to a read, that chunk is read again. At the high watermark the rows left are published as SNAPSHOT events inside the
  * watermark's transaction, through the same in-flight window as live changes (the stream waits
  * while the window is full). When that transaction is acknowledged (with everything before it),
  * the chunk's last key is stored: a daemon killed at any point goes on from the last acknowledged
@@ -45,6 +45,13 @@ export const WATERMARK_PREFIX = 'wal-listener-watermark';
 
 /** How many of the stream's latest transactions are remembered by xid (a power of two). */
 export const BEGUN_KEPT = 4096;
+/**
+ * Changed keys kept for transactions no chunk read has seen yet, at most: one that would pass it is
+ * kept by xid only, and a chunk whose read does not see it is read again. Commits become visible
+ * microseconds after the stream could pass them (unless they wait for a synchronous standby), so
+ * rereads are rare, and memory stays bounded whatever the size of a transaction.
+ */
+export const KEYS_KEPT = 10_000;
 /** Before a chunk is read again because a transaction was not yet visible to the read: doubling from the first to the last. */
 const REREAD_DELAYS_MS = { first: 100, last: 5_000 };
 
@@ -123,8 +130,15 @@ interface Recording {
   /**
    * Keys changed, by xid (TRUNCATE as TRUNCATED), until a chunk's read saw the transaction: a
    * commit can stay invisible to reads past the window it was streamed in (a synchronous standby).
+   * null: more than could be kept (KEYS_KEPT), the transaction is known by xid only.
    */
-  readonly changed: Map<number, string[]>;
+  readonly changed: Map<number, string[] | null>;
+  /** The keys in `changed`. */
+  kept: number;
+  /** Whether a transaction was kept by xid only yet (logged once per request). */
+  overflowed: boolean;
+  /** The table's name, for logs. */
+  readonly name: string;
   /** The count of transactions begun in the stream when recording started. */
   readonly since: number;
   /** Whether every transaction begun before `since` was visible to a chunk's read. */
@@ -177,11 +191,23 @@ export class Backfiller implements StreamWatch {
     if (relationId !== recording.relid) return;
     const keys = recording.keyIndexes;
     let changed = recording.changed.get(xid);
+    if (changed === null) return; // too many to keep: known by xid only (a window's keys need not be kept either, see below)
     if (changed === undefined) recording.changed.set(xid, (changed = []));
+    if (recording.kept + (row === null && old === null ? 1 : 0) + (row !== null ? 1 : 0) + (old !== null ? 1 : 0) > KEYS_KEPT) {
+      // A read that sees this transaction read rows at least as new as its changes; one that does not is read again.
+      recording.kept -= changed.length;
+      recording.changed.set(xid, null);
+      if (!recording.overflowed) {
+        recording.overflowed = true;
+        this.log.info({ table: recording.name, xid, keysKept: KEYS_KEPT }, 'backfill: more changed rows of the table than the backfill keeps keys for; their transactions are kept by xid, and a chunk read before one is visible is read again');
+      }
+      return;
+    }
     const from = changed.length;
     if (row === null && old === null) changed.push(TRUNCATED);
     if (row !== null) changed.push(keyText(row, keys));
     if (old !== null) changed.push(keyText(old, keys));
+    recording.kept += changed.length - from;
     const chunk = this.chunk;
     if (chunk === null || chunk.phase !== 'open') return;
     for (let i = from; i < changed.length; i++) {
@@ -209,9 +235,15 @@ export class Backfiller implements StreamWatch {
     const horizon = chunk.horizon!;
     const recording = this.recording!;
     // Changes the read did not see win too (the window's are in `seen` already). One the read saw, every later read sees.
+    let missed: number | undefined;
     for (const [xid, keys] of recording.changed) {
       if (!invisible(horizon, xid)) {
+        recording.kept -= keys?.length ?? 0;
         recording.changed.delete(xid);
+        continue;
+      }
+      if (keys === null) {
+        missed = xid;
         continue;
       }
       for (const key of keys) {
@@ -219,18 +251,18 @@ export class Backfiller implements StreamWatch {
         else chunk.seen.add(key);
       }
     }
-    if (!recording.settled) {
-      const missed = this.invisibleBeforeRecording(recording, horizon);
-      if (missed !== undefined) {
-        // Its changes before the request started are unknown: nothing of this chunk is published, and it is read again.
-        chunk.reread = true;
-        chunk.final = false;
-        chunk.lastKey = null;
-        this.log.debug({ backfill: chunk.request.id, xid: missed }, 'backfill chunk read again: a transaction the stream passed was not yet visible to the read');
-        chunk.handed.resolve();
-        return undefined;
-      }
-      recording.settled = true;
+    if (missed === undefined && !recording.settled) {
+      missed = this.invisibleBeforeRecording(recording, horizon);
+      if (missed === undefined) recording.settled = true;
+    }
+    if (missed !== undefined) {
+      // Its changes are unknown (before the request started, or too many to keep): nothing of this chunk is published, and it is read again.
+      chunk.reread = true;
+      chunk.final = false;
+      chunk.lastKey = null;
+      this.log.debug({ backfill: chunk.request.id, xid: missed }, 'backfill chunk read again: a transaction the stream passed was not yet visible to the read');
+      chunk.handed.resolve();
+      return undefined;
     }
     const rows = chunk.truncated ? [] : chunk.rows.filter((row) => !chunk.seen.has(keyText(row, chunk.target.table.keyIndexes)));
     chunk.published = rows.length;
@@ -367,7 +399,7 @@ export class Backfiller implements StreamWatch {
       return;
     }
     const handle = await this.options.relations.detached(relationOf(table), table.keyIndexes.map((i) => table.columns[i]!.name));
-    this.recording = { relid: table.relid, keyIndexes: table.keyIndexes, changed: new Map(), since: this.begunCount, settled: false };
+    this.recording = { relid: table.relid, keyIndexes: table.keyIndexes, changed: new Map(), kept: 0, overflowed: false, name, since: this.begunCount, settled: false };
     const target: SnapshotRows = { table, handle, idScope: `${this.options.source}/${request.id}` };
     await markRunning(query, request.id);
     this.log.info({ backfill: request.id, table: name, kind: request.kind, where: request.where ?? undefined, chunk: request.chunkSize, from: request.lastKey ?? undefined }, request.status === 'running' ? 'backfill resumed' : 'backfill started');
