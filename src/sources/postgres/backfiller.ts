@@ -16,12 +16,13 @@
  * window), so while a request runs every change of its table is kept by xid until a chunk's read
  * has seen that transaction. Transactions the stream began before the request started are known
  * by xid only (the last BEGUN_KEPT of them), and so is a transaction once the keys kept would
- * pass KEYS_KEPT (a large UPDATE, say): if one is invisible to a read, that chunk is read again. At the high watermark the rows left are published as SNAPSHOT events inside the
- * watermark's transaction, through the same in-flight window as live changes (the stream waits
- * while the window is full). When that transaction is acknowledged (with everything before it),
- * the chunk's last key is stored: a daemon killed at any point goes on from the last acknowledged
- * chunk. Watermarks of an earlier
- * process (re-streamed after a restart) carry another token and are ignored.
+ * pass KEYS_KEPT (a large UPDATE, say): if one is invisible to a read, that chunk is read again.
+ * At the high watermark the rows left are published as SNAPSHOT events inside the watermark's
+ * transaction, through the same in-flight window as live changes (the stream waits while the
+ * window is full). When that transaction is acknowledged (with everything before it), the chunk's
+ * last key is stored: a daemon killed at any point goes on from the last acknowledged chunk.
+ * Watermarks of an earlier process (re-streamed after a restart) carry another token and are
+ * ignored.
  * Snapshot event ids derive from the source, the request and the row key: a row read again carries
  * the same id, and the broker drops it within its dedup window.
  */
