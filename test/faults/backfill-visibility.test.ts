@@ -180,4 +180,3 @@ test('a transaction changing more rows than the backfill keeps keys for, still i
   await backfillDone(id);
   await assertConsumerHasTable('large_t', slot, topic);
 });
-
