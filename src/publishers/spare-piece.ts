@@ -3,7 +3,8 @@
  * handed to it as they are (writeHeld), and their own write buffer.
  *
  * The write buffer of a frame writer is kept for the next batch once the socket no longer holds
- * it: fresh 256 KB buffers per batch are garbage that V8 collects only after tens of MB (peak RSS). A buffer is kept only when everything written from it was copied to the kernel
+ * it: fresh 256 KB buffers per batch are garbage that V8 collects only after tens of MB (peak
+ * RSS). A buffer is kept only when everything written from it was copied to the kernel
  * synchronously, so nothing can still read it when it is written into again.
  */
 import type { PayloadLease } from '../pipeline/json-out.js';

@@ -40,8 +40,15 @@ export interface TestServer {
   password?: string | undefined;
 }
 
-async function adminQuery(text: string, params: unknown[] = [], server: TestServer = {}): Promise<pg.QueryResult> {
-  const client = new pg.Client({ host: server.host ?? PG_HOST, port: server.port ?? PG_PORT, user: server.user ?? PG_USER, password: server.user === undefined ? PG_PASSWORD : server.password, database: 'postgres' });
+type ResolvedServer = { host: string; port: number; user: string; password: string | undefined };
+
+/** `server` with the machine's (or the suite's) settings where it names none; its password only with its user. */
+function resolveServer(server: TestServer): ResolvedServer {
+  return { host: server.host ?? PG_HOST, port: server.port ?? PG_PORT, user: server.user ?? PG_USER, password: server.user === undefined ? PG_PASSWORD : server.password };
+}
+
+async function adminQuery(text: string, params: unknown[], server: ResolvedServer): Promise<pg.QueryResult> {
+  const client = new pg.Client({ ...server, database: 'postgres' });
   await client.connect();
   try {
     return await client.query(text, params);
@@ -51,11 +58,8 @@ async function adminQuery(text: string, params: unknown[] = [], server: TestServ
 }
 
 export async function createTestDatabase(prefix = 'wl', opts: TestServer & { /** CREATE DATABASE options, e.g. "ENCODING SQL_ASCII …" */ with?: string } = {}): Promise<TestDatabase> {
-  const host = opts.host ?? PG_HOST;
-  const port = opts.port ?? PG_PORT;
-  const user = opts.user ?? PG_USER;
-  const password = opts.user === undefined ? PG_PASSWORD : opts.password;
-  const server: TestServer = { host, port, user, password };
+  const server = resolveServer(opts);
+  const { host, port, user, password } = server;
   const name = uniqueName(prefix);
   await adminQuery(`CREATE DATABASE ${name}${opts.with ? ` ${opts.with}` : ''}`, [], server);
   let slots = 0;

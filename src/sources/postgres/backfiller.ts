@@ -194,7 +194,12 @@ export class Backfiller implements StreamWatch {
     let changed = recording.changed.get(xid);
     if (changed === null) return; // too many to keep: known by xid only (a window's keys need not be kept either, see below)
     if (changed === undefined) recording.changed.set(xid, (changed = []));
-    if (recording.kept + (row === null && old === null ? 1 : 0) + (row !== null ? 1 : 0) + (old !== null ? 1 : 0) > KEYS_KEPT) {
+    const from = changed.length;
+    if (row === null && old === null) changed.push(TRUNCATED);
+    if (row !== null) changed.push(keyText(row, keys));
+    if (old !== null) changed.push(keyText(old, keys));
+    recording.kept += changed.length - from;
+    if (recording.kept > KEYS_KEPT) {
       // A read that sees this transaction read rows at least as new as its changes; one that does not is read again.
       recording.kept -= changed.length;
       recording.changed.set(xid, null);
@@ -204,11 +209,6 @@ export class Backfiller implements StreamWatch {
       }
       return;
     }
-    const from = changed.length;
-    if (row === null && old === null) changed.push(TRUNCATED);
-    if (row !== null) changed.push(keyText(row, keys));
-    if (old !== null) changed.push(keyText(old, keys));
-    recording.kept += changed.length - from;
     const chunk = this.chunk;
     if (chunk === null || chunk.phase !== 'open') return;
     for (let i = from; i < changed.length; i++) {
