@@ -130,10 +130,14 @@ test('filters: ?tables= (table or schema.table) and ?actions=; a bad action is a
 
 test('Last-Event-ID is accepted and answered with a gap event: the feed is live, nothing is replayed', async () => {
   const first = await sse(localPort, '/events?tables=users');
+  // Stays connected: it shows when the feed has passed the change made while `first` is away.
+  const witness = await sse(localPort, '/events?tables=users');
   await db.sql("INSERT INTO users VALUES (3, 'cy')");
   const [seen] = await first.waitForChanges(1);
   first.close();
   await db.sql("INSERT INTO users VALUES (4, 'di')"); // while disconnected: not replayed
+  await witness.waitForChanges(2); // streamed before the reconnect, not after it
+  witness.close();
   const again = await sse(localPort, '/events?tables=users', { 'last-event-id': String(seen!.id) });
   assert.equal(again.status, 200);
   await waitFor('gap event', () => again.events.find((e) => e.type === 'gap'));
